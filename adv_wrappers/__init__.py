@@ -1,0 +1,55 @@
+"""Adversarial threat models for multi-agent RL, as PettingZoo wrappers.
+
+Four threat models, each a versioned factory returning a ``BaseParallelWrapper``:
+
+* :func:`k_corruption_v0` - at most k of n agents corrupted each episode (paper 000, ART).
+* :func:`byzantine_v0` - Byzantine agent types theta drawn from a prior (paper 002).
+* :func:`partial_control_v0` - an adversary acts for one agent with probability epsilon
+  (paper 003).
+* :func:`state_perturbation_v0` - observations perturbed inside an epsilon-ball (paper 004).
+
+Plus :func:`freeze_v0` (fixed policies inside), :func:`to_single_agent` (Gymnasium view),
+AEC versions for turn-based games (:func:`k_corruption_aec_v0`, :func:`partial_control_aec_v0`)
+and :mod:`adv_wrappers.vector` for batched rollouts. ``import adv_wrappers`` does not import
+torch; the gradient attacks in :mod:`adv_wrappers.attacks` import it when used.
+"""
+
+from adv_wrappers.byzantine import byzantine_v0, default_prior
+from adv_wrappers.core import adversary_id
+from adv_wrappers.errors import (
+    AdvWrappersError,
+    AgentIDCollisionError,
+    InvalidActionError,
+    InvalidArgumentError,
+    InvalidPriorError,
+    MissingActionError,
+    UnknownAgentError,
+    UnsupportedSpaceError,
+)
+from adv_wrappers.freeze import freeze_v0, to_single_agent
+from adv_wrappers.k_corruption import all_subsets, k_corruption_v0
+from adv_wrappers.partial_control import partial_control_v0
+from adv_wrappers.state_perturbation import perturber_id, state_perturbation_v0
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdvWrappersError",
+    "AgentIDCollisionError",
+    "InvalidActionError",
+    "InvalidArgumentError",
+    "InvalidPriorError",
+    "MissingActionError",
+    "UnknownAgentError",
+    "UnsupportedSpaceError",
+    "adversary_id",
+    "all_subsets",
+    "byzantine_v0",
+    "default_prior",
+    "freeze_v0",
+    "k_corruption_v0",
+    "partial_control_v0",
+    "perturber_id",
+    "state_perturbation_v0",
+    "to_single_agent",
+]

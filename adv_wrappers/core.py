@@ -1,0 +1,332 @@
+"""Machinery shared by the action threat models (k-corruption, Byzantine, partial control).
+
+An *action threat* decides, once per episode, a set K of attacked agents and, every step,
+whether the adversary's action replaces the benign one for each attacked agent. Who plays
+the adversary is the *adversary slot*:
+
+* exposed (``adversary=None``): the adversary of attacked agent ``j`` is an agent of the
+  wrapped env with ID ``f"{j}_adversary"``, the same action space as ``j``, ``j``'s
+  observation (or the global ``state()`` with ``adversary_observes="state"``), and reward
+  minus the victims' reward (zero-sum). It is in ``agents`` only in episodes where ``j`` is
+  attacked, and terminates/truncates when ``j`` does.
+* embedded (``"random"``, a policy, or a dict agent -> policy): the adversary acts inside
+  the wrapper and never appears outside.
+
+An agent is in the outside ``agents`` list exactly when an outside action for it can be
+executed: an attacked agent whose benign action never executes (k-corruption, Byzantine)
+leaves the list for that episode, and what it would have seen goes to its adversary.
+
+Ground truth for trainers and evaluation goes into every outside agent's info under the
+wrapper's ``threat_name`` key (see each wrapper's docstring); nobody needs to reach into
+wrapper internals.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium
+import numpy as np
+from pettingzoo.utils.env import ActionType, AgentID, ObsType, ParallelEnv
+from pettingzoo.utils.wrappers import BaseParallelWrapper
+from typing_extensions import override
+
+from adv_wrappers.errors import (
+    AgentIDCollisionError,
+    InvalidArgumentError,
+    MissingActionError,
+    UnknownAgentError,
+)
+from adv_wrappers.policies import PolicySlot, resolve_policies
+
+ADVERSARY_OBSERVES = ("agent", "state")
+
+
+def adversary_id(agent: AgentID) -> str:
+    """The stable ID of the exposed adversary that controls ``agent``: ``f"{agent}_adversary"``."""
+    return f"{agent}_adversary"
+
+
+def check_epsilon(value: Any, argument: str = "epsilon", *, upper: float | None = 1.0) -> float:
+    """A finite float in ``[0, upper]`` (``upper=None``: ``[0, inf)``), else InvalidArgumentError."""
+    try:
+        eps = float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"{argument} must be a real number, got {type(value).__name__} {value!r}"
+        ) from None
+    if isinstance(value, bool) or not np.isfinite(eps) or eps < 0 or (upper is not None and eps > upper):
+        allowed = f"[0, {upper}]" if upper is not None else "[0, inf)"
+        raise InvalidArgumentError(f"{argument}={value!r} is not allowed: it must be finite and in {allowed}")
+    return eps
+
+
+def check_agents(agents: Any, argument: str, possible_agents: list[AgentID]) -> list[AgentID]:
+    """A list of distinct known agent IDs (a single ID is not accepted: wrap it in a list)."""
+    if isinstance(agents, (str, bytes)) or not hasattr(agents, "__iter__"):
+        raise InvalidArgumentError(
+            f"{argument} must be a list of agent IDs from {possible_agents}, got {agents!r}"
+        )
+    agents = list(agents)
+    unknown = [a for a in agents if a not in possible_agents]
+    if unknown:
+        raise UnknownAgentError(f"{argument} has unknown agent IDs {unknown}; allowed: {possible_agents}")
+    if len(set(agents)) != len(agents):
+        raise InvalidArgumentError(f"{argument} lists an agent more than once: {agents}")
+    return agents
+
+
+def check_agent(agent: Any, argument: str, possible_agents: list[AgentID]) -> AgentID:
+    if agent not in possible_agents:
+        raise UnknownAgentError(f"{argument}={agent!r} is not an agent of the env; allowed: {possible_agents}")
+    return agent
+
+
+def seeded_rng(seed: int | None, salt: str) -> np.random.Generator:
+    """The wrapper's own RNG: seeded from ``(seed, crc32(salt))`` so that two wrappers reset with
+    the same seed draw independent streams, and unseeded from OS entropy."""
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidArgumentError(f"seed must be a non-negative int or None, got {seed!r}")
+    return np.random.default_rng([int(seed), zlib.crc32(salt.encode())])
+
+
+class ActionThreatWrapper(BaseParallelWrapper[AgentID, ObsType, ActionType]):
+    """Base class of the action threat models; subclasses define who is attacked and when.
+
+    Subclasses implement :meth:`_begin_episode` (choose attacked agents and victims with
+    ``self.np_random``), may override :meth:`_adversary_acts` (default: always) and
+    :meth:`_ground_truth_extra`, and set ``threat_name``.
+    """
+
+    threat_name: str = "action_threat"
+
+    def __init__(
+        self,
+        env: ParallelEnv[AgentID, ObsType, ActionType],
+        *,
+        attackable: list[AgentID],
+        adversary: Any,
+        adversary_observes: str = "agent",
+        benign_policies: dict[AgentID, Any] | None = None,
+    ):
+        super().__init__(env)
+        self._base_possible = list(env.possible_agents)
+        if adversary_observes not in ADVERSARY_OBSERVES:
+            raise InvalidArgumentError(
+                f"adversary_observes={adversary_observes!r} is not allowed; use one of {ADVERSARY_OBSERVES}"
+            )
+        if adversary_observes == "state" and not hasattr(env, "state_space"):
+            raise InvalidArgumentError(
+                "adversary_observes='state' needs an env with state() and state_space; "
+                f"{env} has no state_space"
+            )
+        self.adversary_observes = adversary_observes
+        self._attackable = list(attackable)
+        self._adversary_policies = resolve_policies(
+            adversary, "adversary", self._attackable, self._base_possible
+        )
+        self.exposed = self._adversary_policies is None
+        self._benign_policies = benign_policies or {}
+        self._adv_ids = {a: adversary_id(a) for a in self._attackable}
+        self._adv_to_agent = {v: k for k, v in self._adv_ids.items()}
+        if self.exposed:
+            clash = [i for i in self._adv_ids.values() if i in self._base_possible]
+            if clash:
+                raise AgentIDCollisionError(
+                    f"the exposed adversary IDs {clash} already exist in the wrapped env "
+                    "(is the same threat model applied twice?)"
+                )
+            self.possible_agents = self._base_possible + list(self._adv_ids.values())
+        else:
+            self.possible_agents = list(self._base_possible)
+        self._obs_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
+        self._act_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
+        self.np_random: np.random.Generator | None = None
+        self._attacked: tuple[AgentID, ...] = ()
+        self._attacked_set: frozenset[AgentID] = frozenset()
+        self._victims: tuple[AgentID, ...] = ()
+        self._adv_slots: dict[AgentID, PolicySlot] = {}
+        self._benign_slots: dict[AgentID, PolicySlot] = {}
+        self._last_obs: dict[AgentID, Any] = {}
+        self._last_infos: dict[AgentID, Any] = {}
+        self.agents = []
+
+    # ------------------------------------------------------------------ spaces
+    @override
+    def observation_space(self, agent: AgentID) -> gymnasium.spaces.Space:
+        if agent not in self._obs_spaces:
+            if agent in self._adv_to_agent and self.exposed:
+                if self.adversary_observes == "state":
+                    space = self.env.state_space
+                else:
+                    space = self.observation_space(self._adv_to_agent[agent])
+            else:
+                space = self._agent_observation_space(agent)
+            self._obs_spaces[agent] = space
+        return self._obs_spaces[agent]
+
+    def _agent_observation_space(self, agent: AgentID) -> gymnasium.spaces.Space:
+        return self.env.observation_space(agent)
+
+    @override
+    def action_space(self, agent: AgentID) -> gymnasium.spaces.Space:
+        if agent not in self._act_spaces:
+            base = self._adv_to_agent.get(agent, agent) if self.exposed else agent
+            self._act_spaces[agent] = self.env.action_space(base)
+        return self._act_spaces[agent]
+
+    # ------------------------------------------------------------------ hooks
+    def _begin_episode(self, options: dict[str, Any]) -> tuple[tuple[AgentID, ...], tuple[AgentID, ...]]:
+        """Return ``(attacked, victims)`` for the new episode; may pop keys from ``options``."""
+        raise NotImplementedError
+
+    def _adversary_acts(self, agent: AgentID) -> bool:
+        """Whether the adversary's action is executed for attacked ``agent`` this step."""
+        return True
+
+    def _ground_truth_extra(self) -> dict[str, Any]:
+        return {}
+
+    def _transform_obs(self, agent: AgentID, obs: Any) -> Any:
+        return obs
+
+    # ------------------------------------------------------------------ internals
+    def _benign_outside(self, agent: AgentID) -> bool:
+        """Whether an attacked agent's benign action comes from outside (it stays listed)."""
+        return False
+
+    def _outside_ids(self, agent: AgentID) -> tuple[AgentID, ...]:
+        """The outside IDs standing for base agent ``agent`` this episode."""
+        if agent not in self._attacked_set:
+            return (agent,)
+        ids: tuple[AgentID, ...] = ()
+        if self._benign_outside(agent):
+            ids += (agent,)
+        if self.exposed:
+            ids += (self._adv_ids[agent],)
+        return ids
+
+    def _adversary_observation(self, agent: AgentID) -> Any:
+        if self.adversary_observes == "state":
+            return self.env.state()
+        return self._transform_obs(agent, self._last_obs[agent])
+
+    def _victim_reward(self, rewards: Mapping[AgentID, float]) -> float:
+        present = [float(rewards[v]) for v in self._victims if v in rewards]
+        return -float(np.mean(present)) if present else 0.0
+
+    def _ground_truth(self, acted: dict[AgentID, bool], executed: dict[AgentID, Any]) -> dict[str, Any]:
+        gt = {
+            "attacked": self._attacked,
+            "victims": self._victims,
+            "adversary_acted": acted,
+            "executed_actions": executed,
+        }
+        gt.update(self._ground_truth_extra())
+        return gt
+
+    def _outside(
+        self, data: Mapping[AgentID, Any], kind: str, adv_reward: float = 0.0
+    ) -> dict[AgentID, Any]:
+        """Map a per-agent dict of the base env onto outside IDs."""
+        out: dict[AgentID, Any] = {}
+        for agent, value in data.items():
+            for oid in self._outside_ids(agent):
+                is_adv = oid != agent
+                if kind == "obs":
+                    out[oid] = self._adversary_observation(agent) if is_adv else self._transform_obs(agent, value)
+                elif kind == "reward" and is_adv:
+                    out[oid] = adv_reward
+                else:
+                    out[oid] = value
+        return out
+
+    def _with_ground_truth(self, infos: Mapping[AgentID, Any], gt: dict[str, Any]) -> dict[AgentID, Any]:
+        out = self._outside(infos, "info")
+        return {a: {**info, self.threat_name: gt} for a, info in out.items()}
+
+    def _sync_agents(self) -> None:
+        self.agents = [oid for a in self.env.agents for oid in self._outside_ids(a)]
+
+    # ------------------------------------------------------------------ API
+    @override
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[AgentID, ObsType], dict[AgentID, dict[str, Any]]]:
+        options = dict(options) if options else {}
+        if seed is not None or self.np_random is None:
+            self.np_random = seeded_rng(seed, type(self).__name__)
+        own = {k: options.pop(k) for k in self._option_keys() if k in options}
+        obs, infos = self.env.reset(seed=seed, options=options or None)
+        self._attacked, self._victims = self._begin_episode(own)
+        self._attacked_set = frozenset(self._attacked)
+        self._adv_slots, self._benign_slots = {}, {}
+        for a in self._attacked:
+            if not self.exposed:
+                self._adv_slots[a] = PolicySlot(
+                    a, self._adversary_policies[a], self.env.action_space(a), "adversary"
+                )
+            if a in self._benign_policies:
+                self._benign_slots[a] = PolicySlot(
+                    a, self._benign_policies[a], self.env.action_space(a), "benign policy"
+                )
+        for slot in (*self._adv_slots.values(), *self._benign_slots.values()):
+            slot.reset()
+        self._last_obs, self._last_infos = obs, infos
+        self._sync_agents()
+        gt = self._ground_truth({}, {})
+        return self._outside(obs, "obs"), self._with_ground_truth(infos, gt)
+
+    def _option_keys(self) -> tuple[str, ...]:
+        return ()
+
+    @override
+    def step(self, actions: dict[AgentID, ActionType]):
+        missing = [a for a in self.agents if a not in actions]
+        extra = [a for a in actions if a not in self.agents]
+        if missing or extra:
+            raise MissingActionError(
+                f"step() needs exactly one action per agent in env.agents={self.agents}; "
+                f"missing: {missing}, not acting: {extra}"
+            )
+        executed_attacked: dict[AgentID, Any] = {}
+        acted: dict[AgentID, bool] = {}
+        base_actions: dict[AgentID, Any] = {}
+        for agent in self.env.agents:
+            if agent not in self._attacked_set:
+                base_actions[agent] = actions[agent]
+                continue
+            if self.exposed:
+                adv_action = actions[self._adv_ids[agent]]
+            else:
+                adv_action = self._adv_slots[agent].act(
+                    self._adversary_observation(agent), self.np_random, self._last_infos.get(agent)
+                )
+            acted[agent] = self._adversary_acts(agent)
+            if acted[agent]:
+                action = adv_action
+            elif agent in self._benign_slots:
+                action = self._benign_slots[agent].act(
+                    self._transform_obs(agent, self._last_obs[agent]),
+                    self.np_random,
+                    self._last_infos.get(agent),
+                )
+            else:
+                action = actions[agent]
+            base_actions[agent] = executed_attacked[agent] = action
+        obs, rewards, terminations, truncations, infos = self.env.step(base_actions)
+        self._last_obs, self._last_infos = obs, infos
+        gt = self._ground_truth(acted, executed_attacked)
+        out = (
+            self._outside(obs, "obs"),
+            self._outside(rewards, "reward", self._victim_reward(rewards)),
+            self._outside(terminations, "flag"),
+            self._outside(truncations, "flag"),
+            self._with_ground_truth(infos, gt),
+        )
+        self._sync_agents()
+        return out

@@ -1,0 +1,47 @@
+"""Typed errors raised by the threat-model wrappers.
+
+Every error names the offending argument (or agent) and what is allowed, so that a
+misconfigured experiment fails at construction or at the exact step where it went wrong,
+never by silently clipping, dropping or ignoring input.
+"""
+
+from __future__ import annotations
+
+
+class AdvWrappersError(Exception):
+    """Base class of every error raised by ``adv_wrappers``."""
+
+
+class InvalidArgumentError(AdvWrappersError, ValueError):
+    """An argument has a value outside the documented range or set of allowed values."""
+
+
+class UnknownAgentError(InvalidArgumentError, KeyError):
+    """An agent ID is not one of the wrapped environment's ``possible_agents``."""
+
+    def __str__(self) -> str:  # KeyError would otherwise print the message with quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidPriorError(InvalidArgumentError):
+    """A type prior is not a probability distribution over admissible type vectors."""
+
+
+class UnsupportedSpaceError(AdvWrappersError, TypeError):
+    """A wrapper was asked to act on a space it cannot handle (e.g. perturbing a Discrete obs)."""
+
+
+class InvalidActionError(AdvWrappersError, ValueError):
+    """A policy (adversary, benign or frozen) returned an action outside the agent's space."""
+
+
+class MissingActionError(AdvWrappersError, KeyError):
+    """``step`` was not given an action for an agent that must act, or got one for an agent
+    that is not acting."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class AgentIDCollisionError(AdvWrappersError, ValueError):
+    """An adversary agent ID the wrapper would create already exists in the wrapped env."""

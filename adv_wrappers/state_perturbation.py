@@ -1,0 +1,369 @@
+"""Bounded observation perturbation (paper 004, He et al., SAMG; paper 002's "w/ N" noise)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import gymnasium
+import numpy as np
+from pettingzoo.utils.env import AgentID, ParallelEnv
+from pettingzoo.utils.wrappers import BaseParallelWrapper
+from typing_extensions import override
+
+from adv_wrappers.core import ADVERSARY_OBSERVES, check_agents, check_epsilon, seeded_rng
+from adv_wrappers.errors import (
+    AgentIDCollisionError,
+    InvalidActionError,
+    InvalidArgumentError,
+    MissingActionError,
+    UnsupportedSpaceError,
+)
+
+NORMS = ("linf", "l2")
+NOISE_ATTACKS = ("uniform", "gaussian")
+
+
+def perturber_id(agent: AgentID) -> str:
+    """The stable ID of the exposed observation adversary of ``agent``: ``f"{agent}_obs_adversary"``."""
+    return f"{agent}_obs_adversary"
+
+
+class GradientAttack(Protocol):
+    """What ``attack=`` accepts besides noise and policies: an object with ``perturb``.
+
+    ``perturb(agent, obs, epsilon, norm, low, high, rng)`` returns a perturbed observation
+    (same shape and dtype) inside the admissible set; see :mod:`adv_wrappers.attacks` for
+    FGSM and PGD against a differentiable victim policy.
+    """
+
+    def perturb(
+        self,
+        agent: AgentID,
+        obs: np.ndarray,
+        epsilon: float,
+        norm: str,
+        low: np.ndarray,
+        high: np.ndarray,
+        rng: np.random.Generator,
+    ) -> np.ndarray: ...
+
+
+def to_ball(u: np.ndarray, epsilon: float, norm: str) -> np.ndarray:
+    """Map an adversary action ``u`` in [-1, 1]^d onto the ball of radius ``epsilon``.
+
+    ``linf``: ``epsilon * u`` (a bijection of the cube onto the ball). ``l2``:
+    ``epsilon * u / max(1, ||u||_2)`` (onto the whole l2 ball: points inside the unit ball
+    are scaled, points outside are first projected onto its sphere).
+    """
+    if norm == "linf":
+        return epsilon * u
+    n = float(np.linalg.norm(u))
+    return epsilon * (u / n if n > 1.0 else u)
+
+
+def project(delta: np.ndarray, epsilon: float, norm: str) -> np.ndarray:
+    """Euclidean projection of ``delta`` onto the ``norm`` ball of radius ``epsilon``."""
+    if norm == "linf":
+        return np.clip(delta, -epsilon, epsilon)
+    n = float(np.linalg.norm(delta))
+    return delta * (epsilon / n) if n > epsilon else delta
+
+
+class StatePerturbationWrapper(BaseParallelWrapper):
+    """Attacked agents observe a perturbed observation inside an epsilon-ball of the truth.
+
+    Paper 004 (He et al., "Robust Multi-Agent RL with State Uncertainty", SAMG, App. A-D):
+    an adversary chi_i per agent replaces the state agent i observes by a perturbed state
+    from an admissible set P_s^i, to minimize the agents' return; the environment's
+    transitions and rewards are those of the true state. Here the admissible set of an
+    observation ``o`` is ``{o' : ||o' - o|| <= epsilon} intersected with [low, high]`` (the
+    observation space's bounds), in the l-infinity (default) or l2 norm. Random noise in
+    the ball is the papers' "w/ N" baseline (paper 004 Tables 4-5, paper 002's l-inf noise).
+
+    Perturbations are computed as ``o' = clip(o + delta, low, high)`` with ``delta`` in the
+    ball; since ``o`` is inside the bounds, clipping only moves coordinates towards ``o``,
+    so ``o'`` stays in the ball (this clip *is* the admissible set, not a correction).
+
+    Args:
+        env: any PettingZoo ParallelEnv.
+        epsilon: the radius, a finite float >= 0 (0: no perturbation).
+        agents: the attacked agents (default: every agent); each needs a Box observation
+            space (any shape; the perturbation has its flattened size d).
+        norm: ``"linf"`` or ``"l2"``.
+        attack: who perturbs.
+
+            * ``None``: a learned adversary exposed as agent ``f"{j}_obs_adversary"`` with
+              action space ``Box(-1, 1, (d,), float32)``, mapped into the ball by
+              :func:`to_ball`; it observes the true observation of ``j`` (or ``state()``
+              with ``adversary_observes="state"``) and is rewarded minus ``j``'s reward.
+              Timing: in a simultaneous-move (parallel) API the adversary and the agents
+              act in the same ``step``; the adversary's action at a step perturbs the
+              observation that step *returns*, chosen from the true observation returned
+              by the previous step (it commits one step ahead). The first observation of
+              an episode is unperturbed. The paper's chi(. | s), which sees the state it
+              perturbs, is the embedded slot below: a trained adversary plugs in there.
+            * ``"uniform"``: delta uniform in the ball (l-inf: each coordinate uniform in
+              [-epsilon, epsilon]; l2: uniform in the l2 ball).
+            * ``"gaussian"``: delta ~ N(0, (epsilon / 2)^2 I) projected onto the ball.
+            * a policy (callable on the adversary observation, optional ``reset()``)
+              returning ``u`` in [-1, 1]^d, mapped like the exposed action; it perturbs each
+              observation knowing it (chi(. | s) exactly).
+            * a gradient attack: an object with ``perturb(...)`` (see
+              :class:`GradientAttack`; FGSM and PGD in :mod:`adv_wrappers.attacks`).
+        adversary_observes: ``"agent"`` (true observation, default) or ``"state"``.
+
+    What agents see: attacked agents get the perturbed observation; every reward, flag and
+    transition is the true env's. Unattacked agents are untouched.
+
+    Infos: every outside agent's info has ``info["state_perturbation"]`` with
+    ``"attacked"``, ``"epsilon"``, ``"norm"``, ``"true_obs"`` (dict attacked agent -> true
+    observation), ``"perturbation_norm"`` (dict attacked agent -> ||o' - o|| in ``norm``,
+    float) and ``"adversary_actions"`` (dict agent -> u, for exposed and policy attacks).
+
+    Raises:
+        InvalidArgumentError: epsilon not finite or negative; unknown ``norm``, ``attack``
+            string or ``adversary_observes``; an ``attack`` that is neither a string,
+            a callable nor an object with ``perturb``.
+        UnknownAgentError: ``agents`` with IDs not in ``possible_agents``.
+        UnsupportedSpaceError: an attacked agent whose observation space is not a Box.
+        AgentIDCollisionError: an exposed adversary ID already exists.
+        MissingActionError: ``step`` without an action for a listed agent (adversaries
+            included) or with one for an unlisted agent.
+        InvalidActionError: a policy attack (or gradient attack) returned a value outside
+            [-1, 1]^d (respectively outside the admissible set or of the wrong shape).
+
+    Example:
+        >>> from adv_envs import echo_v0
+        >>> from adv_wrappers import state_perturbation_v0
+        >>> env = state_perturbation_v0(echo_v0.parallel_env(n_agents=2), 0.5, agents=["agent_0"], attack="uniform")
+        >>> obs, infos = env.reset(seed=0)
+        >>> obs, rewards, _, _, infos = env.step({"agent_0": 2, "agent_1": 1})
+        >>> obs["agent_0"], obs["agent_1"]
+        (array([2.2165322, 1.4098383], dtype=float32), array([2., 1.], dtype=float32))
+        >>> round(infos["agent_0"]["state_perturbation"]["perturbation_norm"]["agent_0"], 4)
+        0.4098
+
+    Change logs:
+        v0: initial release.
+    """
+
+    threat_name = "state_perturbation"
+
+    def __init__(
+        self,
+        env: ParallelEnv,
+        epsilon: float,
+        *,
+        agents: Sequence[AgentID] | None = None,
+        norm: str = "linf",
+        attack: Any = None,
+        adversary_observes: str = "agent",
+    ):
+        super().__init__(env)
+        self._base_possible = list(env.possible_agents)
+        self.epsilon = check_epsilon(epsilon, "epsilon", upper=None)
+        if norm not in NORMS:
+            raise InvalidArgumentError(f"norm={norm!r} is not allowed; use one of {NORMS}")
+        self.norm = norm
+        if adversary_observes not in ADVERSARY_OBSERVES:
+            raise InvalidArgumentError(
+                f"adversary_observes={adversary_observes!r} is not allowed; use one of {ADVERSARY_OBSERVES}"
+            )
+        if adversary_observes == "state" and not hasattr(env, "state_space"):
+            raise InvalidArgumentError("adversary_observes='state' needs an env with state_space")
+        self.adversary_observes = adversary_observes
+        self.attacked = (
+            list(self._base_possible) if agents is None else check_agents(agents, "agents", self._base_possible)
+        )
+        self._bounds: dict[AgentID, tuple[np.ndarray, np.ndarray, int]] = {}
+        for a in self.attacked:
+            space = env.observation_space(a)
+            if not isinstance(space, gymnasium.spaces.Box):
+                raise UnsupportedSpaceError(
+                    f"state_perturbation_v0 perturbs Box observations; agent {a!r} has {space}"
+                )
+            self._bounds[a] = (space.low, space.high, math.prod(space.shape))
+        if attack is None or (isinstance(attack, str) and attack in NOISE_ATTACKS):
+            self.attack = attack
+        elif isinstance(attack, str):
+            raise InvalidArgumentError(
+                f"attack={attack!r} is not allowed; use None (exposed learned adversary), "
+                f"one of {NOISE_ATTACKS}, a policy, or a gradient attack (adv_wrappers.attacks)"
+            )
+        elif hasattr(attack, "perturb") or callable(attack):
+            self.attack = attack
+        else:
+            raise InvalidArgumentError(
+                f"attack must be None, a string in {NOISE_ATTACKS}, a callable policy or an object "
+                f"with perturb(); got {type(attack).__name__}"
+            )
+        self.exposed = self.attack is None
+        self._adv_ids = {a: perturber_id(a) for a in self.attacked}
+        self._adv_to_agent = {v: k for k, v in self._adv_ids.items()}
+        self._adv_action_spaces = {
+            a: gymnasium.spaces.Box(-1.0, 1.0, (self._bounds[a][2],), np.float32) for a in self.attacked
+        }
+        if self.exposed:
+            clash = [i for i in self._adv_ids.values() if i in self._base_possible]
+            if clash:
+                raise AgentIDCollisionError(f"the exposed adversary IDs {clash} already exist in the env")
+            self.possible_agents = self._base_possible + list(self._adv_ids.values())
+        else:
+            self.possible_agents = list(self._base_possible)
+        self._is_policy = callable(self.attack) and not hasattr(self.attack, "perturb") and not isinstance(self.attack, str)
+        self.np_random: np.random.Generator | None = None
+        self._pending: dict[AgentID, np.ndarray] = {}
+        self.agents = []
+
+    @override
+    def observation_space(self, agent: AgentID) -> gymnasium.spaces.Space:
+        base = self._adv_to_agent.get(agent) if self.exposed else None
+        if base is None:
+            return self.env.observation_space(agent)
+        return self.env.state_space if self.adversary_observes == "state" else self.env.observation_space(base)
+
+    @override
+    def action_space(self, agent: AgentID) -> gymnasium.spaces.Space:
+        base = self._adv_to_agent.get(agent) if self.exposed else None
+        return self.env.action_space(agent) if base is None else self._adv_action_spaces[base]
+
+    # ------------------------------------------------------------------ perturbation
+    def _adversary_observation(self, agent: AgentID, true_obs: Any) -> Any:
+        return self.env.state() if self.adversary_observes == "state" else true_obs
+
+    def _perturb(self, agent: AgentID, obs: np.ndarray, u: np.ndarray | None) -> tuple[np.ndarray, Any]:
+        """Return ``(perturbed obs, adversary action or None)`` for one attacked agent."""
+        low, high, d = self._bounds[agent]
+        if self.epsilon == 0.0 and self.attack is None:
+            return obs, u
+        if self.attack is None or self._is_policy:
+            if self._is_policy:
+                u = self.attack(self._adversary_observation(agent, obs))
+            if u is None:  # exposed slot before its first action: no perturbation
+                return obs, None
+            u_arr = np.asarray(u, np.float64)
+            if u_arr.size != d or not np.all(np.abs(u_arr) <= 1.0):
+                raise InvalidActionError(
+                    f"the observation adversary of agent {agent!r} gave action {u!r}; it must be "
+                    f"{d} finite numbers in [-1, 1]"
+                )
+            delta = to_ball(u_arr.reshape(-1), self.epsilon, self.norm)
+        elif self.attack == "uniform":
+            delta = self._uniform_ball(d)
+        elif self.attack == "gaussian":
+            delta = project(self.np_random.normal(0.0, self.epsilon / 2, d), self.epsilon, self.norm)
+        else:
+            perturbed = self.attack.perturb(
+                agent, obs, self.epsilon, self.norm, low, high, self.np_random
+            )
+            perturbed = np.asarray(perturbed)
+            self._check_admissible(agent, obs, perturbed)
+            return perturbed.astype(obs.dtype, copy=False), None
+        perturbed = np.clip(obs + delta.reshape(obs.shape), low, high).astype(obs.dtype)
+        return perturbed, u
+
+    def _uniform_ball(self, d: int) -> np.ndarray:
+        if self.norm == "linf":
+            return self.np_random.uniform(-self.epsilon, self.epsilon, d)
+        direction = self.np_random.normal(size=d)
+        direction /= max(np.linalg.norm(direction), 1e-12)
+        return direction * self.epsilon * self.np_random.random() ** (1.0 / d)
+
+    def _distance(self, a: np.ndarray, b: np.ndarray) -> float:
+        diff = (np.asarray(a, np.float64) - np.asarray(b, np.float64)).reshape(-1)
+        if diff.size == 0:
+            return 0.0
+        return float(np.abs(diff).max() if self.norm == "linf" else np.linalg.norm(diff))
+
+    def _check_admissible(self, agent: AgentID, obs: np.ndarray, perturbed: np.ndarray) -> None:
+        low, high, _ = self._bounds[agent]
+        tol = 1e-5 * max(1.0, self.epsilon)
+        if (
+            perturbed.shape != obs.shape
+            or self._distance(perturbed, obs) > self.epsilon + tol
+            or (perturbed < low - tol).any()
+            or (perturbed > high + tol).any()
+        ):
+            raise InvalidActionError(
+                f"the gradient attack on agent {agent!r} returned an observation outside the "
+                f"admissible set (shape {perturbed.shape} vs {obs.shape}, distance "
+                f"{self._distance(perturbed, obs) if perturbed.shape == obs.shape else 'n/a'} "
+                f"vs epsilon={self.epsilon}, bounds)"
+            )
+
+    def _apply(
+        self, obs: Mapping[AgentID, Any], infos: Mapping[AgentID, Any], actions: Mapping[AgentID, Any]
+    ) -> tuple[dict[AgentID, Any], dict[AgentID, Any]]:
+        out = dict(obs)
+        true_obs, norms, adv_actions = {}, {}, {}
+        for a in self.attacked:
+            if a not in obs:
+                continue
+            o = obs[a]
+            perturbed, u = self._perturb(a, o, actions.get(self._adv_ids[a]))
+            out[a] = perturbed
+            true_obs[a] = o
+            norms[a] = self._distance(perturbed, o)
+            if u is not None:
+                adv_actions[a] = u
+            if self.exposed:
+                out[self._adv_ids[a]] = self._adversary_observation(a, o)
+        gt = {
+            "attacked": tuple(true_obs),
+            "epsilon": self.epsilon,
+            "norm": self.norm,
+            "true_obs": true_obs,
+            "perturbation_norm": norms,
+            "adversary_actions": adv_actions,
+        }
+        out_infos = {}
+        for a, info in infos.items():
+            out_infos[a] = {**info, self.threat_name: gt}
+            if self.exposed and a in self._adv_ids:
+                out_infos[self._adv_ids[a]] = out_infos[a]
+        return out, out_infos
+
+    def _sync_agents(self) -> None:
+        agents = list(self.env.agents)
+        if self.exposed:
+            agents += [self._adv_ids[a] for a in self.env.agents if a in self._adv_ids]
+        self.agents = agents
+
+    # ------------------------------------------------------------------ API
+    @override
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None or self.np_random is None:
+            self.np_random = seeded_rng(seed, type(self).__name__)
+        obs, infos = self.env.reset(seed=seed, options=options)
+        if self._is_policy and callable(getattr(self.attack, "reset", None)):
+            self.attack.reset()
+        self._sync_agents()
+        return self._apply(obs, infos, {})
+
+    @override
+    def step(self, actions: dict[AgentID, Any]):
+        missing = [a for a in self.agents if a not in actions]
+        extra = [a for a in actions if a not in self.agents]
+        if missing or extra:
+            raise MissingActionError(
+                f"step() needs exactly one action per agent in env.agents={self.agents}; "
+                f"missing: {missing}, not acting: {extra}"
+            )
+        base_actions = {a: actions[a] for a in self.env.agents}
+        obs, rewards, terminations, truncations, infos = self.env.step(base_actions)
+        obs, infos = self._apply(obs, infos, actions)
+        if self.exposed:
+            for a in self.attacked:
+                if a in rewards:
+                    pid = self._adv_ids[a]
+                    rewards = {**rewards, pid: -float(rewards[a])} if pid not in rewards else rewards
+                    terminations = {**terminations, pid: terminations[a]}
+                    truncations = {**truncations, pid: truncations[a]}
+        self._sync_agents()
+        return obs, rewards, terminations, truncations, infos
+
+
+state_perturbation_v0 = StatePerturbationWrapper
+"""The versioned public name of :class:`StatePerturbationWrapper` (bump the suffix when results move)."""
