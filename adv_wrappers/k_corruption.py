@@ -29,7 +29,115 @@ def check_k(k: Any, n: int) -> int:
     return int(k)
 
 
-class KCorruptionWrapper(ActionThreatWrapper):
+class KCorruptionEpisodes:
+    """The episode-level logic of k-corruption, shared by the parallel and AEC wrappers.
+
+    Validates ``k``, ``subset`` and ``victim`` (:meth:`_init_k_corruption`) and draws each
+    episode's K and victims (:meth:`_begin_episode`). The host class provides ``env``
+    (with ``agents`` after reset), ``np_random``, ``_base_possible`` and ``_attackable``.
+    """
+
+    threat_name = "k_corruption"
+
+    def _init_k_corruption(
+        self,
+        possible: list[AgentID],
+        k: Any,
+        subset: str | Sequence[AgentID] | SubsetSampler,
+        victim: AgentID | None,
+    ) -> list[AgentID]:
+        """Validate and store ``k``, ``victim`` and ``subset``; return the attackable agents."""
+        self.k = check_k(k, len(possible))
+        self.victim = None if victim is None else check_agent(victim, "victim", possible)
+        if isinstance(subset, str):
+            if subset not in SUBSET_MODES:
+                raise InvalidArgumentError(
+                    f"subset={subset!r} is not allowed; use one of {SUBSET_MODES}, a list of "
+                    "agent IDs or a callable sampler"
+                )
+        elif not callable(subset):
+            subset = tuple(self._check_subset(subset, "subset", possible, self.victim))
+        self.subset = subset
+        if isinstance(subset, tuple):  # a fixed K: only its agents ever have adversaries
+            return list(subset)
+        return [a for a in possible if a != self.victim]
+
+    def _check_subset(
+        self, subset: Any, argument: str, possible: list[AgentID], victim: AgentID | None
+    ) -> list[AgentID]:
+        agents = check_agents(subset, argument, possible)
+        if len(agents) > self.k:
+            raise InvalidArgumentError(
+                f"{argument}={agents} has {len(agents)} agents but at most k={self.k} may be "
+                "corrupted"
+            )
+        if victim is not None and victim in agents:
+            raise InvalidArgumentError(f"{argument}={agents} contains the victim {victim!r}")
+        return agents
+
+    def _option_keys(self) -> tuple[str, ...]:
+        return ("attacked", "victim")
+
+    def _begin_episode(self, options: dict[str, Any]):
+        possible = self._base_possible
+        if "victim" in options:
+            victim = options["victim"]
+            victim = None if victim is None else check_agent(victim, "options['victim']", possible)
+        else:
+            victim = self.victim
+        self._episode_victim = victim
+        candidates = [a for a in self.env.agents if a != victim and a in self._attackable]
+        if "attacked" in options:
+            attacked = self._check_subset(
+                options["attacked"], "options['attacked']", possible, victim
+            )
+        elif self.subset == "uniform":
+            attacked = self._sample_uniform(candidates)
+        elif self.subset == "exact":
+            if len(candidates) < self.k:
+                raise InvalidArgumentError(
+                    f"subset='exact' needs k={self.k} candidates, but only {candidates} are present"
+                )
+            idx = self.np_random.choice(len(candidates), size=self.k, replace=False)
+            attacked = [candidates[i] for i in idx]
+        elif callable(self.subset):
+            attacked = self._check_subset(
+                self.subset(self.np_random, list(candidates), victim),
+                "the subset sampler's output",
+                possible,
+                victim,
+            )
+        else:
+            attacked = self._check_subset(self.subset, "subset", possible, victim)
+        outside = [a for a in attacked if a not in self._attackable]
+        if outside:
+            raise InvalidArgumentError(
+                f"the subset {list(attacked)} contains {outside}, which this wrapper cannot attack "
+                f"(attackable agents: {self._attackable}, fixed by subset/victim at construction)"
+            )
+        order = {a: i for i, a in enumerate(possible)}
+        attacked = tuple(sorted(attacked, key=order.__getitem__))
+        if victim is not None:
+            victims: tuple[AgentID, ...] = (victim,)
+        else:
+            victims = tuple(a for a in self.env.agents if a not in attacked)
+        return attacked, victims
+
+    def _sample_uniform(self, candidates: list[AgentID]) -> list[AgentID]:
+        """A uniform draw among the non-empty subsets of size <= k of ``candidates``."""
+        sizes = np.arange(1, min(self.k, len(candidates)) + 1)
+        if sizes.size == 0:
+            return []
+        counts = np.array([comb(len(candidates), int(m)) for m in sizes], dtype=np.float64)
+        m = int(self.np_random.choice(sizes, p=counts / counts.sum()))
+        idx = self.np_random.choice(len(candidates), size=m, replace=False)
+        return [candidates[i] for i in idx]
+
+    def _ground_truth_extra(self) -> dict[str, Any]:
+        return {"victim": self._episode_victim, "k": self.k}
+
+
+class KCorruptionWrapper(KCorruptionEpisodes, ActionThreatWrapper):
     """At most ``k`` of the ``n`` agents are taken over by an attacker in every episode.
 
     Paper 000 (Nika et al., "Defending Against Unknown Corrupted Agents", Sec. 2.2): at test
@@ -102,8 +210,6 @@ class KCorruptionWrapper(ActionThreatWrapper):
         v0: initial release.
     """
 
-    threat_name = "k_corruption"
-
     def __init__(
         self,
         env: ParallelEnv,
@@ -114,96 +220,10 @@ class KCorruptionWrapper(ActionThreatWrapper):
         adversary: Any = None,
         adversary_observes: str = "agent",
     ):
-        possible = list(env.possible_agents)
-        self.k = check_k(k, len(possible))
-        self.victim = None if victim is None else check_agent(victim, "victim", possible)
-        if isinstance(subset, str):
-            if subset not in SUBSET_MODES:
-                raise InvalidArgumentError(
-                    f"subset={subset!r} is not allowed; use one of {SUBSET_MODES}, a list of "
-                    "agent IDs or a callable sampler"
-                )
-        elif not callable(subset):
-            subset = tuple(self._check_subset(subset, "subset", possible, self.victim))
-        self.subset = subset
-        if isinstance(subset, tuple):  # a fixed K: only its agents ever have adversaries
-            attackable = list(subset)
-        else:
-            attackable = [a for a in possible if a != self.victim]
+        attackable = self._init_k_corruption(list(env.possible_agents), k, subset, victim)
         super().__init__(
             env, attackable=attackable, adversary=adversary, adversary_observes=adversary_observes
         )
-
-    def _check_subset(
-        self, subset: Any, argument: str, possible: list[AgentID], victim: AgentID | None
-    ) -> list[AgentID]:
-        agents = check_agents(subset, argument, possible)
-        if len(agents) > self.k:
-            raise InvalidArgumentError(
-                f"{argument}={agents} has {len(agents)} agents but at most k={self.k} may be corrupted"
-            )
-        if victim is not None and victim in agents:
-            raise InvalidArgumentError(f"{argument}={agents} contains the victim {victim!r}")
-        return agents
-
-    def _option_keys(self) -> tuple[str, ...]:
-        return ("attacked", "victim")
-
-    def _begin_episode(self, options: dict[str, Any]):
-        possible = self._base_possible
-        if "victim" in options:
-            victim = options["victim"]
-            victim = None if victim is None else check_agent(victim, "options['victim']", possible)
-        else:
-            victim = self.victim
-        self._episode_victim = victim
-        candidates = [a for a in self.env.agents if a != victim and a in self._attackable]
-        if "attacked" in options:
-            attacked = self._check_subset(options["attacked"], "options['attacked']", possible, victim)
-        elif self.subset == "uniform":
-            attacked = self._sample_uniform(candidates)
-        elif self.subset == "exact":
-            if len(candidates) < self.k:
-                raise InvalidArgumentError(
-                    f"subset='exact' needs k={self.k} candidates, but only {candidates} are present"
-                )
-            idx = self.np_random.choice(len(candidates), size=self.k, replace=False)
-            attacked = [candidates[i] for i in idx]
-        elif callable(self.subset):
-            attacked = self._check_subset(
-                self.subset(self.np_random, list(candidates), victim),
-                "the subset sampler's output",
-                possible,
-                victim,
-            )
-        else:
-            attacked = self._check_subset(self.subset, "subset", possible, victim)
-        outside = [a for a in attacked if a not in self._attackable]
-        if outside:
-            raise InvalidArgumentError(
-                f"the subset {list(attacked)} contains {outside}, which this wrapper cannot attack "
-                f"(attackable agents: {self._attackable}, fixed by subset/victim at construction)"
-            )
-        order = {a: i for i, a in enumerate(possible)}
-        attacked = tuple(sorted(attacked, key=order.__getitem__))
-        if victim is not None:
-            victims: tuple[AgentID, ...] = (victim,)
-        else:
-            victims = tuple(a for a in self.env.agents if a not in attacked)
-        return attacked, victims
-
-    def _sample_uniform(self, candidates: list[AgentID]) -> list[AgentID]:
-        """A uniform draw among the non-empty subsets of size <= k of ``candidates``."""
-        sizes = np.arange(1, min(self.k, len(candidates)) + 1)
-        if sizes.size == 0:
-            return []
-        counts = np.array([comb(len(candidates), int(m)) for m in sizes], dtype=np.float64)
-        m = int(self.np_random.choice(sizes, p=counts / counts.sum()))
-        idx = self.np_random.choice(len(candidates), size=m, replace=False)
-        return [candidates[i] for i in idx]
-
-    def _ground_truth_extra(self) -> dict[str, Any]:
-        return {"victim": self._episode_victim, "k": self.k}
 
 
 k_corruption_v0 = KCorruptionWrapper
