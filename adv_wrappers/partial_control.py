@@ -11,7 +11,56 @@ from adv_wrappers.errors import InvalidArgumentError
 from adv_wrappers.policies import check_policy
 
 
-class PartialControlWrapper(ActionThreatWrapper):
+class PartialControlEpisodes:
+    """The episode-level logic of partial control, shared by the parallel and AEC wrappers.
+
+    Validates the arguments (:meth:`_init_partial_control`), names the attacked agent and
+    the victims of each episode (:meth:`_begin_episode`) and flips the per-step (per-turn)
+    coin (:meth:`_adversary_acts`). The host class provides ``env`` and ``np_random``.
+    """
+
+    threat_name = "partial_control"
+
+    def _init_partial_control(
+        self,
+        possible: list[AgentID],
+        agent: AgentID,
+        epsilon: float,
+        victim: AgentID | None,
+        benign_policy: Any,
+    ) -> dict[AgentID, Any] | None:
+        """Validate and store the arguments; return the embedded benign policies (or None)."""
+        self.agent = check_agent(agent, "agent", possible)
+        self.epsilon = check_epsilon(epsilon, "epsilon")
+        self.victim = None if victim is None else check_agent(victim, "victim", possible)
+        if self.victim == self.agent:
+            raise InvalidArgumentError(
+                f"victim={victim!r} is the partially controlled agent itself"
+            )
+        self.benign_policy = (
+            None if benign_policy is None else check_policy(benign_policy, "benign_policy")
+        )
+        return None if self.benign_policy is None else {self.agent: self.benign_policy}
+
+    def _benign_outside(self, agent: AgentID) -> bool:
+        return self.benign_policy is None
+
+    def _begin_episode(self, options: dict[str, Any]):
+        attacked = (self.agent,) if self.agent in self.env.agents else ()
+        if self.victim is not None:
+            victims: tuple[AgentID, ...] = (self.victim,)
+        else:
+            victims = tuple(a for a in self.env.agents if a != self.agent)
+        return attacked, victims
+
+    def _adversary_acts(self, agent: AgentID) -> bool:
+        return bool(self.np_random.random() < self.epsilon)
+
+    def _ground_truth_extra(self) -> dict[str, Any]:
+        return {"epsilon": self.epsilon}
+
+
+class PartialControlWrapper(PartialControlEpisodes, ActionThreatWrapper):
     """Each step, agent ``agent`` executes the adversary's action with probability epsilon.
 
     Paper 003 (Liu et al., "Rethinking Adversarial Policies", Sec. 3): an attacker controls
@@ -72,8 +121,6 @@ class PartialControlWrapper(ActionThreatWrapper):
         v0: initial release.
     """
 
-    threat_name = "partial_control"
-
     def __init__(
         self,
         env: ParallelEnv,
@@ -85,37 +132,16 @@ class PartialControlWrapper(ActionThreatWrapper):
         victim: AgentID | None = None,
         adversary_observes: str = "agent",
     ):
-        possible = list(env.possible_agents)
-        self.agent = check_agent(agent, "agent", possible)
-        self.epsilon = check_epsilon(epsilon, "epsilon")
-        self.victim = None if victim is None else check_agent(victim, "victim", possible)
-        if self.victim == self.agent:
-            raise InvalidArgumentError(f"victim={victim!r} is the partially controlled agent itself")
-        self.benign_policy = None if benign_policy is None else check_policy(benign_policy, "benign_policy")
+        benign_policies = self._init_partial_control(
+            list(env.possible_agents), agent, epsilon, victim, benign_policy
+        )
         super().__init__(
             env,
             attackable=[self.agent],
             adversary=adversary,
             adversary_observes=adversary_observes,
-            benign_policies=None if self.benign_policy is None else {self.agent: self.benign_policy},
+            benign_policies=benign_policies,
         )
-
-    def _benign_outside(self, agent: AgentID) -> bool:
-        return self.benign_policy is None
-
-    def _begin_episode(self, options: dict[str, Any]):
-        attacked = (self.agent,) if self.agent in self.env.agents else ()
-        if self.victim is not None:
-            victims: tuple[AgentID, ...] = (self.victim,)
-        else:
-            victims = tuple(a for a in self.env.agents if a != self.agent)
-        return attacked, victims
-
-    def _adversary_acts(self, agent: AgentID) -> bool:
-        return bool(self.np_random.random() < self.epsilon)
-
-    def _ground_truth_extra(self) -> dict[str, Any]:
-        return {"epsilon": self.epsilon}
 
 
 partial_control_v0 = PartialControlWrapper

@@ -779,7 +779,7 @@ class _ParallelVectorEnv:
             )
         actions = self._check_actions(actions)
         buf = self._buffers
-        np.copyto(self._acted, buf.alive)
+        pass
         self._needs_reset = True
         reset, agent_infos, reset_infos = self._step_copies(actions)
         self._needs_reset = False

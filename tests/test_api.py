@@ -53,10 +53,3 @@ def test_seed(tm_name, slot, env_name):
     assert compared == steps1 + 2
     assert steps1 >= 2 * (3 if env_name != "multiwalker" else 1)
 
-
-@pytest.mark.parametrize("tm_name", list(THREAT_MODELS))
-def test_registry_entries_are_documented(tm_name):
-    from pathlib import Path
-
-    page = Path(__file__).parent.parent / "docs" / f"{tm_name.removesuffix('_v0')}.md"
-    assert page.is_file(), f"{tm_name} has no docs page {page}"

@@ -1,0 +1,552 @@
+"""AEC versions of the action threat models, for turn-based games (Kuhn/Leduc poker, tic-tac-toe).
+
+Turn-based games are AEC envs and cannot go through ``aec_to_parallel``.
+:func:`k_corruption_aec_v0` and :func:`partial_control_aec_v0` wrap them directly, with the
+same arguments, errors, RNG, adversary IDs, rewards and info keys as
+:func:`~adv_wrappers.k_corruption.k_corruption_v0` and
+:func:`~adv_wrappers.partial_control.partial_control_v0` (they share those wrappers'
+episode-level code: :class:`~adv_wrappers.k_corruption.KCorruptionEpisodes` and
+:class:`~adv_wrappers.partial_control.PartialControlEpisodes`). What is AEC-specific is who
+is selected when:
+
+* **k-corruption, exposed slot**: for the episode, every corrupted agent ``j`` in K is
+  *renamed* ``f"{j}_adversary"``. At j's turns ``agent_selection`` is ``"j_adversary"``;
+  ``observe("j_adversary")`` is ``env.observe(j)`` (or ``env.state()`` with
+  ``adversary_observes="state"``); its action is executed as j's; its reward is minus the
+  victims' mean reward of the same underlying step; its termination, truncation and info
+  are j's. ``j`` itself is not in ``agents``.
+* **k-corruption, embedded slot**: the wrapper plays j's turns itself, inside the ``step``
+  (or ``reset``) that precedes them, until an outside agent is to move or the game is over;
+  ``j`` is not in ``agents``. When j is done, the wrapper steps it with ``None`` as AEC
+  requires.
+* **partial control**: at alpha's turn, first ``alpha`` is selected and acts (its action is
+  stored, nothing executes), then ``"alpha_adversary"`` is selected and acts, then one
+  uniform draw ``u`` of the wrapper's RNG decides (adversary iff ``u < epsilon``) which of
+  the two actions is executed. Embedded benign policies and adversaries are called by the
+  wrapper instead of being selected (an embedded adversary is called at every turn, the
+  coin is drawn after it and an embedded benign policy is called only when the coin says
+  benign, as in the parallel wrapper). ``epsilon=0`` reproduces the unwrapped game exactly
+  (the stored benign action is the one executed); ``epsilon=1`` is a full takeover.
+* **done agents**: every outside ID of a done agent is selected once and must be stepped
+  with ``None`` (for partial control: ``alpha``, then ``alpha_adversary``; the underlying
+  dead step happens after the last one). Internal agents are stepped with ``None`` by the
+  wrapper.
+* **rewards**: ``rewards`` holds what the last ``step`` produced (the sum over the
+  underlying steps it executed, zero when it only stored an action);
+  ``_cumulative_rewards`` follows the AEC convention (an agent's entry is reset when it
+  acts and accumulates ``rewards`` otherwise), so ``last()`` of an unattacked agent equals
+  the unwrapped env's.
+* **ground truth**: ``infos[a][threat_name]`` of every outside agent has the parallel
+  wrapper's keys; ``"adversary_acted"`` and ``"executed_actions"`` describe, for each
+  attacked agent, its latest executed turn of the episode (empty at reset and until its
+  first turn), so an agent that reads its info at its next turn still sees what happened at
+  its previous one.
+
+Actions returned by embedded policies are checked against the action space and, where the
+agent's observation (or info) has an ``action_mask``, against the mask: an illegal action
+raises :class:`~adv_wrappers.errors.InvalidActionError` at that step. Outside actions go to
+the wrapped env unchanged (e.g. PettingZoo's ``TerminateIllegalWrapper`` handles them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium
+import numpy as np
+from pettingzoo.utils.env import ActionType, AECEnv, AgentID, ObsType
+from pettingzoo.utils.env_logger import EnvLogger
+from pettingzoo.utils.wrappers import BaseWrapper
+from typing_extensions import override
+
+from adv_wrappers.core import ADVERSARY_OBSERVES, adversary_id, seeded_rng
+from adv_wrappers.errors import (
+    AgentIDCollisionError,
+    InvalidActionError,
+    InvalidArgumentError,
+    MissingActionError,
+)
+from adv_wrappers.k_corruption import KCorruptionEpisodes, SubsetSampler
+from adv_wrappers.partial_control import PartialControlEpisodes
+from adv_wrappers.policies import PolicySlot, _action_mask, resolve_policies
+
+MAX_PLAY_OUT_STEPS = 1_000_000
+"""How many internal turns in a row the wrapper plays before it gives up (RuntimeError)."""
+
+
+def _check_aec(env: Any, factory: str) -> None:
+    if not isinstance(env, AECEnv):
+        raise InvalidArgumentError(
+            f"{factory} wraps an AECEnv, got {type(env).__name__}; for a ParallelEnv use "
+            f"{factory.replace('_aec', '')}"
+        )
+
+
+class AECThreatWrapper(BaseWrapper[AgentID, ObsType, ActionType]):
+    """Base class of the AEC action threat models (the AEC twin of ``ActionThreatWrapper``).
+
+    Subclasses implement the same hooks as the parallel base class: :meth:`_begin_episode`
+    (attacked agents and victims, drawn with ``self.np_random``), and optionally
+    :meth:`_option_keys`, :meth:`_adversary_acts`, :meth:`_benign_outside` and
+    :meth:`_ground_truth_extra`; they set ``threat_name``.
+    """
+
+    threat_name: str = "action_threat"
+
+    def __init__(
+        self,
+        env: AECEnv[AgentID, ObsType, ActionType],
+        *,
+        attackable: list[AgentID],
+        adversary: Any,
+        adversary_observes: str = "agent",
+        benign_policies: dict[AgentID, Any] | None = None,
+    ):
+        super().__init__(env)
+        self._base_possible = list(env.possible_agents)
+        if adversary_observes not in ADVERSARY_OBSERVES:
+            raise InvalidArgumentError(
+                f"adversary_observes={adversary_observes!r} is not allowed; use one of "
+                f"{ADVERSARY_OBSERVES}"
+            )
+        if adversary_observes == "state" and not hasattr(env, "state_space"):
+            raise InvalidArgumentError(
+                "adversary_observes='state' needs an env with state() and state_space; "
+                f"{env} has no state_space"
+            )
+        self.adversary_observes = adversary_observes
+        self._attackable = list(attackable)
+        self._adversary_policies = resolve_policies(
+            adversary, "adversary", self._attackable, self._base_possible
+        )
+        self.exposed = self._adversary_policies is None
+        self._benign_policies = dict(benign_policies or {})
+        self._adv_ids = {a: adversary_id(a) for a in self._attackable}
+        self._adv_to_agent: dict[AgentID, AgentID] = {}
+        self.possible_agents = list(self._base_possible)
+        if self.exposed:
+            clash = [i for i in self._adv_ids.values() if i in self._base_possible]
+            if clash:
+                raise AgentIDCollisionError(
+                    f"the exposed adversary IDs {clash} already exist in the wrapped env "
+                    "(is the same threat model applied twice?)"
+                )
+            self._adv_to_agent = {v: k for k, v in self._adv_ids.items()}
+            self.possible_agents += list(self._adv_ids.values())
+        self._obs_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
+        self._act_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
+        self.np_random: np.random.Generator | None = None
+        self._attacked: tuple[AgentID, ...] = ()
+        self._attacked_set: frozenset[AgentID] = frozenset()
+        self._victims: tuple[AgentID, ...] = ()
+        self._adv_slots: dict[AgentID, PolicySlot] = {}
+        self._benign_slots: dict[AgentID, PolicySlot] = {}
+        self._pending: dict[AgentID, Any] = {}  # outside ID -> action stored this turn
+        self._retired: set[AgentID] = set()  # outside IDs stepped with None while done
+        self._step_rewards: dict[AgentID, Any] = {}
+        self._acted: dict[AgentID, bool] = {}
+        self._executed: dict[AgentID, Any] = {}
+        self.agents: list[AgentID] = []
+        self.rewards: dict[AgentID, Any] = {}
+        self._cumulative_rewards: dict[AgentID, Any] = {}
+        self.terminations: dict[AgentID, bool] = {}
+        self.truncations: dict[AgentID, bool] = {}
+        self.infos: dict[AgentID, dict[str, Any]] = {}
+        self.agent_selection: AgentID | None = None
+
+    # ------------------------------------------------------------------ spaces
+    @override
+    def observation_space(self, agent: AgentID) -> gymnasium.spaces.Space:
+        if agent not in self._obs_spaces:
+            base = self._adv_to_agent.get(agent)
+            if base is None:
+                space = self.env.observation_space(agent)
+            elif self.adversary_observes == "state":
+                space = self.env.state_space
+            else:
+                space = self.observation_space(base)
+            self._obs_spaces[agent] = space
+        return self._obs_spaces[agent]
+
+    @override
+    def action_space(self, agent: AgentID) -> gymnasium.spaces.Space:
+        if agent not in self._act_spaces:
+            self._act_spaces[agent] = self.env.action_space(self._base_agent(agent))
+        return self._act_spaces[agent]
+
+    @property
+    def observation_spaces(self) -> dict[AgentID, gymnasium.spaces.Space]:
+        return {a: self.observation_space(a) for a in self.possible_agents}
+
+    @property
+    def action_spaces(self) -> dict[AgentID, gymnasium.spaces.Space]:
+        return {a: self.action_space(a) for a in self.possible_agents}
+
+    # ------------------------------------------------------------------ hooks
+    def _begin_episode(
+        self, options: dict[str, Any]
+    ) -> tuple[tuple[AgentID, ...], tuple[AgentID, ...]]:
+        """Return ``(attacked, victims)`` for the new episode; may read keys of ``options``."""
+        raise NotImplementedError
+
+    def _option_keys(self) -> tuple[str, ...]:
+        return ()
+
+    def _adversary_acts(self, agent: AgentID) -> bool:
+        """Whether the adversary's action is executed at this turn of attacked ``agent``."""
+        return True
+
+    def _benign_outside(self, agent: AgentID) -> bool:
+        """Whether an attacked agent's benign action comes from outside (it stays listed)."""
+        return False
+
+    def _ground_truth_extra(self) -> dict[str, Any]:
+        return {}
+
+    # ------------------------------------------------------------------ ID mapping
+    def _base_agent(self, agent: AgentID) -> AgentID:
+        """The agent of the wrapped env that outside ID ``agent`` stands for."""
+        return self._adv_to_agent.get(agent, agent)
+
+    def _outside_ids(self, agent: AgentID) -> tuple[AgentID, ...]:
+        """The outside IDs acting for base agent ``agent`` at its turns, in order."""
+        if agent not in self._attacked_set:
+            return (agent,)
+        ids: tuple[AgentID, ...] = ()
+        if self._benign_outside(agent):
+            ids += (agent,)
+        if self.exposed:
+            ids += (self._adv_ids[agent],)
+        return ids
+
+    def _to_act(self, agent: AgentID) -> list[AgentID]:
+        """The outside IDs that still have to act (or be stepped with None) at this turn."""
+        return [
+            o for o in self._outside_ids(agent) if o not in self._retired and o not in self._pending
+        ]
+
+    # ------------------------------------------------------------------ internals
+    def _adversary_observation(self, agent: AgentID) -> Any:
+        if self.adversary_observes == "state":
+            return self.env.state()
+        return self.env.observe(agent)
+
+    def _victim_reward(self, rewards: Mapping[AgentID, Any]) -> float:
+        present = [float(rewards[v]) for v in self._victims if v in rewards]
+        return -float(np.mean(present)) if present else 0.0
+
+    def _policy_action(self, slot: PolicySlot, agent: AgentID, observation: Any) -> Any:
+        """Call an embedded policy at ``agent``'s turn; check its action against the mask."""
+        info = self.env.infos.get(agent) or {}
+        legal = _action_mask(self.env.observe(agent), info)
+        if legal is not None:  # "random" finds the mask even when it observes state()
+            info = {**info, "action_mask": legal}
+        action = slot.act(observation, self.np_random, info)
+        space = slot.action_space
+        if (
+            legal is not None
+            and legal.any()
+            and isinstance(space, gymnasium.spaces.Discrete)
+            and not legal[int(action) - int(space.start)]
+        ):
+            raise InvalidActionError(
+                f"the {slot.role} of agent {agent!r} returned action {action!r}, which is "
+                f"illegal at this turn (legal actions: {np.flatnonzero(legal).tolist()})"
+            )
+        return action
+
+    def _env_step(self, action: Any) -> None:
+        """Step the wrapped env once and add its rewards to this step's outside rewards."""
+        self.env.step(action)
+        self._pending = {}
+        rewards = self.env.rewards
+        adv_reward = self._victim_reward(rewards)
+        for agent, reward in rewards.items():
+            for oid in self._outside_ids(agent):
+                if oid not in self._retired:
+                    value = reward if oid == agent else adv_reward
+                    self._step_rewards[oid] = self._step_rewards.get(oid, 0) + value
+
+    def _execute_turn(self, agent: AgentID) -> None:
+        """Execute the turn of live ``agent`` with the actions collected (or computed) for it."""
+        if agent not in self._attacked_set:
+            self._env_step(self._pending[agent])
+            return
+        if self.exposed:
+            adv_action = self._pending[self._adv_ids[agent]]
+        else:
+            adv_action = self._policy_action(
+                self._adv_slots[agent], agent, self._adversary_observation(agent)
+            )
+        acted = self._adversary_acts(agent)
+        if acted:
+            action = adv_action
+        elif agent in self._benign_slots:
+            action = self._policy_action(self._benign_slots[agent], agent, self.env.observe(agent))
+        else:
+            action = self._pending[agent]
+        self._acted[agent] = acted
+        self._executed[agent] = action
+        self._env_step(action)
+
+    def _play_internal_turns(self) -> None:
+        """Play the turns no outside ID acts at, until one does or the game is over."""
+        played = 0
+        while self.env.agents and not self._to_act(self.env.agent_selection):
+            if played >= MAX_PLAY_OUT_STEPS:
+                raise RuntimeError(
+                    f"{type(self).__name__} played {played} internal turns in a row without an "
+                    "outside agent being selected or the game ending"
+                )
+            agent = self.env.agent_selection
+            if self.env.terminations[agent] or self.env.truncations[agent]:
+                self._env_step(None)
+            else:
+                self._execute_turn(agent)
+            played += 1
+
+    def _sync(self) -> None:
+        """Rebuild the outside AEC bookkeeping from the wrapped env after a reset or step."""
+        env = self.env
+        self.agents = [
+            oid for a in env.agents for oid in self._outside_ids(a) if oid not in self._retired
+        ]
+        self.rewards = {oid: self._step_rewards.get(oid, 0) for oid in self.agents}
+        self._cumulative_rewards = {
+            oid: self._cumulative_rewards.get(oid, 0) + self.rewards[oid] for oid in self.agents
+        }
+        self.terminations = {oid: env.terminations[self._base_agent(oid)] for oid in self.agents}
+        self.truncations = {oid: env.truncations[self._base_agent(oid)] for oid in self.agents}
+        gt = {
+            "attacked": self._attacked,
+            "victims": self._victims,
+            "adversary_acted": dict(self._acted),
+            "executed_actions": dict(self._executed),
+            **self._ground_truth_extra(),
+        }
+        self.infos = {
+            oid: {**env.infos[self._base_agent(oid)], self.threat_name: gt} for oid in self.agents
+        }
+        if env.agents:
+            self.agent_selection = self._to_act(env.agent_selection)[0]
+
+    # ------------------------------------------------------------------ API
+    @override
+    def observe(self, agent: AgentID) -> ObsType | None:
+        base = self._base_agent(agent)
+        if base != agent:
+            return self._adversary_observation(base)
+        return self.env.observe(agent)
+
+    @override
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
+        if options is not None and not isinstance(options, Mapping):
+            raise InvalidArgumentError(f"options must be a dict or None, got {options!r}")
+        options = dict(options) if options else {}
+        if seed is not None or self.np_random is None:
+            self.np_random = seeded_rng(seed, type(self).__name__)
+        own = {k: options.pop(k) for k in self._option_keys() if k in options}
+        self.env.reset(seed=seed, options=options or None)
+        self._attacked, self._victims = self._begin_episode(own)
+        self._attacked_set = frozenset(self._attacked)
+        self._adv_slots, self._benign_slots = {}, {}
+        for a in self._attacked:
+            if not self.exposed:
+                self._adv_slots[a] = PolicySlot(
+                    a, self._adversary_policies[a], self.env.action_space(a), "adversary"
+                )
+            if a in self._benign_policies:
+                self._benign_slots[a] = PolicySlot(
+                    a, self._benign_policies[a], self.env.action_space(a), "benign policy"
+                )
+        for slot in (*self._adv_slots.values(), *self._benign_slots.values()):
+            slot.reset()
+        self._pending, self._retired = {}, set()
+        self._acted, self._executed = {}, {}
+        self._step_rewards, self._cumulative_rewards = {}, {}
+        self._play_internal_turns()
+        self._sync()
+
+    @override
+    def step(self, action: ActionType) -> None:
+        if not self.agents:
+            EnvLogger.warn_step_after_terminated_truncated()
+            return
+        oid = self.agent_selection
+        agent = self._base_agent(oid)
+        done = self.terminations[oid] or self.truncations[oid]
+        if done and action is not None:
+            raise MissingActionError(
+                f"agent {oid!r} is terminated or truncated: step it with None, got {action!r}"
+            )
+        self._step_rewards = {}
+        self._cumulative_rewards[oid] = 0
+        if done:
+            self._retired.add(oid)
+        else:
+            self._pending[oid] = action
+        if not self._to_act(agent):  # every outside ID of this turn has acted
+            if done:
+                self._env_step(None)
+            else:
+                self._execute_turn(agent)
+            self._play_internal_turns()
+        self._sync()
+
+
+class KCorruptionAECWrapper(KCorruptionEpisodes, AECThreatWrapper):
+    """At most ``k`` of the ``n`` players of a turn-based game are taken over each episode.
+
+    The AEC version of :class:`~adv_wrappers.k_corruption.KCorruptionWrapper` (paper 000,
+    Nika et al., Sec. 2.2), with the same arguments, subset draw, ``reset`` options, RNG,
+    rewards, info keys and errors; see that class for the threat model. AEC-specific: with
+    the exposed slot a corrupted agent ``j`` is renamed ``f"{j}_adversary"`` for the episode
+    (selected at j's turns, observing ``env.observe(j)``, rewarded minus the victims' mean
+    reward, done when j is); with an embedded slot the wrapper plays j's turns itself and
+    ``j`` is not in ``agents``. ``info["k_corruption"]["adversary_acted"]`` and
+    ``["executed_actions"]`` hold each corrupted agent's latest executed turn.
+
+    Args:
+        env: any PettingZoo AECEnv (e.g. ``tictactoe_v3.env()``).
+        k: the attacker's budget, an int with ``0 <= k < n``.
+        subset: ``"uniform"``, ``"exact"``, a fixed list of agent IDs or a callable
+            ``subset(rng, candidates, victim)``, as for ``k_corruption_v0``.
+        victim: the agent whose return the adversaries minimize, never corrupted; ``None``:
+            every agent not in K (their mean reward).
+        adversary: ``None`` (exposed), ``"random"`` (uniform over the legal actions), a
+            policy or a dict agent ID -> policy (embedded; a policy gets
+            ``env.observe(j)``, for classic games a dict with ``"action_mask"``).
+        adversary_observes: ``"agent"`` (default) or ``"state"`` (``env.state()``).
+
+    Raises:
+        InvalidArgumentError: ``env`` not an AECEnv; k not an int in [0, n-1]; unknown
+            ``subset`` mode; a subset (fixed, sampled or from ``reset`` options) larger than
+            k, with duplicates or containing the victim; ``options`` not a dict; fewer
+            candidates than k for ``subset="exact"``; bad ``adversary`` or
+            ``adversary_observes``.
+        UnknownAgentError: agent IDs in ``subset``, ``victim``, ``adversary``, options or a
+            sampler's output that are not in the env's ``possible_agents``.
+        AgentIDCollisionError: an exposed adversary ID already exists in the env.
+        MissingActionError: ``step`` with an action other than None for a done agent.
+        InvalidActionError: an embedded adversary returned an action outside the agent's
+            action space or masked out by its ``action_mask`` (raised at that step).
+
+    Example:
+        >>> from pettingzoo.classic import tictactoe_v3
+        >>> from adv_wrappers.aec import k_corruption_aec_v0
+        >>> env = k_corruption_aec_v0(tictactoe_v3.env(), k=1, subset=["player_1"])
+        >>> env.reset(seed=0)
+        >>> env.agents, env.agent_selection
+        (['player_1_adversary', 'player_2'], 'player_1_adversary')
+        >>> for square in [0, 1, 3, 2]:
+        ...     env.step(square)
+        >>> env.step(6)  # the adversary completes the left column for player_1
+        >>> env.agent_selection, env.rewards
+        ('player_2', {'player_1_adversary': 1.0, 'player_2': -1})
+
+    Change logs:
+        v0: initial release.
+    """
+
+    def __init__(
+        self,
+        env: AECEnv,
+        k: int,
+        *,
+        subset: str | Sequence[AgentID] | SubsetSampler = "uniform",
+        victim: AgentID | None = None,
+        adversary: Any = None,
+        adversary_observes: str = "agent",
+    ):
+        _check_aec(env, "k_corruption_aec_v0")
+        attackable = self._init_k_corruption(list(env.possible_agents), k, subset, victim)
+        super().__init__(
+            env, attackable=attackable, adversary=adversary, adversary_observes=adversary_observes
+        )
+
+
+class PartialControlAECWrapper(PartialControlEpisodes, AECThreatWrapper):
+    """At each turn of player ``agent``, the adversary's action is executed with prob. epsilon.
+
+    The AEC version of :class:`~adv_wrappers.partial_control.PartialControlWrapper` (paper
+    003, Liu et al., Sec. 3, Eq. 3.1-3.2), with the same arguments, per-turn coin (one
+    uniform draw of the wrapper's RNG per turn of alpha, adversary iff ``u < epsilon``),
+    rewards, info keys and errors. AEC-specific: at alpha's turn, ``agent`` (benign, when
+    ``benign_policy=None``) is selected first and then ``f"{agent}_adversary"`` (when
+    ``adversary=None``); each acts without knowing the coin; then the chosen action is
+    executed. Embedded policies are called by the wrapper instead of being selected.
+    ``epsilon=0`` reproduces the unwrapped game exactly, ``epsilon=1`` is full takeover.
+    ``info["partial_control"]["adversary_acted"]`` and ``["executed_actions"]`` hold alpha's
+    latest executed turn.
+
+    Args:
+        env: any PettingZoo AECEnv.
+        agent: the partially controlled agent alpha.
+        epsilon: the attack budget eps_pi, finite, in [0, 1].
+        benign_policy: ``None`` (alpha acts from outside), ``"random"`` or a policy.
+        adversary: ``None`` (exposed), ``"random"`` or a policy (embedded).
+        victim: the agent whose value the attacker minimizes; ``None``: every other agent.
+        adversary_observes: ``"agent"`` (default) or ``"state"``.
+
+    Raises:
+        InvalidArgumentError: ``env`` not an AECEnv; epsilon not a finite number in [0, 1];
+            victim equal to ``agent``; ``options`` not a dict; bad ``benign_policy``,
+            ``adversary`` or ``adversary_observes``.
+        UnknownAgentError: ``agent``, ``victim`` or a key of ``adversary`` not in the env's
+            ``possible_agents``.
+        AgentIDCollisionError: the exposed adversary ID already exists in the env.
+        MissingActionError: ``step`` with an action other than None for a done agent.
+        InvalidActionError: the benign policy or embedded adversary returned an action
+            outside alpha's action space or masked out by its ``action_mask`` (raised at
+            that step, naming the agent).
+
+    Example:
+        >>> from pettingzoo.classic import tictactoe_v3
+        >>> from adv_wrappers.aec import partial_control_aec_v0
+        >>> env = partial_control_aec_v0(tictactoe_v3.env(), "player_1", 1.0)
+        >>> env.reset(seed=0)
+        >>> env.agent_selection
+        'player_1'
+        >>> env.step(0)  # the benign action is stored...
+        >>> env.agent_selection
+        'player_1_adversary'
+        >>> env.step(4)  # ...and the adversary's is executed (epsilon=1)
+        >>> env.agent_selection, env.observe("player_2")["observation"][1, 1].tolist()
+        ('player_2', [0, 1])
+        >>> env.infos["player_2"]["partial_control"]["executed_actions"]
+        {'player_1': 4}
+
+    Change logs:
+        v0: initial release.
+    """
+
+    def __init__(
+        self,
+        env: AECEnv,
+        agent: AgentID,
+        epsilon: float,
+        *,
+        benign_policy: Any = None,
+        adversary: Any = None,
+        victim: AgentID | None = None,
+        adversary_observes: str = "agent",
+    ):
+        _check_aec(env, "partial_control_aec_v0")
+        benign_policies = self._init_partial_control(
+            list(env.possible_agents), agent, epsilon, victim, benign_policy
+        )
+        super().__init__(
+            env,
+            attackable=[self.agent],
+            adversary=adversary,
+            adversary_observes=adversary_observes,
+            benign_policies=benign_policies,
+        )
+
+
+k_corruption_aec_v0 = KCorruptionAECWrapper
+"""The versioned public name of :class:`KCorruptionAECWrapper`."""
+
+partial_control_aec_v0 = PartialControlAECWrapper
+"""The versioned public name of :class:`PartialControlAECWrapper`."""
