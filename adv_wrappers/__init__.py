@@ -25,6 +25,7 @@ from adv_wrappers.errors import (
     MissingActionError,
     UnknownAgentError,
     UnsupportedSpaceError,
+    VectorEnvStateError,
 )
 from adv_wrappers.freeze import freeze_v0, to_single_agent
 from adv_wrappers.k_corruption import all_subsets, k_corruption_v0
@@ -42,6 +43,7 @@ __all__ = [
     "MissingActionError",
     "UnknownAgentError",
     "UnsupportedSpaceError",
+    "VectorEnvStateError",
     "adversary_id",
     "all_subsets",
     "byzantine_v0",

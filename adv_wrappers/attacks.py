@@ -41,9 +41,7 @@ def _import_torch():
     try:
         import torch
     except ImportError as e:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "gradient attacks need torch: pip install 'adv-wrappers[torch]'"
-        ) from e
+        raise ImportError("gradient attacks need torch: pip install 'adv-wrappers[torch]'") from e
     return torch
 
 
@@ -57,7 +55,9 @@ class _GradientAttack:
         else:
             bad = [] if callable(victim) else ["victim"]
         if bad:
-            raise InvalidArgumentError(f"victim policies must be callables on tensors; not callable: {bad}")
+            raise InvalidArgumentError(
+                f"victim policies must be callables on tensors; not callable: {bad}"
+            )
         self.victim = victim
         self.kind = kind
 
@@ -96,7 +96,9 @@ class _GradientAttack:
         return size * grad / n if n > 0 else np.zeros_like(grad)
 
     @staticmethod
-    def _project(obs: np.ndarray, x: np.ndarray, epsilon: float, norm: str, low, high) -> np.ndarray:
+    def _project(
+        obs: np.ndarray, x: np.ndarray, epsilon: float, norm: str, low, high
+    ) -> np.ndarray:
         from adv_wrappers.state_perturbation import project
 
         delta = project((x - obs).reshape(-1), epsilon, norm).reshape(obs.shape)
@@ -125,7 +127,9 @@ class FGSM(_GradientAttack):
     def perturb(self, agent, obs, epsilon, norm, low, high, rng) -> np.ndarray:
         obs64 = np.asarray(obs, np.float64)
         _, grad = self._loss_and_grad(agent, self._clean_target(agent, obs64), obs64)
-        return self._project(obs64, obs64 + self._step(grad, epsilon, norm), epsilon, norm, low, high)
+        return self._project(
+            obs64, obs64 + self._step(grad, epsilon, norm), epsilon, norm, low, high
+        )
 
 
 class PGD(_GradientAttack):
@@ -163,7 +167,9 @@ class PGD(_GradientAttack):
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise InvalidArgumentError(f"steps={steps!r} is not allowed: it must be an int >= 1")
         if step_size is not None and (not np.isfinite(step_size) or step_size <= 0):
-            raise InvalidArgumentError(f"step_size={step_size!r} is not allowed: it must be finite and > 0")
+            raise InvalidArgumentError(
+                f"step_size={step_size!r} is not allowed: it must be finite and > 0"
+            )
         self.steps = int(steps)
         self.step_size = step_size
         self.random_start = bool(random_start)
@@ -179,7 +185,9 @@ class PGD(_GradientAttack):
             else:
                 direction = rng.normal(size=obs64.size)
                 direction /= max(np.linalg.norm(direction), 1e-12)
-                start = (direction * epsilon * rng.random() ** (1.0 / obs64.size)).reshape(obs64.shape)
+                start = (direction * epsilon * rng.random() ** (1.0 / obs64.size)).reshape(
+                    obs64.shape
+                )
             x = self._project(obs64, obs64 + start, epsilon, norm, low, high)
         best_x, best_loss = x, -np.inf
         for _ in range(self.steps):

@@ -267,9 +267,10 @@ def vector_section(settings: Settings) -> list[str]:
         "",
         "Env-steps/s (`num_envs` x `step` calls / s) of `adv_wrappers.vector.make_vector_env` "
         "on copies of mpe2 `simple_spread_v3.parallel_env(N=3, max_cycles=25)`, against one "
-        "raw env stepped in a loop (the raw steps/s of the section above), interleaved the "
-        "same way. Actions are pre-sampled `[64, num_envs, num_agents]` integer arrays; "
-        "auto-resets happen inside `step`.",
+        "raw env stepped in a loop as above, interleaved the same way (`raw, vec_1, raw, "
+        "vec_2, ..., raw`). Actions are pre-sampled `[64, num_envs, num_agents]` integer "
+        "arrays; auto-resets happen inside `step`. Subprocess workers are started before "
+        "timing and kept for all rounds.",
         "",
     ]
     try:
@@ -329,12 +330,19 @@ def machine_lines() -> list[str]:
         except importlib.metadata.PackageNotFoundError:
             return "not installed"
 
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return [
         "| | |",
         "|---|---|",
         f"| CPU count | {os.cpu_count()} |",
-        f"| CPU | {platform.processor() or platform.machine()} ({platform.machine()}) |",
+        f"| CPU | {cpu} ({platform.machine()}) |",
         f"| OS | {platform.system()} {platform.release()} |",
         f"| Python | {platform.python_version()} ({platform.python_implementation()}) |",
         f"| numpy | {np.__version__} |",
@@ -386,10 +394,20 @@ def report(settings: Settings, command: str, sections: list[list[str]], elapsed:
 # ------------------------------------------------------------------------------ profile
 
 
+def _is_wrapper_code(key: tuple[str, int, str]) -> bool:
+    path = key[0].replace(os.sep, "/")
+    return "/adv_wrappers/" in path and not path.endswith("/benchmark.py")
+
+
 def profile(steps: int, top: int) -> None:
-    """Print a cProfile (own time) of ``steps`` steps of every wrapped simple_spread env."""
-    for name, slot, config in [("raw", "", ""), *wrapper_configs()]:
-        env = spread_fn() if name == "raw" else make_wrapped(spread_fn, name, slot)
+    """Print where each wrapper's own time goes on simple_spread, under cProfile.
+
+    A wrapper's time is the own time of its functions plus the time of everything they call
+    directly (numpy, builtins), except the wrapped env's ``step`` and ``reset``. cProfile
+    inflates small calls, so compare the numbers with each other, not with the timings.
+    """
+    for name, slot, config in wrapper_configs():
+        env = make_wrapped(spread_fn, name, slot)
         table = ActionTable(env, 0)
         env.reset(seed=0)
         profiler = cProfile.Profile()
@@ -399,9 +417,23 @@ def profile(steps: int, top: int) -> None:
                 env.reset()
             env.step(table.actions(env.agents, t))
         profiler.disable()
-        print(f"\n===== {name} {slot} {config}: {steps} steps")
-        stats = pstats.Stats(profiler, stream=sys.stdout)
-        stats.sort_stats("tottime").print_stats(top)
+        stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+        costs: dict[str, float] = {}
+        for key, (_, _, own, _, callers) in stats.items():
+            if _is_wrapper_code(key):
+                label = f"{os.path.basename(key[0])}:{key[1]}({key[2]})"
+                costs[label] = costs.get(label, 0.0) + own
+                continue
+            if key[2] in ("step", "reset"):
+                continue  # the wrapped env itself
+            for caller, (_, _, _, cumulative) in callers.items():
+                if _is_wrapper_code(caller):
+                    label = f"{key[2]} <- {caller[2]}"
+                    costs[label] = costs.get(label, 0.0) + cumulative
+        total = sum(costs.values())
+        print(f"\n{name} {slot} ({config}): {1e6 * total / steps:.1f} us/step in the wrapper")
+        for label, cost in sorted(costs.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"  {1e6 * cost / steps:6.1f} us  {label}")
 
 
 # ------------------------------------------------------------------------------ main

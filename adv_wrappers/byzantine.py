@@ -148,6 +148,7 @@ class ByzantineWrapper(ActionThreatWrapper):
         super().__init__(
             env, attackable=attackable, adversary=adversary, adversary_observes=adversary_observes
         )
+        self._transforms_obs = self.reveal_types
 
     def _agent_observation_space(self, agent: AgentID) -> gymnasium.spaces.Space:
         space = self.env.observation_space(agent)
@@ -171,7 +172,11 @@ class ByzantineWrapper(ActionThreatWrapper):
     def _begin_episode(self, options: dict[str, Any]):
         if "theta" in options:
             theta = np.asarray(options["theta"]).astype(np.int8)
-            match = np.flatnonzero((self._types == theta).all(axis=1)) if theta.shape == self._types.shape[1:] else []
+            match = (
+                np.flatnonzero((self._types == theta).all(axis=1))
+                if theta.shape == self._types.shape[1:]
+                else []
+            )
             if len(match) == 0:
                 raise InvalidArgumentError(
                     f"options['theta']={options['theta']!r} is not in the prior's support "
@@ -180,7 +185,9 @@ class ByzantineWrapper(ActionThreatWrapper):
             self._theta = self._types[match[0]].copy()
         else:
             self._theta = self._types[self.np_random.choice(len(self._probs), p=self._probs)].copy()
-        attacked = tuple(a for a, t in zip(self._base_possible, self._theta) if t and a in self.env.agents)
+        attacked = tuple(
+            a for a, t in zip(self._base_possible, self._theta, strict=False) if t and a in self.env.agents
+        )
         victims = tuple(a for a in self.env.agents if a not in attacked)
         return attacked, victims
 

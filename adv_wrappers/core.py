@@ -57,9 +57,16 @@ def check_epsilon(value: Any, argument: str = "epsilon", *, upper: float | None 
         raise InvalidArgumentError(
             f"{argument} must be a real number, got {type(value).__name__} {value!r}"
         ) from None
-    if isinstance(value, bool) or not np.isfinite(eps) or eps < 0 or (upper is not None and eps > upper):
+    if (
+        isinstance(value, bool)
+        or not np.isfinite(eps)
+        or eps < 0
+        or (upper is not None and eps > upper)
+    ):
         allowed = f"[0, {upper}]" if upper is not None else "[0, inf)"
-        raise InvalidArgumentError(f"{argument}={value!r} is not allowed: it must be finite and in {allowed}")
+        raise InvalidArgumentError(
+            f"{argument}={value!r} is not allowed: it must be finite and in {allowed}"
+        )
     return eps
 
 
@@ -72,7 +79,9 @@ def check_agents(agents: Any, argument: str, possible_agents: list[AgentID]) -> 
     agents = list(agents)
     unknown = [a for a in agents if a not in possible_agents]
     if unknown:
-        raise UnknownAgentError(f"{argument} has unknown agent IDs {unknown}; allowed: {possible_agents}")
+        raise UnknownAgentError(
+            f"{argument} has unknown agent IDs {unknown}; allowed: {possible_agents}"
+        )
     if len(set(agents)) != len(agents):
         raise InvalidArgumentError(f"{argument} lists an agent more than once: {agents}")
     return agents
@@ -80,7 +89,9 @@ def check_agents(agents: Any, argument: str, possible_agents: list[AgentID]) -> 
 
 def check_agent(agent: Any, argument: str, possible_agents: list[AgentID]) -> AgentID:
     if agent not in possible_agents:
-        raise UnknownAgentError(f"{argument}={agent!r} is not an agent of the env; allowed: {possible_agents}")
+        raise UnknownAgentError(
+            f"{argument}={agent!r} is not an agent of the env; allowed: {possible_agents}"
+        )
     return agent
 
 
@@ -148,6 +159,10 @@ class ActionThreatWrapper(BaseParallelWrapper[AgentID, ObsType, ActionType]):
         self.np_random: np.random.Generator | None = None
         self._attacked: tuple[AgentID, ...] = ()
         self._attacked_set: frozenset[AgentID] = frozenset()
+        self._id_map: dict[AgentID, tuple[AgentID, ...]] = {}
+        self._agent_set: set[AgentID] = set()
+        # subclasses that change observations (Byzantine reveal_types) set this to True
+        self._transforms_obs = type(self)._transform_obs is not ActionThreatWrapper._transform_obs
         self._victims: tuple[AgentID, ...] = ()
         self._adv_slots: dict[AgentID, PolicySlot] = {}
         self._benign_slots: dict[AgentID, PolicySlot] = {}
@@ -180,7 +195,9 @@ class ActionThreatWrapper(BaseParallelWrapper[AgentID, ObsType, ActionType]):
         return self._act_spaces[agent]
 
     # ------------------------------------------------------------------ hooks
-    def _begin_episode(self, options: dict[str, Any]) -> tuple[tuple[AgentID, ...], tuple[AgentID, ...]]:
+    def _begin_episode(
+        self, options: dict[str, Any]
+    ) -> tuple[tuple[AgentID, ...], tuple[AgentID, ...]]:
         """Return ``(attacked, victims)`` for the new episode; may pop keys from ``options``."""
         raise NotImplementedError
 
@@ -200,7 +217,13 @@ class ActionThreatWrapper(BaseParallelWrapper[AgentID, ObsType, ActionType]):
         return False
 
     def _outside_ids(self, agent: AgentID) -> tuple[AgentID, ...]:
-        """The outside IDs standing for base agent ``agent`` this episode."""
+        """The outside IDs standing for base agent ``agent`` this episode (cached per episode)."""
+        ids = self._id_map.get(agent)
+        if ids is None:
+            ids = self._id_map[agent] = self._compute_outside_ids(agent)
+        return ids
+
+    def _compute_outside_ids(self, agent: AgentID) -> tuple[AgentID, ...]:
         if agent not in self._attacked_set:
             return (agent,)
         ids: tuple[AgentID, ...] = ()
@@ -217,9 +240,11 @@ class ActionThreatWrapper(BaseParallelWrapper[AgentID, ObsType, ActionType]):
 
     def _victim_reward(self, rewards: Mapping[AgentID, float]) -> float:
         present = [float(rewards[v]) for v in self._victims if v in rewards]
-        return -float(np.mean(present)) if present else 0.0
+        return -sum(present) / len(present) if present else 0.0
 
-    def _ground_truth(self, acted: dict[AgentID, bool], executed: dict[AgentID, Any]) -> dict[str, Any]:
+    def _ground_truth(
+        self, acted: dict[AgentID, bool], executed: dict[AgentID, Any]
+    ) -> dict[str, Any]:
         gt = {
             "attacked": self._attacked,
             "victims": self._victims,
@@ -234,23 +259,35 @@ class ActionThreatWrapper(BaseParallelWrapper[AgentID, ObsType, ActionType]):
     ) -> dict[AgentID, Any]:
         """Map a per-agent dict of the base env onto outside IDs."""
         out: dict[AgentID, Any] = {}
+        transform = kind == "obs" and self._transforms_obs
         for agent, value in data.items():
-            for oid in self._outside_ids(agent):
+            ids = self._outside_ids(agent)
+            if ids == (agent,):  # the common case: an agent that is not attacked
+                out[agent] = self._transform_obs(agent, value) if transform else value
+                continue
+            for oid in ids:
                 is_adv = oid != agent
                 if kind == "obs":
-                    out[oid] = self._adversary_observation(agent) if is_adv else self._transform_obs(agent, value)
+                    out[oid] = (
+                        self._adversary_observation(agent)
+                        if is_adv
+                        else self._transform_obs(agent, value)
+                    )
                 elif kind == "reward" and is_adv:
                     out[oid] = adv_reward
                 else:
                     out[oid] = value
         return out
 
-    def _with_ground_truth(self, infos: Mapping[AgentID, Any], gt: dict[str, Any]) -> dict[AgentID, Any]:
+    def _with_ground_truth(
+        self, infos: Mapping[AgentID, Any], gt: dict[str, Any]
+    ) -> dict[AgentID, Any]:
         out = self._outside(infos, "info")
         return {a: {**info, self.threat_name: gt} for a, info in out.items()}
 
     def _sync_agents(self) -> None:
         self.agents = [oid for a in self.env.agents for oid in self._outside_ids(a)]
+        self._agent_set = set(self.agents)
 
     # ------------------------------------------------------------------ API
     @override
@@ -264,6 +301,7 @@ class ActionThreatWrapper(BaseParallelWrapper[AgentID, ObsType, ActionType]):
         obs, infos = self.env.reset(seed=seed, options=options or None)
         self._attacked, self._victims = self._begin_episode(own)
         self._attacked_set = frozenset(self._attacked)
+        self._id_map = {}
         self._adv_slots, self._benign_slots = {}, {}
         for a in self._attacked:
             if not self.exposed:
@@ -286,9 +324,9 @@ class ActionThreatWrapper(BaseParallelWrapper[AgentID, ObsType, ActionType]):
 
     @override
     def step(self, actions: dict[AgentID, ActionType]):
-        missing = [a for a in self.agents if a not in actions]
-        extra = [a for a in actions if a not in self.agents]
-        if missing or extra:
+        if actions.keys() != self._agent_set:
+            missing = [a for a in self.agents if a not in actions]
+            extra = [a for a in actions if a not in self._agent_set]
             raise MissingActionError(
                 f"step() needs exactly one action per agent in env.agents={self.agents}; "
                 f"missing: {missing}, not acting: {extra}"

@@ -72,18 +72,28 @@ def scenarios() -> list[tuple[str, Callable[[bool], Any]]]:
         ),
         (
             "byzantine_v0(paper prior), random attacker",
-            lambda on: byzantine_v0(make_env(), prior=None if on else no_attack_prior, adversary="random"),
+            lambda on: byzantine_v0(
+                make_env(), prior=None if on else no_attack_prior, adversary="random"
+            ),
         ),
         (
             "partial_control_v0(agent_0, eps=0.5), random",
             lambda on: partial_control_v0(
-                make_env(), "agent_0", 0.5 if on else 0.0, benign_policy=policies["agent_0"], adversary="random"
+                make_env(),
+                "agent_0",
+                0.5 if on else 0.0,
+                benign_policy=policies["agent_0"],
+                adversary="random",
             ),
         ),
         (
             "partial_control_v0(agent_0, eps=1.0), random",
             lambda on: partial_control_v0(
-                make_env(), "agent_0", 1.0 if on else 0.0, benign_policy=policies["agent_0"], adversary="random"
+                make_env(),
+                "agent_0",
+                1.0 if on else 0.0,
+                benign_policy=policies["agent_0"],
+                adversary="random",
             ),
         ),
         (
@@ -120,15 +130,19 @@ def episode_returns(make: Callable[[], Any], episodes: int, seed: int) -> np.nda
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--episodes", type=int, default=100, help="episodes per cell (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
     args = parser.parse_args(argv)
     if args.episodes < 2:
         parser.error("--episodes must be >= 2 (a standard error needs two episodes)")
     start = time.perf_counter()
-    print(f"mpe2 simple_spread_v3 (N={N_AGENTS}, 25 steps), scripted benign agents, {args.episodes} "
-          f"seeded episodes per cell; victims' mean episode return (mean +- s.e.)\n")
+    print(
+        f"mpe2 simple_spread_v3 (N={N_AGENTS}, 25 steps), scripted benign agents, {args.episodes} "
+        f"seeded episodes per cell; victims' mean episode return (mean +- s.e.)\n"
+    )
     header = f"{'threat model':<48} {'clean':>16} {'attacked':>16} {'change':>9}"
     print(header)
     print("-" * len(header))
@@ -140,8 +154,10 @@ def main(argv: list[str] | None = None) -> None:
             f"{label:<48} {clean.mean():>8.2f} +- {se(clean):<5.2f} {attacked.mean():>8.2f} +- "
             f"{se(attacked):<5.2f} {attacked.mean() - clean.mean():>+9.2f}"
         )
-    print(f"\n({time.perf_counter() - start:.1f} s) Trainers (baselines/) and learned attackers come next; "
-          "see docs/index.md.")
+    print(
+        f"\n({time.perf_counter() - start:.1f} s) Trainers (baselines/) and learned attackers come next; "
+        "see docs/index.md."
+    )
 
 
 if __name__ == "__main__":

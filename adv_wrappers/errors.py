@@ -45,3 +45,9 @@ class MissingActionError(AdvWrappersError, KeyError):
 
 class AgentIDCollisionError(AdvWrappersError, ValueError):
     """An adversary agent ID the wrapper would create already exists in the wrapped env."""
+
+
+class VectorEnvStateError(AdvWrappersError, RuntimeError):
+    """A vector env was used out of order: stepped before ``reset()`` (or after a ``step``
+    that raised, which leaves the copies out of step), used after ``close()``, or one of its
+    worker processes died."""

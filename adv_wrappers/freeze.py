@@ -77,14 +77,18 @@ class FreezeWrapper(BaseParallelWrapper):
         possible = list(env.possible_agents)
         unknown = [a for a in policies if a not in possible]
         if unknown:
-            raise UnknownAgentError(f"policies has unknown agent IDs {unknown}; allowed: {possible}")
+            raise UnknownAgentError(
+                f"policies has unknown agent IDs {unknown}; allowed: {possible}"
+            )
         self.possible_agents = [a for a in possible if a not in policies]
         if not self.possible_agents:
             raise InvalidArgumentError(
                 "freeze_v0 cannot freeze every agent: at least one must stay outside to act"
             )
         self._slots = {
-            a: PolicySlot(a, check_policy(p, f"policies[{a!r}]"), env.action_space(a), "frozen policy")
+            a: PolicySlot(
+                a, check_policy(p, f"policies[{a!r}]"), env.action_space(a), "frozen policy"
+            )
             for a, p in policies.items()
         }
         self.np_random: np.random.Generator | None = None
@@ -114,7 +118,11 @@ class FreezeWrapper(BaseParallelWrapper):
             slot.reset()
         self._obs, self._infos = obs, infos
         self.agents = [a for a in self.env.agents if a not in self._slots]
-        gt = {"rewards": {}, "played_out_steps": 0, "infos": {a: i for a, i in infos.items() if a in self._slots}}
+        gt = {
+            "rewards": {},
+            "played_out_steps": 0,
+            "infos": {a: i for a, i in infos.items() if a in self._slots},
+        }
         return self._split(obs), self._annotate(infos, gt)
 
     @override
@@ -126,14 +134,18 @@ class FreezeWrapper(BaseParallelWrapper):
                 f"step() needs exactly one action per agent in env.agents={self.agents}; "
                 f"missing: {missing}, not acting: {extra}"
             )
-        obs, rewards, terminations, truncations, infos = self.env.step({**actions, **self._frozen_actions()})
+        obs, rewards, terminations, truncations, infos = self.env.step(
+            {**actions, **self._frozen_actions()}
+        )
         self._obs, self._infos = obs, infos
         frozen_rewards = {a: float(r) for a, r in rewards.items() if a in self._slots}
         played = 0
         outside_left = [a for a in self.env.agents if a not in self._slots]
         while not outside_left and self.env.agents:
             if played >= MAX_PLAY_OUT_STEPS:
-                raise RuntimeError(f"freeze_v0 played out {played} steps without the episode ending")
+                raise RuntimeError(
+                    f"freeze_v0 played out {played} steps without the episode ending"
+                )
             o, r, *_, i = self.env.step(self._frozen_actions())
             self._obs, self._infos = o, i
             for a, value in r.items():
@@ -187,7 +199,9 @@ class SingleAgentEnv(gymnasium.Env):
         agents = list(env.possible_agents)
         first = agents[0]
         for a in agents[1:]:
-            if env.observation_space(a) != env.observation_space(first) or env.action_space(a) != env.action_space(first):
+            if env.observation_space(a) != env.observation_space(first) or env.action_space(
+                a
+            ) != env.action_space(first):
                 raise InvalidArgumentError(
                     f"to_single_agent needs every possible agent to share its spaces; {a!r} and "
                     f"{first!r} differ (possible agents: {agents}); freeze the others first"

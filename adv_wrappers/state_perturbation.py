@@ -175,7 +175,9 @@ class StatePerturbationWrapper(BaseParallelWrapper):
             raise InvalidArgumentError("adversary_observes='state' needs an env with state_space")
         self.adversary_observes = adversary_observes
         self.attacked = (
-            list(self._base_possible) if agents is None else check_agents(agents, "agents", self._base_possible)
+            list(self._base_possible)
+            if agents is None
+            else check_agents(agents, "agents", self._base_possible)
         )
         self._bounds: dict[AgentID, tuple[np.ndarray, np.ndarray, int]] = {}
         for a in self.attacked:
@@ -203,18 +205,25 @@ class StatePerturbationWrapper(BaseParallelWrapper):
         self._adv_ids = {a: perturber_id(a) for a in self.attacked}
         self._adv_to_agent = {v: k for k, v in self._adv_ids.items()}
         self._adv_action_spaces = {
-            a: gymnasium.spaces.Box(-1.0, 1.0, (self._bounds[a][2],), np.float32) for a in self.attacked
+            a: gymnasium.spaces.Box(-1.0, 1.0, (self._bounds[a][2],), np.float32)
+            for a in self.attacked
         }
         if self.exposed:
             clash = [i for i in self._adv_ids.values() if i in self._base_possible]
             if clash:
-                raise AgentIDCollisionError(f"the exposed adversary IDs {clash} already exist in the env")
+                raise AgentIDCollisionError(
+                    f"the exposed adversary IDs {clash} already exist in the env"
+                )
             self.possible_agents = self._base_possible + list(self._adv_ids.values())
         else:
             self.possible_agents = list(self._base_possible)
-        self._is_policy = callable(self.attack) and not hasattr(self.attack, "perturb") and not isinstance(self.attack, str)
+        self._is_policy = (
+            callable(self.attack)
+            and not hasattr(self.attack, "perturb")
+            and not isinstance(self.attack, str)
+        )
         self.np_random: np.random.Generator | None = None
-        self._pending: dict[AgentID, np.ndarray] = {}
+        self._agent_set: set[AgentID] = set()
         self.agents = []
 
     @override
@@ -222,7 +231,11 @@ class StatePerturbationWrapper(BaseParallelWrapper):
         base = self._adv_to_agent.get(agent) if self.exposed else None
         if base is None:
             return self.env.observation_space(agent)
-        return self.env.state_space if self.adversary_observes == "state" else self.env.observation_space(base)
+        return (
+            self.env.state_space
+            if self.adversary_observes == "state"
+            else self.env.observation_space(base)
+        )
 
     @override
     def action_space(self, agent: AgentID) -> gymnasium.spaces.Space:
@@ -233,7 +246,9 @@ class StatePerturbationWrapper(BaseParallelWrapper):
     def _adversary_observation(self, agent: AgentID, true_obs: Any) -> Any:
         return self.env.state() if self.adversary_observes == "state" else true_obs
 
-    def _perturb(self, agent: AgentID, obs: np.ndarray, u: np.ndarray | None) -> tuple[np.ndarray, Any]:
+    def _perturb(
+        self, agent: AgentID, obs: np.ndarray, u: np.ndarray | None
+    ) -> tuple[np.ndarray, Any]:
         """Return ``(perturbed obs, adversary action or None)`` for one attacked agent."""
         low, high, d = self._bounds[agent]
         if self.epsilon == 0.0 and self.attack is None:
@@ -244,7 +259,7 @@ class StatePerturbationWrapper(BaseParallelWrapper):
             if u is None:  # exposed slot before its first action: no perturbation
                 return obs, None
             u_arr = np.asarray(u, np.float64)
-            if u_arr.size != d or not np.all(np.abs(u_arr) <= 1.0):
+            if u_arr.size != d or not np.abs(u_arr).max() <= 1.0:  # also rejects NaN
                 raise InvalidActionError(
                     f"the observation adversary of agent {agent!r} gave action {u!r}; it must be "
                     f"{d} finite numbers in [-1, 1]"
@@ -253,7 +268,9 @@ class StatePerturbationWrapper(BaseParallelWrapper):
         elif self.attack == "uniform":
             delta = self._uniform_ball(d)
         elif self.attack == "gaussian":
-            delta = project(self.np_random.normal(0.0, self.epsilon / 2, d), self.epsilon, self.norm)
+            delta = project(
+                self.np_random.normal(0.0, self.epsilon / 2, d), self.epsilon, self.norm
+            )
         else:
             perturbed = self.attack.perturb(
                 agent, obs, self.epsilon, self.norm, low, high, self.np_random
@@ -261,7 +278,7 @@ class StatePerturbationWrapper(BaseParallelWrapper):
             perturbed = np.asarray(perturbed)
             self._check_admissible(agent, obs, perturbed)
             return perturbed.astype(obs.dtype, copy=False), None
-        perturbed = np.clip(obs + delta.reshape(obs.shape), low, high).astype(obs.dtype)
+        perturbed = np.clip(obs + delta.reshape(obs.shape), low, high).astype(obs.dtype, copy=False)
         return perturbed, u
 
     def _uniform_ball(self, d: int) -> np.ndarray:
@@ -272,10 +289,10 @@ class StatePerturbationWrapper(BaseParallelWrapper):
         return direction * self.epsilon * self.np_random.random() ** (1.0 / d)
 
     def _distance(self, a: np.ndarray, b: np.ndarray) -> float:
-        diff = (np.asarray(a, np.float64) - np.asarray(b, np.float64)).reshape(-1)
+        diff = np.subtract(a, b, dtype=np.float64).ravel()
         if diff.size == 0:
             return 0.0
-        return float(np.abs(diff).max() if self.norm == "linf" else np.linalg.norm(diff))
+        return float(np.abs(diff).max() if self.norm == "linf" else np.sqrt(diff @ diff))
 
     def _check_admissible(self, agent: AgentID, obs: np.ndarray, perturbed: np.ndarray) -> None:
         low, high, _ = self._bounds[agent]
@@ -294,7 +311,10 @@ class StatePerturbationWrapper(BaseParallelWrapper):
             )
 
     def _apply(
-        self, obs: Mapping[AgentID, Any], infos: Mapping[AgentID, Any], actions: Mapping[AgentID, Any]
+        self,
+        obs: Mapping[AgentID, Any],
+        infos: Mapping[AgentID, Any],
+        actions: Mapping[AgentID, Any],
     ) -> tuple[dict[AgentID, Any], dict[AgentID, Any]]:
         out = dict(obs)
         true_obs, norms, adv_actions = {}, {}, {}
@@ -330,6 +350,7 @@ class StatePerturbationWrapper(BaseParallelWrapper):
         if self.exposed:
             agents += [self._adv_ids[a] for a in self.env.agents if a in self._adv_ids]
         self.agents = agents
+        self._agent_set = set(agents)
 
     # ------------------------------------------------------------------ API
     @override
@@ -344,23 +365,28 @@ class StatePerturbationWrapper(BaseParallelWrapper):
 
     @override
     def step(self, actions: dict[AgentID, Any]):
-        missing = [a for a in self.agents if a not in actions]
-        extra = [a for a in actions if a not in self.agents]
-        if missing or extra:
+        if actions.keys() != self._agent_set:
+            missing = [a for a in self.agents if a not in actions]
+            extra = [a for a in actions if a not in self._agent_set]
             raise MissingActionError(
                 f"step() needs exactly one action per agent in env.agents={self.agents}; "
                 f"missing: {missing}, not acting: {extra}"
             )
-        base_actions = {a: actions[a] for a in self.env.agents}
+        base_actions = {a: actions[a] for a in self.env.agents} if self.exposed else actions
         obs, rewards, terminations, truncations, infos = self.env.step(base_actions)
         obs, infos = self._apply(obs, infos, actions)
         if self.exposed:
+            rewards, terminations, truncations = (
+                dict(rewards),
+                dict(terminations),
+                dict(truncations),
+            )
             for a in self.attacked:
                 if a in rewards:
                     pid = self._adv_ids[a]
-                    rewards = {**rewards, pid: -float(rewards[a])} if pid not in rewards else rewards
-                    terminations = {**terminations, pid: terminations[a]}
-                    truncations = {**truncations, pid: truncations[a]}
+                    rewards[pid] = -float(rewards[a])
+                    terminations[pid] = terminations[a]
+                    truncations[pid] = truncations[a]
         self._sync_agents()
         return obs, rewards, terminations, truncations, infos
 

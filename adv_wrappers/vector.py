@@ -155,12 +155,12 @@ from gymnasium import spaces
 from pettingzoo import AECEnv, ParallelEnv
 
 from adv_wrappers.errors import (
-    AdvWrappersError,
     InvalidActionError,
     InvalidArgumentError,
     MissingActionError,
     UnknownAgentError,
     UnsupportedSpaceError,
+    VectorEnvStateError,
 )
 
 __all__ = [
@@ -175,12 +175,6 @@ BACKENDS = ("sync", "subproc")
 """Values accepted by ``make_vector_env(backend=...)``."""
 
 _CLOSE_TIMEOUT_S = 10.0
-
-
-class VectorEnvStateError(AdvWrappersError, RuntimeError):
-    """A vector env was used out of order: stepped before ``reset()`` (or after a ``step``
-    that raised, which leaves the copies out of step), used after ``close()``, or one of its
-    worker processes died."""
 
 
 # --------------------------------------------------------------------------- layout
@@ -779,7 +773,7 @@ class _ParallelVectorEnv:
             )
         actions = self._check_actions(actions)
         buf = self._buffers
-        pass
+        np.copyto(self._acted, buf.alive)
         self._needs_reset = True
         reset, agent_infos, reset_infos = self._step_copies(actions)
         self._needs_reset = False

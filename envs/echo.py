@@ -60,7 +60,11 @@ class EchoParallelEnv(ParallelEnv):
         deaths: dict[str, int] | None = None,
         render_mode: str | None = None,
     ):
-        for name, value in (("n_agents", n_agents), ("n_actions", n_actions), ("max_cycles", max_cycles)):
+        for name, value in (
+            ("n_agents", n_agents),
+            ("n_actions", n_actions),
+            ("max_cycles", max_cycles),
+        ):
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         self.n_actions = int(n_actions)
@@ -70,21 +74,25 @@ class EchoParallelEnv(ParallelEnv):
         self.deaths = dict(deaths or {})
         unknown = [a for a in self.deaths if a not in self.possible_agents]
         if unknown:
-            raise ValueError(f"deaths has unknown agents {unknown}; allowed: {self.possible_agents}")
+            raise ValueError(
+                f"deaths has unknown agents {unknown}; allowed: {self.possible_agents}"
+            )
         self.render_mode = render_mode
         if self.continuous:
             self._obs_space = gymnasium.spaces.Box(-1.0, 1.0, (n_agents,), np.float32)
         else:
-            self._obs_space = gymnasium.spaces.Box(-1.0, self.n_actions - 1.0, (n_agents,), np.float32)
+            self._obs_space = gymnasium.spaces.Box(
+                -1.0, self.n_actions - 1.0, (n_agents,), np.float32
+            )
         self.state_space = self._obs_space
         self.agents: list[str] = []
         self._last = np.zeros(n_agents, np.float32)
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - spaces must be the same object per agent
+    @functools.cache  # noqa: B019 - spaces must be the same object per agent
     def observation_space(self, agent: str) -> gymnasium.spaces.Space:
         return self._obs_space
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def action_space(self, agent: str) -> gymnasium.spaces.Space:
         if self.continuous:
             return gymnasium.spaces.Box(-1.0, 1.0, (1,), np.float32)
@@ -96,7 +104,9 @@ class EchoParallelEnv(ParallelEnv):
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
         self.agents = list(self.possible_agents)
         self.t = 0
-        self._last = np.full(len(self.possible_agents), 0.0 if self.continuous else -1.0, np.float32)
+        self._last = np.full(
+            len(self.possible_agents), 0.0 if self.continuous else -1.0, np.float32
+        )
         return {a: self._last.copy() for a in self.agents}, {a: {} for a in self.agents}
 
     def step(self, actions: dict[str, Any]):

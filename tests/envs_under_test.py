@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pettingzoo
+from adv_envs import echo_v0
 from gymnasium.utils.env_checker import data_equivalence
 from mpe2 import simple_spread_v3, simple_tag_v3
-import pettingzoo
 
-from adv_envs import echo_v0
 from adv_wrappers.policies import sample_random_action
 
 PARALLEL_ENVS: dict[str, Callable[[], object]] = {
@@ -60,6 +60,6 @@ def _mask(obs, info):
 def assert_same_trace(trace1, trace2) -> int:
     """Assert two traces are identical item by item; return how many entries were compared."""
     assert len(trace1) == len(trace2), (len(trace1), len(trace2))
-    for i, (a, b) in enumerate(zip(trace1, trace2)):
+    for i, (a, b) in enumerate(zip(trace1, trace2, strict=False)):
         assert data_equivalence(a, b), f"traces differ at entry {i}: {a!r} != {b!r}"
     return len(trace1)

@@ -52,4 +52,3 @@ def test_seed(tm_name, slot, env_name):
     # two episodes: two resets plus every step of both episodes were compared
     assert compared == steps1 + 2
     assert steps1 >= 2 * (3 if env_name != "multiwalker" else 1)
-

@@ -10,9 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from adv_envs import echo_v0  # noqa: E402
 from mpe2 import simple_spread_v3  # noqa: E402
 
-from adv_envs import echo_v0  # noqa: E402
 from adv_wrappers import InvalidArgumentError, state_perturbation_v0  # noqa: E402
 from adv_wrappers.attacks import FGSM, PGD  # noqa: E402
 
@@ -31,11 +31,16 @@ def test_import_adv_wrappers_does_not_import_torch():
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_fgsm_matches_the_closed_form_gradient_of_a_linear_victim(norm):
     victim = linear_victim(3, 5)
-    env = state_perturbation_v0(echo_v0.parallel_env(), 0.3, agents=["agent_0"], norm=norm, attack=FGSM(victim))
+    env = state_perturbation_v0(
+        echo_v0.parallel_env(), 0.3, agents=["agent_0"], norm=norm, attack=FGSM(victim)
+    )
     env.reset(seed=0)
     obs, *_, infos = env.step({"agent_0": 2, "agent_1": 1, "agent_2": 3})
     o = np.array([2.0, 1.0, 3.0])
-    w, b = victim.weight.detach().numpy().astype(np.float64), victim.bias.detach().numpy().astype(np.float64)
+    w, b = (
+        victim.weight.detach().numpy().astype(np.float64),
+        victim.bias.detach().numpy().astype(np.float64),
+    )
     logits = w @ o + b
     p = np.exp(logits - logits.max())
     p /= p.sum()

@@ -7,9 +7,9 @@ import importlib
 import pkgutil
 from pathlib import Path
 
+import adv_envs
 import pytest
 
-import adv_envs
 import adv_wrappers
 from adv_wrappers.registry import THREAT_MODELS
 
@@ -51,6 +51,8 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     command = next(
-        line for line in readme.splitlines() if line.startswith("python3 -m venv") and "pytest" in line
+        line
+        for line in readme.splitlines()
+        if line.startswith("python3 -m venv") and "pytest" in line
     )
     assert command in ci

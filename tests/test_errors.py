@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from adv_envs import echo_v0
 from pettingzoo.sisl import pursuit_v5
 
-from adv_envs import echo_v0
 from adv_wrappers import (
     AgentIDCollisionError,
     InvalidActionError,
@@ -46,49 +46,221 @@ CONSTRUCTION_ERRORS = [
     ("k<0", lambda: k_corruption_v0(echo(), -1), InvalidArgumentError, "k=-1"),
     ("k float", lambda: k_corruption_v0(echo(), 1.0), InvalidArgumentError, "k must be an int"),
     ("k bool", lambda: k_corruption_v0(echo(), True), InvalidArgumentError, "k must be an int"),
-    ("subset mode", lambda: k_corruption_v0(echo(), 1, subset="all"), InvalidArgumentError, "subset='all'"),
-    ("subset unknown", lambda: k_corruption_v0(echo(), 1, subset=["bob"]), UnknownAgentError, "bob"),
-    ("subset too big", lambda: k_corruption_v0(echo(), 1, subset=["agent_0", "agent_1"]), InvalidArgumentError, "at most k=1"),
-    ("subset victim", lambda: k_corruption_v0(echo(), 1, subset=["agent_0"], victim="agent_0"), InvalidArgumentError, "victim"),
+    (
+        "subset mode",
+        lambda: k_corruption_v0(echo(), 1, subset="all"),
+        InvalidArgumentError,
+        "subset='all'",
+    ),
+    (
+        "subset unknown",
+        lambda: k_corruption_v0(echo(), 1, subset=["bob"]),
+        UnknownAgentError,
+        "bob",
+    ),
+    (
+        "subset too big",
+        lambda: k_corruption_v0(echo(), 1, subset=["agent_0", "agent_1"]),
+        InvalidArgumentError,
+        "at most k=1",
+    ),
+    (
+        "subset victim",
+        lambda: k_corruption_v0(echo(), 1, subset=["agent_0"], victim="agent_0"),
+        InvalidArgumentError,
+        "victim",
+    ),
     ("subset str", lambda: k_corruption_v0(echo(), 1, subset=("agent_0",)), None, None),
-    ("victim unknown", lambda: k_corruption_v0(echo(), 1, victim="bob"), UnknownAgentError, "victim='bob'"),
-    ("adversary bad str", lambda: k_corruption_v0(echo(), 1, adversary="smart"), InvalidArgumentError, "adversary='smart'"),
-    ("adversary not callable", lambda: k_corruption_v0(echo(), 1, adversary=3), InvalidArgumentError, "adversary must be"),
-    ("adversary dict unknown", lambda: k_corruption_v0(echo(), 1, adversary={"bob": "random"}), UnknownAgentError, "bob"),
-    ("adversary dict missing", lambda: k_corruption_v0(echo(), 1, adversary={"agent_0": "random"}), InvalidArgumentError, "agent_1"),
-    ("observes", lambda: k_corruption_v0(echo(), 1, adversary_observes="world"), InvalidArgumentError, "adversary_observes"),
-    ("twice", lambda: k_corruption_v0(k_corruption_v0(echo(), 1), 1), AgentIDCollisionError, "already exist"),
-    ("eps>1", lambda: partial_control_v0(echo(), "agent_0", 1.5), InvalidArgumentError, "epsilon=1.5"),
-    ("eps<0", lambda: partial_control_v0(echo(), "agent_0", -0.1), InvalidArgumentError, "epsilon=-0.1"),
-    ("eps nan", lambda: partial_control_v0(echo(), "agent_0", math.nan), InvalidArgumentError, "epsilon=nan"),
-    ("eps inf", lambda: partial_control_v0(echo(), "agent_0", math.inf), InvalidArgumentError, "epsilon=inf"),
-    ("eps str", lambda: partial_control_v0(echo(), "agent_0", "0.5x"), InvalidArgumentError, "epsilon must be a real"),
+    (
+        "victim unknown",
+        lambda: k_corruption_v0(echo(), 1, victim="bob"),
+        UnknownAgentError,
+        "victim='bob'",
+    ),
+    (
+        "adversary bad str",
+        lambda: k_corruption_v0(echo(), 1, adversary="smart"),
+        InvalidArgumentError,
+        "adversary='smart'",
+    ),
+    (
+        "adversary not callable",
+        lambda: k_corruption_v0(echo(), 1, adversary=3),
+        InvalidArgumentError,
+        "adversary must be",
+    ),
+    (
+        "adversary dict unknown",
+        lambda: k_corruption_v0(echo(), 1, adversary={"bob": "random"}),
+        UnknownAgentError,
+        "bob",
+    ),
+    (
+        "adversary dict missing",
+        lambda: k_corruption_v0(echo(), 1, adversary={"agent_0": "random"}),
+        InvalidArgumentError,
+        "agent_1",
+    ),
+    (
+        "observes",
+        lambda: k_corruption_v0(echo(), 1, adversary_observes="world"),
+        InvalidArgumentError,
+        "adversary_observes",
+    ),
+    (
+        "twice",
+        lambda: k_corruption_v0(k_corruption_v0(echo(), 1), 1),
+        AgentIDCollisionError,
+        "already exist",
+    ),
+    (
+        "eps>1",
+        lambda: partial_control_v0(echo(), "agent_0", 1.5),
+        InvalidArgumentError,
+        "epsilon=1.5",
+    ),
+    (
+        "eps<0",
+        lambda: partial_control_v0(echo(), "agent_0", -0.1),
+        InvalidArgumentError,
+        "epsilon=-0.1",
+    ),
+    (
+        "eps nan",
+        lambda: partial_control_v0(echo(), "agent_0", math.nan),
+        InvalidArgumentError,
+        "epsilon=nan",
+    ),
+    (
+        "eps inf",
+        lambda: partial_control_v0(echo(), "agent_0", math.inf),
+        InvalidArgumentError,
+        "epsilon=inf",
+    ),
+    (
+        "eps str",
+        lambda: partial_control_v0(echo(), "agent_0", "0.5x"),
+        InvalidArgumentError,
+        "epsilon must be a real",
+    ),
     ("pc agent", lambda: partial_control_v0(echo(), "bob", 0.5), UnknownAgentError, "agent='bob'"),
-    ("pc victim self", lambda: partial_control_v0(echo(), "agent_0", 0.5, victim="agent_0"), InvalidArgumentError, "victim"),
-    ("pc benign", lambda: partial_control_v0(echo(), "agent_0", 0.5, benign_policy="greedy"), InvalidArgumentError, "benign_policy='greedy'"),
-    ("prior sum", lambda: byzantine_v0(echo(n_agents=2), prior={(0, 0): 0.5, (1, 0): 0.4}), InvalidPriorError, "sum to"),
-    ("prior length", lambda: byzantine_v0(echo(n_agents=2), prior={(0, 0, 0): 1.0}), InvalidPriorError, "exactly n=2"),
-    ("prior all agents", lambda: byzantine_v0(echo(n_agents=2), prior={(1, 1): 1.0}), InvalidPriorError, "all n=2"),
-    ("prior values", lambda: byzantine_v0(echo(n_agents=2), prior={(0, 2): 1.0}), InvalidPriorError, "0 (benign) or 1"),
-    ("prior negative", lambda: byzantine_v0(echo(n_agents=2), prior={(0, 0): 1.5, (1, 0): -0.5}), InvalidPriorError, ">= 0"),
-    ("prior empty", lambda: byzantine_v0(echo(n_agents=2), prior={}), InvalidPriorError, "non-empty"),
-    ("reveal images", lambda: byzantine_v0(pursuit_v5.parallel_env(max_cycles=5), reveal_types=True), UnsupportedSpaceError, "1-D Box"),
+    (
+        "pc victim self",
+        lambda: partial_control_v0(echo(), "agent_0", 0.5, victim="agent_0"),
+        InvalidArgumentError,
+        "victim",
+    ),
+    (
+        "pc benign",
+        lambda: partial_control_v0(echo(), "agent_0", 0.5, benign_policy="greedy"),
+        InvalidArgumentError,
+        "benign_policy='greedy'",
+    ),
+    (
+        "prior sum",
+        lambda: byzantine_v0(echo(n_agents=2), prior={(0, 0): 0.5, (1, 0): 0.4}),
+        InvalidPriorError,
+        "sum to",
+    ),
+    (
+        "prior length",
+        lambda: byzantine_v0(echo(n_agents=2), prior={(0, 0, 0): 1.0}),
+        InvalidPriorError,
+        "exactly n=2",
+    ),
+    (
+        "prior all agents",
+        lambda: byzantine_v0(echo(n_agents=2), prior={(1, 1): 1.0}),
+        InvalidPriorError,
+        "all n=2",
+    ),
+    (
+        "prior values",
+        lambda: byzantine_v0(echo(n_agents=2), prior={(0, 2): 1.0}),
+        InvalidPriorError,
+        "0 (benign) or 1",
+    ),
+    (
+        "prior negative",
+        lambda: byzantine_v0(echo(n_agents=2), prior={(0, 0): 1.5, (1, 0): -0.5}),
+        InvalidPriorError,
+        ">= 0",
+    ),
+    (
+        "prior empty",
+        lambda: byzantine_v0(echo(n_agents=2), prior={}),
+        InvalidPriorError,
+        "non-empty",
+    ),
+    (
+        "reveal images",
+        lambda: byzantine_v0(pursuit_v5.parallel_env(max_cycles=5), reveal_types=True),
+        UnsupportedSpaceError,
+        "1-D Box",
+    ),
     ("sp eps", lambda: state_perturbation_v0(echo(), -1.0), InvalidArgumentError, "epsilon=-1.0"),
-    ("sp eps nan", lambda: state_perturbation_v0(echo(), math.nan), InvalidArgumentError, "epsilon=nan"),
-    ("sp norm", lambda: state_perturbation_v0(echo(), 0.1, norm="l1"), InvalidArgumentError, "norm='l1'"),
-    ("sp attack str", lambda: state_perturbation_v0(echo(), 0.1, attack="fgsm"), InvalidArgumentError, "attack='fgsm'"),
-    ("sp attack obj", lambda: state_perturbation_v0(echo(), 0.1, attack=3), InvalidArgumentError, "attack must be"),
-    ("sp agents", lambda: state_perturbation_v0(echo(), 0.1, agents=["bob"]), UnknownAgentError, "bob"),
-    ("sp single id", lambda: state_perturbation_v0(echo(), 0.1, agents="agent_0"), InvalidArgumentError, "list of agent IDs"),
-    ("sp discrete", lambda: state_perturbation_v0(DiscreteObsEnv(), 0.1), UnsupportedSpaceError, "Box"),
+    (
+        "sp eps nan",
+        lambda: state_perturbation_v0(echo(), math.nan),
+        InvalidArgumentError,
+        "epsilon=nan",
+    ),
+    (
+        "sp norm",
+        lambda: state_perturbation_v0(echo(), 0.1, norm="l1"),
+        InvalidArgumentError,
+        "norm='l1'",
+    ),
+    (
+        "sp attack str",
+        lambda: state_perturbation_v0(echo(), 0.1, attack="fgsm"),
+        InvalidArgumentError,
+        "attack='fgsm'",
+    ),
+    (
+        "sp attack obj",
+        lambda: state_perturbation_v0(echo(), 0.1, attack=3),
+        InvalidArgumentError,
+        "attack must be",
+    ),
+    (
+        "sp agents",
+        lambda: state_perturbation_v0(echo(), 0.1, agents=["bob"]),
+        UnknownAgentError,
+        "bob",
+    ),
+    (
+        "sp single id",
+        lambda: state_perturbation_v0(echo(), 0.1, agents="agent_0"),
+        InvalidArgumentError,
+        "list of agent IDs",
+    ),
+    (
+        "sp discrete",
+        lambda: state_perturbation_v0(DiscreteObsEnv(), 0.1),
+        UnsupportedSpaceError,
+        "Box",
+    ),
     ("freeze unknown", lambda: freeze_v0(echo(), {"bob": "random"}), UnknownAgentError, "bob"),
-    ("freeze all", lambda: freeze_v0(echo(n_agents=1), {"agent_0": "random"}), InvalidArgumentError, "every agent"),
+    (
+        "freeze all",
+        lambda: freeze_v0(echo(n_agents=1), {"agent_0": "random"}),
+        InvalidArgumentError,
+        "every agent",
+    ),
     ("freeze empty", lambda: freeze_v0(echo(), {}), InvalidArgumentError, "non-empty"),
-    ("single spaces", lambda: to_single_agent(state_perturbation_v0(echo(), 0.1, agents=["agent_0"])), InvalidArgumentError, "share its spaces"),
+    (
+        "single spaces",
+        lambda: to_single_agent(state_perturbation_v0(echo(), 0.1, agents=["agent_0"])),
+        InvalidArgumentError,
+        "share its spaces",
+    ),
 ]
 
 
-@pytest.mark.parametrize("make,error,text", [c[1:] for c in CONSTRUCTION_ERRORS], ids=[c[0] for c in CONSTRUCTION_ERRORS])
+@pytest.mark.parametrize(
+    "make,error,text", [c[1:] for c in CONSTRUCTION_ERRORS], ids=[c[0] for c in CONSTRUCTION_ERRORS]
+)
 def test_construction_errors(make, error, text):
     if error is None:  # a tuple is an accepted list-like subset
         make()
@@ -106,19 +278,74 @@ def test_errors_are_value_or_type_errors():
 
 
 RESET_ERRORS = [
-    ("options too big", lambda: k_corruption_v0(echo(), 1).reset(seed=0, options={"attacked": ["agent_0", "agent_1"]}), InvalidArgumentError, "at most k=1"),
-    ("options unknown", lambda: k_corruption_v0(echo(), 1).reset(seed=0, options={"attacked": ["bob"]}), UnknownAgentError, "bob"),
-    ("options victim in K", lambda: k_corruption_v0(echo(), 1).reset(seed=0, options={"attacked": ["agent_0"], "victim": "agent_0"}), InvalidArgumentError, "victim"),
-    ("options victim unknown", lambda: k_corruption_v0(echo(), 1).reset(seed=0, options={"victim": "bob"}), UnknownAgentError, "bob"),
-    ("sampler too big", lambda: k_corruption_v0(echo(), 1, subset=lambda rng, c, v: c).reset(seed=0), InvalidArgumentError, "sampler"),
-    ("sampler victim", lambda: k_corruption_v0(echo(), 1, victim="agent_0", subset=lambda rng, c, v: ["agent_0"]).reset(seed=0), InvalidArgumentError, "victim"),
-    ("theta support", lambda: byzantine_v0(echo(n_agents=2)).reset(seed=0, options={"theta": (1, 1)}), InvalidArgumentError, "support"),
-    ("seed negative", lambda: k_corruption_v0(echo(), 1).reset(seed=-1), InvalidArgumentError, "seed"),
-    ("single none", lambda: to_single_agent(k_corruption_v0(echo(n_agents=3), 1, adversary="random")).reset(seed=0), InvalidArgumentError, "exactly one agent"),
+    (
+        "options too big",
+        lambda: k_corruption_v0(echo(), 1).reset(
+            seed=0, options={"attacked": ["agent_0", "agent_1"]}
+        ),
+        InvalidArgumentError,
+        "at most k=1",
+    ),
+    (
+        "options unknown",
+        lambda: k_corruption_v0(echo(), 1).reset(seed=0, options={"attacked": ["bob"]}),
+        UnknownAgentError,
+        "bob",
+    ),
+    (
+        "options victim in K",
+        lambda: k_corruption_v0(echo(), 1).reset(
+            seed=0, options={"attacked": ["agent_0"], "victim": "agent_0"}
+        ),
+        InvalidArgumentError,
+        "victim",
+    ),
+    (
+        "options victim unknown",
+        lambda: k_corruption_v0(echo(), 1).reset(seed=0, options={"victim": "bob"}),
+        UnknownAgentError,
+        "bob",
+    ),
+    (
+        "sampler too big",
+        lambda: k_corruption_v0(echo(), 1, subset=lambda rng, c, v: c).reset(seed=0),
+        InvalidArgumentError,
+        "sampler",
+    ),
+    (
+        "sampler victim",
+        lambda: k_corruption_v0(
+            echo(), 1, victim="agent_0", subset=lambda rng, c, v: ["agent_0"]
+        ).reset(seed=0),
+        InvalidArgumentError,
+        "victim",
+    ),
+    (
+        "theta support",
+        lambda: byzantine_v0(echo(n_agents=2)).reset(seed=0, options={"theta": (1, 1)}),
+        InvalidArgumentError,
+        "support",
+    ),
+    (
+        "seed negative",
+        lambda: k_corruption_v0(echo(), 1).reset(seed=-1),
+        InvalidArgumentError,
+        "seed",
+    ),
+    (
+        "single none",
+        lambda: to_single_agent(k_corruption_v0(echo(n_agents=3), 1, adversary="random")).reset(
+            seed=0
+        ),
+        InvalidArgumentError,
+        "exactly one agent",
+    ),
 ]
 
 
-@pytest.mark.parametrize("call,error,text", [c[1:] for c in RESET_ERRORS], ids=[c[0] for c in RESET_ERRORS])
+@pytest.mark.parametrize(
+    "call,error,text", [c[1:] for c in RESET_ERRORS], ids=[c[0] for c in RESET_ERRORS]
+)
 def test_reset_errors(call, error, text):
     with pytest.raises(error) as info:
         call()
@@ -147,7 +374,13 @@ def test_step_with_missing_or_extra_actions_raises(tm_name):
         lambda p: partial_control_v0(echo(), "agent_1", 0.0, benign_policy=p),
         lambda p: freeze_v0(echo(), {"agent_1": p}),
     ],
-    ids=["k_corruption", "byzantine", "partial_control_adversary", "partial_control_benign", "freeze"],
+    ids=[
+        "k_corruption",
+        "byzantine",
+        "partial_control_adversary",
+        "partial_control_benign",
+        "freeze",
+    ],
 )
 def test_policy_returning_action_outside_space_raises_at_that_step(make):
     calls = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from adv_envs import echo_v0
+
 from adv_wrappers import (
     byzantine_v0,
     freeze_v0,
@@ -72,7 +72,11 @@ def test_k_corruption_embedded_policy_exact():
     policy = Constant(4)
     env = k_corruption_v0(echo(n_agents=3, max_cycles=2), k=1, subset=["agent_1"], adversary=policy)
     obs, _ = env.reset(seed=0)
-    assert env.agents == ["agent_0", "agent_2"] and env.possible_agents == ["agent_0", "agent_1", "agent_2"]
+    assert env.agents == ["agent_0", "agent_2"] and env.possible_agents == [
+        "agent_0",
+        "agent_1",
+        "agent_2",
+    ]
     obs, rewards, *_ = env.step({"agent_0": 0, "agent_2": 2})
     np.testing.assert_array_equal(obs["agent_0"], [0, 4, 2])
     assert rewards == {"agent_0": 0.0, "agent_2": 2.0}
@@ -166,14 +170,18 @@ def test_state_perturbation_exposed_exact():
     np.testing.assert_array_equal(gt["true_obs"]["agent_1"], [2, 3])
     assert gt["perturbation_norm"]["agent_1"] == pytest.approx(0.5)
     # clipped to the observation bounds: high is n_actions - 1 = 4
-    obs, *_ = env.step({"agent_0": 4, "agent_1": 4, "agent_1_obs_adversary": np.ones(2, np.float32)})
+    obs, *_ = env.step(
+        {"agent_0": 4, "agent_1": 4, "agent_1_obs_adversary": np.ones(2, np.float32)}
+    )
     np.testing.assert_array_equal(obs["agent_1"], [4, 4])
 
 
 def test_state_perturbation_l2_mapping():
     env = state_perturbation_v0(echo(n_agents=2), 1.0, agents=["agent_0"], norm="l2")
     env.reset(seed=0)
-    obs, *_ = env.step({"agent_0": 2, "agent_1": 2, "agent_0_obs_adversary": np.array([1.0, 1.0], np.float32)})
+    obs, *_ = env.step(
+        {"agent_0": 2, "agent_1": 2, "agent_0_obs_adversary": np.array([1.0, 1.0], np.float32)}
+    )
     np.testing.assert_allclose(obs["agent_0"], 2 + np.array([1, 1]) / np.sqrt(2), rtol=1e-6)
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from adv_envs import echo_v0
 from gymnasium.utils.env_checker import data_equivalence
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpe2 import simple_spread_v3
 from scipy import stats
 
-from adv_envs import echo_v0
 from adv_wrappers import (
     byzantine_v0,
     default_prior,
@@ -36,7 +36,9 @@ def test_k_corruption_attacks_at_most_k_real_agents(n, data, mode, seed):
     if mode == "victim":
         kwargs["victim"] = f"agent_{data.draw(st.integers(0, n - 1))}"
     if mode == "callable":
-        kwargs["subset"] = lambda rng, cands, victim: list(rng.permutation(cands)[: rng.integers(0, k + 1)])
+        kwargs["subset"] = lambda rng, cands, victim: list(
+            rng.permutation(cands)[: rng.integers(0, k + 1)]
+        )
     elif mode == "exact":
         kwargs["subset"] = "exact"
     env = k_corruption_v0(echo_v0.parallel_env(n_agents=n, max_cycles=2), k, **kwargs)
@@ -54,7 +56,9 @@ def test_k_corruption_attacks_at_most_k_real_agents(n, data, mode, seed):
         if "victim" in kwargs:
             assert kwargs["victim"] not in attacked and gt["victims"] == (kwargs["victim"],)
         # the outside agents: every unattacked agent and one adversary per attacked agent
-        expected = [a if a not in attacked else f"{a}_adversary" for a in env.unwrapped.possible_agents]
+        expected = [
+            a if a not in attacked else f"{a}_adversary" for a in env.unwrapped.possible_agents
+        ]
         assert env.agents == expected
 
 
@@ -99,7 +103,9 @@ def test_partial_control_epsilon_zero_is_the_clean_episode(env_name, slot):
         actions = entry[1]
         wrapped_actions = dict(actions)
         if slot == "exposed":
-            wrapped_actions[f"{agent}_adversary"] = sample_random_action(env.action_space(agent), rng)
+            wrapped_actions[f"{agent}_adversary"] = sample_random_action(
+                env.action_space(agent), rng
+            )
         obs, rewards, terms, truncs, _ = env.step(wrapped_actions)
         for a in actions:
             assert data_equivalence(obs[a], entry[2][a]) and rewards[a] == entry[3][a]
@@ -117,7 +123,11 @@ def test_partial_control_epsilon_zero_is_the_clean_episode(env_name, slot):
 )
 def test_perturbed_observations_are_in_the_ball_and_the_bounds(epsilon, norm, attack, seed):
     rng = np.random.default_rng(seed)
-    policy = (lambda obs: rng.uniform(-1, 1, obs.shape).astype(np.float32)) if attack == "policy" else attack
+    policy = (
+        (lambda obs: rng.uniform(-1, 1, obs.shape).astype(np.float32))
+        if attack == "policy"
+        else attack
+    )
     base = simple_spread_v3.parallel_env(N=3, max_cycles=10)
     env = state_perturbation_v0(base, epsilon, norm=norm, attack=policy)
     obs, infos = env.reset(seed=seed)
@@ -126,7 +136,11 @@ def test_perturbed_observations_are_in_the_ball_and_the_bounds(epsilon, norm, at
         actions = {}
         for a in env.agents:
             space = env.action_space(a)
-            actions[a] = rng.uniform(-1, 1, space.shape).astype(np.float32) if a.endswith("_obs_adversary") else space.sample()
+            actions[a] = (
+                rng.uniform(-1, 1, space.shape).astype(np.float32)
+                if a.endswith("_obs_adversary")
+                else space.sample()
+            )
         obs, rewards, terms, truncs, infos = env.step(actions)
         gt = next(iter(infos.values()))["state_perturbation"]
         for a, true in gt["true_obs"].items():
