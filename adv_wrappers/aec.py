@@ -248,7 +248,7 @@ class AECThreatWrapper(BaseWrapper[AgentID, ObsType, ActionType]):
             legal is not None
             and legal.any()
             and isinstance(space, gymnasium.spaces.Discrete)
-            and False
+            and not legal[int(action) - int(space.start)]
         ):
             raise InvalidActionError(
                 f"the {slot.role} of agent {agent!r} returned action {action!r}, which is "

@@ -9,7 +9,9 @@ in both slots, the wrapped env's steps/s is divided by the raw env's steps/s. Th
 shared and noisy, so the measurements are interleaved in the same process: every round runs
 ``raw, wrapped_1, raw, wrapped_2, ..., raw`` (wrapped configs in a fresh random order per
 round) and compares each wrapped measurement with the mean of the raw measurements right
-before and after it. The report gives the median over rounds. Random actions are sampled
+before and after it, in steps per CPU second of this process (other processes on the
+machine do not inflate it; wall-clock ratios are reported too). The report gives the median
+over rounds. Random actions are sampled
 once per agent before timing (``ActionTable``) and looked up the same way for the raw and the
 wrapped env, so sampling costs nothing and costs the same; an exposed adversary's actions are
 looked up like anyone else's. Episode resets happen inside the timed loop (when
@@ -17,8 +19,10 @@ looked up like anyone else's. Episode resets happen inside the timed loop (when
 
 Vector envs. Env-steps/s (``num_envs`` x ``step`` calls / s) of ``adv_wrappers.vector`` with
 the sync and subprocess backends at 1, 8 and 64 copies of simple_spread, against one raw env
-stepped in a loop, interleaved the same way. This section is skipped, with a note in the
-report, when ``adv_wrappers.vector`` cannot be imported.
+stepped in a loop, interleaved the same way, in wall-clock time (subprocess workers spend
+their own CPU time). This section is skipped, with a note in the report, when
+``adv_wrappers.vector`` cannot be imported; if it raises, the report says so and the exit
+status is 1.
 
 ``--profile`` prints, instead of timing, a cProfile of each wrapped simple_spread env (top
 functions by own time) to find where the overhead goes.
@@ -40,7 +44,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -127,13 +131,25 @@ class ActionTable:
         return {a: table[a][j] for a in agents}
 
 
-def steps_per_second(env: Any, table: ActionTable, seconds: float, seed: int) -> float:
+@dataclass(frozen=True)
+class Sample:
+    """One measurement: env-steps done, wall-clock seconds and this process's CPU seconds."""
+
+    steps: int
+    wall: float
+    cpu: float
+
+    def rate(self, clock: str) -> float:
+        return self.steps / (self.wall if clock == "wall" else self.cpu)
+
+
+def measure(env: Any, table: ActionTable, seconds: float, seed: int) -> Sample:
     """Step ``env`` with the table's actions for ``seconds``; resets are inside the timing."""
     gc.collect()
     env.reset(seed=seed)
-    clock = time.perf_counter
+    clock, cpu_clock = time.perf_counter, time.process_time
     steps = 0
-    start = clock()
+    start, cpu_start = clock(), cpu_clock()
     deadline = start + seconds
     while True:
         if not env.agents:
@@ -141,55 +157,72 @@ def steps_per_second(env: Any, table: ActionTable, seconds: float, seed: int) ->
         env.step(table.actions(env.agents, steps))
         steps += 1
         if steps % 16 == 0 and clock() >= deadline:
-            return steps / (clock() - start)
+            return Sample(steps, clock() - start, cpu_clock() - cpu_start)
 
 
-def vector_steps_per_second(venv: Any, seconds: float, seed: int) -> float:
-    """Env-steps/s (``num_envs`` x calls / s) of a vector env with pre-sampled actions."""
+def measure_vector(venv: Any, seconds: float, seed: int) -> Sample:
+    """Env-steps (``num_envs`` x ``step`` calls) of a vector env with pre-sampled actions."""
     rng = np.random.default_rng(seed)
     actions = rng.integers(0, venv.action_nvec, size=(64, venv.num_envs, venv.num_agents))
     gc.collect()
     venv.reset(seed=seed)
-    clock = time.perf_counter
+    clock, cpu_clock = time.perf_counter, time.process_time
     calls = 0
-    start = clock()
+    start, cpu_start = clock(), cpu_clock()
     deadline = start + seconds
     while True:
         venv.step(actions[calls % 64])
         calls += 1
         if clock() >= deadline:
-            return venv.num_envs * calls / (clock() - start)
+            return Sample(venv.num_envs * calls, clock() - start, cpu_clock() - cpu_start)
+
+
+@dataclass
+class Paired:
+    """A candidate's samples, each with the raw samples measured right before and after it."""
+
+    samples: list[tuple[Sample, Sample, Sample]] = field(default_factory=list)
+
+    def ratios(self, clock: str) -> list[float]:
+        return [s.rate(clock) / ((a.rate(clock) + b.rate(clock)) / 2) for s, a, b in self.samples]
+
+    def rate(self, clock: str) -> float:
+        return statistics.median(s.rate(clock) for s, _, _ in self.samples)
+
+    def extra_us(self, clock: str) -> float:
+        """Median over pairs of the extra microseconds per step against the raw env."""
+        return statistics.median(
+            1e6 / s.rate(clock) - 1e6 / ((a.rate(clock) + b.rate(clock)) / 2)
+            for s, a, b in self.samples
+        )
 
 
 def interleaved(
-    raw: Callable[[], float],
-    candidates: dict[Any, Callable[[], float]],
+    raw: Callable[[], Sample],
+    candidates: dict[Any, Callable[[], Sample]],
     rounds: int,
     rng: np.random.Generator,
     progress: str,
-) -> tuple[list[float], dict[Any, list[float]], dict[Any, list[float]]]:
-    """Run ``raw, c_1, raw, c_2, ..., raw`` per round (random order of candidates).
-
-    Returns the raw speeds, and per candidate its speeds and its ratios to the mean of the
-    raw measurements right before and after it.
-    """
-    raw_speeds: list[float] = []
-    speeds: dict[Any, list[float]] = {key: [] for key in candidates}
-    ratios: dict[Any, list[float]] = {key: [] for key in candidates}
+) -> tuple[list[Sample], dict[Any, Paired]]:
+    """Run ``raw, c_1, raw, c_2, ..., raw`` per round (a fresh random order of candidates)."""
+    raw_samples: list[Sample] = []
+    paired = {key: Paired() for key in candidates}
     keys = list(candidates)
     for r in range(rounds):
         print(f"  {progress}: round {r + 1}/{rounds}", file=sys.stderr, flush=True)
         before = raw()
-        raw_speeds.append(before)
+        raw_samples.append(before)
         for k in rng.permutation(len(keys)):
-            key = keys[k]
-            speed = candidates[key]()
+            sample = candidates[keys[k]]()
             after = raw()
-            raw_speeds.append(after)
-            speeds[key].append(speed)
-            ratios[key].append(speed / ((before + after) / 2))
+            raw_samples.append(after)
+            paired[keys[k]].samples.append((sample, before, after))
             before = after
-    return raw_speeds, speeds, ratios
+    return raw_samples, paired
+
+
+def median_rate(samples: list[Sample], clock: str) -> float:
+    return statistics.median(s.rate(clock) for s in samples)
 
 
 # ------------------------------------------------------------------------------ sections
@@ -200,9 +233,11 @@ def wrapper_section(settings: Settings) -> list[str]:
         "## Wrapper overhead",
         "",
         f"Target: ratio >= {TARGET_RATIO} (overhead <= {100 - 100 * TARGET_RATIO:.0f} %). "
-        "*Ratio* is the median over rounds of wrapped steps/s divided by the mean of the two "
-        "raw measurements around it; *range* is its min-max over rounds; *extra us/step* is "
-        "1e6 / wrapped - 1e6 / raw at the medians.",
+        "*Ratio* is the median over rounds of the wrapped env's steps/s divided by the mean "
+        "of the two raw measurements around it, in steps per CPU second of this process "
+        "(`time.process_time`, which other processes on a shared machine do not inflate); "
+        "*range* is its min-max over rounds; *wall ratio* is the same in wall-clock time; "
+        "*extra us/step* is the median over rounds of 1e6 / wrapped - 1e6 / raw (CPU time).",
         "",
     ]
     for env_name, (label, env_fn) in ENVS.items():
@@ -214,48 +249,48 @@ def wrapper_section(settings: Settings) -> list[str]:
         print(f"{env_name}:", file=sys.stderr, flush=True)
         raw_env = env_fn()
         raw_table = ActionTable(raw_env, settings.seed)
+        raw = functools.partial(measure, raw_env, raw_table, settings.seconds, settings.seed)
+        raw()  # warm-up: caches, first resets
         candidates = {}
         for name, slot, _ in wrapper_configs():
             if not THREAT_MODELS[name].applies_to(raw_env):
                 continue
             wrapped = make_wrapped(env_fn, name, slot)
             table = ActionTable(wrapped, settings.seed)
-            steps_per_second(wrapped, table, 0.05, settings.seed)  # warm-up: caches, first resets
+            measure(wrapped, table, 0.05, settings.seed)  # warm-up
             candidates[name, slot] = functools.partial(
-                steps_per_second, wrapped, table, settings.seconds, settings.seed
+                measure, wrapped, table, settings.seconds, settings.seed
             )
-        raw = functools.partial(
-            steps_per_second, raw_env, raw_table, settings.seconds, settings.seed
-        )
-        raw()
-        raw_speeds, speeds, ratios = interleaved(
+        raw_samples, paired = interleaved(
             raw, candidates, settings.rounds, np.random.default_rng(settings.seed), env_name
         )
-        raw_median = statistics.median(raw_speeds)
+        cpu_rates = [s.rate("cpu") for s in raw_samples]
         lines += [
             f"### {env_name}",
             "",
-            f"{label}: raw {raw_median:,.0f} steps/s (median of {len(raw_speeds)} "
-            f"measurements, range {min(raw_speeds):,.0f}-{max(raw_speeds):,.0f}).",
+            f"{label}: raw {median_rate(raw_samples, 'cpu'):,.0f} steps per CPU second "
+            f"(median of {len(raw_samples)} measurements, range {min(cpu_rates):,.0f}-"
+            f"{max(cpu_rates):,.0f}); {median_rate(raw_samples, 'wall'):,.0f} steps per "
+            "wall-clock second.",
             "",
-            "| threat model | slot | config | wrapped steps/s | ratio | range | extra us/step "
-            f"| >= {TARGET_RATIO} |",
-            "|---|---|---|---:|---:|---:|---:|:-:|",
+            "| threat model | slot | config | steps/s | ratio | range | wall ratio "
+            f"| extra us/step | >= {TARGET_RATIO} |",
+            "|---|---|---|---:|---:|---:|---:|---:|:-:|",
         ]
         for name, slot, config in wrapper_configs():
             if (name, slot) not in candidates:
                 lines.append(
-                    f"| `{name}` | {slot} | `{config}` | n/a (space not supported) | | | | |"
+                    f"| `{name}` | {slot} | `{config}` | n/a (space not supported) | | | | | |"
                 )
                 continue
-            speed = statistics.median(speeds[name, slot])
-            ratio = statistics.median(ratios[name, slot])
-            low, high = min(ratios[name, slot]), max(ratios[name, slot])
-            extra = 1e6 / speed - 1e6 / raw_median
+            p = paired[name, slot]
+            ratios = p.ratios("cpu")
+            ratio = statistics.median(ratios)
             ok = "yes" if ratio >= TARGET_RATIO else "no"
             lines.append(
-                f"| `{name}` | {slot} | `{config}` | {speed:,.0f} | {ratio:.3f} | "
-                f"{low:.3f}-{high:.3f} | {extra:.1f} | {ok} |"
+                f"| `{name}` | {slot} | `{config}` | {p.rate('cpu'):,.0f} | {ratio:.3f} | "
+                f"{min(ratios):.3f}-{max(ratios):.3f} | "
+                f"{statistics.median(p.ratios('wall')):.3f} | {p.extra_us('cpu'):.1f} | {ok} |"
             )
         lines.append("")
     return lines
@@ -270,7 +305,8 @@ def vector_section(settings: Settings) -> list[str]:
         "raw env stepped in a loop as above, interleaved the same way (`raw, vec_1, raw, "
         "vec_2, ..., raw`). Actions are pre-sampled `[64, num_envs, num_agents]` integer "
         "arrays; auto-resets happen inside `step`. Subprocess workers are started before "
-        "timing and kept for all rounds.",
+        "timing and kept for all rounds. Times are wall-clock (the workers' CPU time is not "
+        "this process's), so this section is noisier than the one above on a shared machine.",
         "",
     ]
     try:
@@ -283,42 +319,38 @@ def vector_section(settings: Settings) -> list[str]:
         return lines + [f"Skipped: {exc}.", ""]
     env_fn = functools.partial(simple_spread_v3.parallel_env, N=3, max_cycles=25)
     raw_env = spread_fn()
-    raw = functools.partial(
-        steps_per_second,
-        raw_env,
-        ActionTable(raw_env, settings.seed),
-        settings.seconds,
-        settings.seed,
-    )
+    table = ActionTable(raw_env, settings.seed)
+    raw = functools.partial(measure, raw_env, table, settings.seconds, settings.seed)
     venvs = {}
     try:
         for backend in VECTOR_BACKENDS:
             for n in settings.vector_sizes:
                 print(f"vector: starting {backend} x {n}", file=sys.stderr, flush=True)
                 venvs[backend, n] = venv = make_vector_env(env_fn, n, backend=backend)
-                vector_steps_per_second(venv, 0.05, settings.seed)  # warm-up
+                measure_vector(venv, 0.05, settings.seed)  # warm-up
         candidates = {
-            key: functools.partial(vector_steps_per_second, venv, settings.seconds, settings.seed)
+            key: functools.partial(measure_vector, venv, settings.seconds, settings.seed)
             for key, venv in venvs.items()
         }
-        raw_speeds, speeds, ratios = interleaved(
+        raw_samples, paired = interleaved(
             raw, candidates, settings.rounds, np.random.default_rng(settings.seed), "vector"
         )
     finally:
         for venv in venvs.values():
             venv.close()
-    raw_median = statistics.median(raw_speeds)
     lines += [
-        f"Raw env in a loop: {raw_median:,.0f} steps/s (median of {len(raw_speeds)}).",
+        f"Raw env in a loop: {median_rate(raw_samples, 'wall'):,.0f} steps per wall-clock "
+        f"second (median of {len(raw_samples)}).",
         "",
         "| backend | num_envs | env-steps/s | ratio to raw loop | range |",
         "|---|---:|---:|---:|---:|",
     ]
-    for backend, n in venvs:
-        speed = statistics.median(speeds[backend, n])
-        ratio = statistics.median(ratios[backend, n])
-        low, high = min(ratios[backend, n]), max(ratios[backend, n])
-        lines.append(f"| {backend} | {n} | {speed:,.0f} | {ratio:.3f} | {low:.3f}-{high:.3f} |")
+    for (backend, n), p in paired.items():
+        ratios = p.ratios("wall")
+        lines.append(
+            f"| {backend} | {n} | {p.rate('wall'):,.0f} | {statistics.median(ratios):.3f} | "
+            f"{min(ratios):.3f}-{max(ratios):.3f} |"
+        )
     lines.append("")
     return lines
 
@@ -377,7 +409,9 @@ def report(settings: Settings, command: str, sections: list[list[str]], elapsed:
         "the raw and the wrapped env); episode resets are inside the timed loop. Each round runs "
         "`raw, wrapped_1, raw, wrapped_2, ..., raw` with the wrapped configs in a random order, "
         "and each wrapped measurement is divided by the mean of the raw measurements just "
-        "before and after it, so slow drifts of a shared machine cancel. Embedded slots include "
+        "before and after it, so slow drifts of a shared machine cancel. Wrapper ratios use "
+        "this process's CPU time, so other processes competing for the cores do not count "
+        "against the wrapper; wall-clock ratios are given next to them. Embedded slots include "
         "the cost of their random adversary (`adversary='random'` samples with the wrapper's "
         "RNG; `attack='uniform'` draws the noise). The threat models and their configurations "
         "come from `adv_wrappers.registry.THREAT_MODELS` (default arguments: "

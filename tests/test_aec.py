@@ -589,9 +589,31 @@ def test_partial_control_policy_returning_an_illegal_action_raises_at_that_step(
         env.step(0)  # player_1 takes square 0; then player_2's policy is called
 
 
-@pytest.mark.parametrize("policy,match", [(lambda obs: 9, "action space"), (lambda obs: 4, "illegal")])
+@pytest.mark.parametrize(
+    "policy,match", [(lambda obs: 9, "action space"), (lambda obs: 4, "illegal")]
+)
 def test_k_corruption_embedded_illegal_action_raises_naming_the_agent(policy, match):
     env = k_corruption_aec_v0(ttt(), k=1, subset=["player_2"], adversary=policy)
     env.reset(seed=0)
     with pytest.raises(InvalidActionError, match=f"'player_2'.*{match}"):
         env.step(4)
+
+
+def test_adversary_observes_state_and_team_victims_on_a_simultaneous_game_as_aec():
+    env = k_corruption_aec_v0(
+        echo_v0.raw_env(n_agents=3, max_cycles=2),
+        k=1,
+        subset=["agent_1"],
+        adversary_observes="state",
+    )
+    assert env.observation_space("agent_1_adversary") is env.state_space
+    env.reset(seed=0)
+    assert env.agents == ["agent_0", "agent_1_adversary", "agent_2"]
+    actions = {"agent_0": 1, "agent_1_adversary": 4, "agent_2": 2}
+    for agent in ["agent_0", "agent_1_adversary", "agent_2"]:
+        assert env.agent_selection == agent
+        env.step(actions[agent])
+    # the cycle was executed: echo observes the executed actions and pays each its own
+    assert env.observe("agent_1_adversary").tolist() == env.state().tolist() == [1.0, 4.0, 2.0]
+    assert env.rewards == {"agent_0": 1.0, "agent_1_adversary": -1.5, "agent_2": 2.0}
+    assert env.infos["agent_0"]["k_corruption"]["executed_actions"] == {"agent_1": 4}
