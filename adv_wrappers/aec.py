@@ -60,16 +60,15 @@ from pettingzoo.utils.env_logger import EnvLogger
 from pettingzoo.utils.wrappers import BaseWrapper
 from typing_extensions import override
 
-from adv_wrappers.core import ADVERSARY_OBSERVES, adversary_id, seeded_rng
+from adv_wrappers.core import AdversarySlots, seeded_rng
 from adv_wrappers.errors import (
-    AgentIDCollisionError,
     InvalidActionError,
     InvalidArgumentError,
     MissingActionError,
 )
 from adv_wrappers.k_corruption import KCorruptionEpisodes, SubsetSampler
 from adv_wrappers.partial_control import PartialControlEpisodes
-from adv_wrappers.policies import PolicySlot, _action_mask, resolve_policies
+from adv_wrappers.policies import PolicySlot, _action_mask
 
 MAX_PLAY_OUT_STEPS = 1_000_000
 """How many internal turns in a row the wrapper plays before it gives up (RuntimeError)."""
@@ -83,7 +82,7 @@ def _check_aec(env: Any, factory: str) -> None:
         )
 
 
-class AECThreatWrapper(BaseWrapper[AgentID, ObsType, ActionType]):
+class AECThreatWrapper(AdversarySlots, BaseWrapper[AgentID, ObsType, ActionType]):
     """Base class of the AEC action threat models (the AEC twin of ``ActionThreatWrapper``).
 
     Subclasses implement the same hooks as the parallel base class: :meth:`_begin_episode`
@@ -104,36 +103,7 @@ class AECThreatWrapper(BaseWrapper[AgentID, ObsType, ActionType]):
         benign_policies: dict[AgentID, Any] | None = None,
     ):
         super().__init__(env)
-        self._base_possible = list(env.possible_agents)
-        if adversary_observes not in ADVERSARY_OBSERVES:
-            raise InvalidArgumentError(
-                f"adversary_observes={adversary_observes!r} is not allowed; use one of "
-                f"{ADVERSARY_OBSERVES}"
-            )
-        if adversary_observes == "state" and not hasattr(env, "state_space"):
-            raise InvalidArgumentError(
-                "adversary_observes='state' needs an env with state() and state_space; "
-                f"{env} has no state_space"
-            )
-        self.adversary_observes = adversary_observes
-        self._attackable = list(attackable)
-        self._adversary_policies = resolve_policies(
-            adversary, "adversary", self._attackable, self._base_possible
-        )
-        self.exposed = self._adversary_policies is None
-        self._benign_policies = dict(benign_policies or {})
-        self._adv_ids = {a: adversary_id(a) for a in self._attackable}
-        self._adv_to_agent: dict[AgentID, AgentID] = {}
-        self.possible_agents = list(self._base_possible)
-        if self.exposed:
-            clash = [i for i in self._adv_ids.values() if i in self._base_possible]
-            if clash:
-                raise AgentIDCollisionError(
-                    f"the exposed adversary IDs {clash} already exist in the wrapped env "
-                    "(is the same threat model applied twice?)"
-                )
-            self._adv_to_agent = {v: k for k, v in self._adv_ids.items()}
-            self.possible_agents += list(self._adv_ids.values())
+        self._init_slots(env, attackable, adversary, adversary_observes, benign_policies)
         self._obs_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
         self._act_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
         self.np_random: np.random.Generator | None = None

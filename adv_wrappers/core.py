@@ -105,7 +105,57 @@ def seeded_rng(seed: int | None, salt: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(salt.encode())])
 
 
-class ActionThreatWrapper(BaseParallelWrapper[AgentID, ObsType, ActionType]):
+def check_adversary_observes(value: Any, env: Any) -> str:
+    """``"agent"`` or ``"state"`` (the latter only for envs with ``state()``/``state_space``)."""
+    if value not in ADVERSARY_OBSERVES:
+        raise InvalidArgumentError(
+            f"adversary_observes={value!r} is not allowed; use one of {ADVERSARY_OBSERVES}"
+        )
+    if value == "state" and not hasattr(env, "state_space"):
+        raise InvalidArgumentError(
+            f"adversary_observes='state' needs an env with state() and state_space; {env} has none"
+        )
+    return value
+
+
+class AdversarySlots:
+    """Constructor logic shared by the parallel and AEC action threats (a mixin).
+
+    Sets ``adversary_observes``, ``exposed``, the embedded policies, the exposed adversary
+    IDs (``_adv_ids``: agent -> ID, ``_adv_to_agent``: ID -> agent) and ``possible_agents``.
+    """
+
+    def _init_slots(
+        self,
+        env: Any,
+        attackable: list[AgentID],
+        adversary: Any,
+        adversary_observes: str,
+        benign_policies: dict[AgentID, Any] | None,
+    ) -> None:
+        self._base_possible = list(env.possible_agents)
+        self.adversary_observes = check_adversary_observes(adversary_observes, env)
+        self._attackable = list(attackable)
+        self._adversary_policies = resolve_policies(
+            adversary, "adversary", self._attackable, self._base_possible
+        )
+        self.exposed = self._adversary_policies is None
+        self._benign_policies = dict(benign_policies or {})
+        self._adv_ids = {a: adversary_id(a) for a in self._attackable}
+        self._adv_to_agent: dict[AgentID, AgentID] = {}
+        self.possible_agents = list(self._base_possible)
+        if self.exposed:
+            clash = [i for i in self._adv_ids.values() if i in self._base_possible]
+            if clash:
+                raise AgentIDCollisionError(
+                    f"the exposed adversary IDs {clash} already exist in the wrapped env "
+                    "(is the same threat model applied twice?)"
+                )
+            self._adv_to_agent = {v: k for k, v in self._adv_ids.items()}
+            self.possible_agents += list(self._adv_ids.values())
+
+
+class ActionThreatWrapper(AdversarySlots, BaseParallelWrapper[AgentID, ObsType, ActionType]):
     """Base class of the action threat models; subclasses define who is attacked and when.
 
     Subclasses implement :meth:`_begin_episode` (choose attacked agents and victims with
@@ -125,35 +175,7 @@ class ActionThreatWrapper(BaseParallelWrapper[AgentID, ObsType, ActionType]):
         benign_policies: dict[AgentID, Any] | None = None,
     ):
         super().__init__(env)
-        self._base_possible = list(env.possible_agents)
-        if adversary_observes not in ADVERSARY_OBSERVES:
-            raise InvalidArgumentError(
-                f"adversary_observes={adversary_observes!r} is not allowed; use one of {ADVERSARY_OBSERVES}"
-            )
-        if adversary_observes == "state" and not hasattr(env, "state_space"):
-            raise InvalidArgumentError(
-                "adversary_observes='state' needs an env with state() and state_space; "
-                f"{env} has no state_space"
-            )
-        self.adversary_observes = adversary_observes
-        self._attackable = list(attackable)
-        self._adversary_policies = resolve_policies(
-            adversary, "adversary", self._attackable, self._base_possible
-        )
-        self.exposed = self._adversary_policies is None
-        self._benign_policies = benign_policies or {}
-        self._adv_ids = {a: adversary_id(a) for a in self._attackable}
-        self._adv_to_agent = {v: k for k, v in self._adv_ids.items()}
-        if self.exposed:
-            clash = [i for i in self._adv_ids.values() if i in self._base_possible]
-            if clash:
-                raise AgentIDCollisionError(
-                    f"the exposed adversary IDs {clash} already exist in the wrapped env "
-                    "(is the same threat model applied twice?)"
-                )
-            self.possible_agents = self._base_possible + list(self._adv_ids.values())
-        else:
-            self.possible_agents = list(self._base_possible)
+        self._init_slots(env, attackable, adversary, adversary_observes, benign_policies)
         self._obs_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
         self._act_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
         self.np_random: np.random.Generator | None = None

@@ -12,7 +12,7 @@ from pettingzoo.utils.env import AgentID, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper
 from typing_extensions import override
 
-from adv_wrappers.core import ADVERSARY_OBSERVES, check_agents, check_epsilon, seeded_rng
+from adv_wrappers.core import check_adversary_observes, check_agents, check_epsilon, seeded_rng
 from adv_wrappers.errors import (
     AgentIDCollisionError,
     InvalidActionError,
@@ -167,13 +167,7 @@ class StatePerturbationWrapper(BaseParallelWrapper):
         if norm not in NORMS:
             raise InvalidArgumentError(f"norm={norm!r} is not allowed; use one of {NORMS}")
         self.norm = norm
-        if adversary_observes not in ADVERSARY_OBSERVES:
-            raise InvalidArgumentError(
-                f"adversary_observes={adversary_observes!r} is not allowed; use one of {ADVERSARY_OBSERVES}"
-            )
-        if adversary_observes == "state" and not hasattr(env, "state_space"):
-            raise InvalidArgumentError("adversary_observes='state' needs an env with state_space")
-        self.adversary_observes = adversary_observes
+        self.adversary_observes = check_adversary_observes(adversary_observes, env)
         self.attacked = (
             list(self._base_possible)
             if agents is None
