@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 from gymnasium import spaces
+from gymnasium.utils.env_checker import data_equivalence
 from mpe2 import simple_spread_v3, simple_tag_v3
 from pettingzoo import ParallelEnv
 from pettingzoo.sisl import multiwalker_v9, pursuit_v5
 
 from adv_wrappers import vector
+from adv_wrappers.registry import SLOTS, THREAT_MODELS
 from adv_wrappers.errors import (
     InvalidActionError,
     InvalidArgumentError,
@@ -235,7 +237,7 @@ def run_against_copies(env_fn, num_envs: int, backend: str, steps: int, seed: in
             np.testing.assert_array_equal(obs[e], pack_obs(ref_obs, agents, space_of))
             np.testing.assert_array_equal(infos["alive"][e], mask(ref.agents, agents))
             np.testing.assert_array_equal(infos["has_obs"][e], mask(ref_obs, agents))
-            assert infos["agent_infos"][e] == ref_infos
+            assert data_equivalence(infos["agent_infos"][e], ref_infos)
         rng = np.random.default_rng(seed)
         for _ in range(steps):
             alive = venv.alive
@@ -256,7 +258,7 @@ def run_against_copies(env_fn, num_envs: int, backend: str, steps: int, seed: in
                 np.testing.assert_array_equal(truncs[e], [bool(ref_trunc.get(a)) for a in agents])
                 np.testing.assert_array_equal(infos["acted"][e], alive[e])
                 np.testing.assert_array_equal(infos["has_reward"][e], mask(ref_rew, agents))
-                assert infos["agent_infos"][e] == ref_info
+                assert data_equivalence(infos["agent_infos"][e], ref_info)
                 if ref.agents:
                     assert not infos["reset"][e]
                     assert infos["reset_infos"][e] is None
@@ -270,7 +272,7 @@ def run_against_copies(env_fn, num_envs: int, backend: str, steps: int, seed: in
                     )
                     np.testing.assert_array_equal(infos["final_alive"][e], mask(ref_obs, agents))
                     ref_obs, reset_info = ref.reset()
-                    assert infos["reset_infos"][e] == reset_info
+                    assert data_equivalence(infos["reset_infos"][e], reset_info)
                 np.testing.assert_array_equal(obs[e], pack_obs(ref_obs, agents, space_of))
                 np.testing.assert_array_equal(infos["has_obs"][e], mask(ref_obs, agents))
                 np.testing.assert_array_equal(infos["alive"][e], mask(ref.agents, agents))
@@ -356,6 +358,34 @@ CASES = [
         True,
     ),
 ]
+
+
+def threat_wrapped_spread(tm_name: str, slot: str) -> ParallelEnv:
+    return THREAT_MODELS[tm_name].make(simple_spread_v3.parallel_env(N=3, max_cycles=10), slot)
+
+
+# Every registered threat model in both slots, where the spaces can be batched (an exposed
+# observation adversary has Box actions next to Discrete ones: see the test below).
+# Attacked agents vanish and adversaries appear from episode to episode: 12 resets each.
+CASES += [
+    (
+        f"{tm}_{slot}",
+        partial(threat_wrapped_spread, tm, slot),
+        3,
+        40,
+        12,
+        12,
+        tm in ("k_corruption_v0", "byzantine_v0"),  # attacked agents leave the list
+    )
+    for tm in THREAT_MODELS
+    for slot in SLOTS
+    if not (tm == "state_perturbation_v0" and slot == "exposed")
+]
+
+
+def test_exposed_observation_adversary_with_discrete_agents_is_unsupported():
+    with pytest.raises(UnsupportedSpaceError, match="Box"):
+        make_vector_env(partial(threat_wrapped_spread, "state_perturbation_v0", "exposed"), 2)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
