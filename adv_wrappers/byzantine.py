@@ -186,7 +186,9 @@ class ByzantineWrapper(ActionThreatWrapper):
         else:
             self._theta = self._types[self.np_random.choice(len(self._probs), p=self._probs)].copy()
         attacked = tuple(
-            a for a, t in zip(self._base_possible, self._theta, strict=False) if t and a in self.env.agents
+            a
+            for a, t in zip(self._base_possible, self._theta, strict=True)
+            if t and a in self.env.agents
         )
         victims = tuple(a for a in self.env.agents if a not in attacked)
         return attacked, victims

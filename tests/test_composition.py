@@ -43,7 +43,9 @@ COMPOSITIONS = {
         ss.frame_stack_v1(simple_spread_v3.parallel_env(N=3, max_cycles=15), 2), 0.1
     ),
     "supersuit_dtype(state_perturbation(simple_spread))": lambda: ss.dtype_v0(
-        state_perturbation_v0(simple_spread_v3.parallel_env(N=3, max_cycles=15), 0.1, attack="gaussian"),
+        state_perturbation_v0(
+            simple_spread_v3.parallel_env(N=3, max_cycles=15), 0.1, attack="gaussian"
+        ),
         np.float64,
     ),
     "freeze(partial_control(simple_spread))": lambda: freeze_v0(

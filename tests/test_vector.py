@@ -21,7 +21,6 @@ from pettingzoo import ParallelEnv
 from pettingzoo.sisl import multiwalker_v9, pursuit_v5
 
 from adv_wrappers import vector
-from adv_wrappers.registry import SLOTS, THREAT_MODELS
 from adv_wrappers.errors import (
     InvalidActionError,
     InvalidArgumentError,
@@ -29,6 +28,7 @@ from adv_wrappers.errors import (
     UnknownAgentError,
     UnsupportedSpaceError,
 )
+from adv_wrappers.registry import SLOTS, THREAT_MODELS
 from adv_wrappers.vector import (
     SubprocParallelVectorEnv,
     SyncParallelVectorEnv,
