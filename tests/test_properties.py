@@ -183,3 +183,25 @@ def test_attacker_reward_is_minus_victim_reward(seed, wrapper):
             assert r == pytest.approx(expected)
             compared += 1
     assert compared == steps == 8
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda env: state_perturbation_v0(env, 0.0, attack="uniform"),
+        lambda env: state_perturbation_v0(env, 0.0, attack="gaussian", norm="l2"),
+        lambda env: k_corruption_v0(env, 0, adversary="random"),
+        lambda env: byzantine_v0(env, prior={(0, 0, 0): 1.0}, adversary="random"),
+    ],
+    ids=["sp_uniform", "sp_gaussian_l2", "k0", "theta0"],
+)
+def test_attack_off_is_the_clean_episode(make):
+    clean, clean_steps = rollout(simple_spread_v3.parallel_env(N=3, max_cycles=25), seed=9)
+    wrapped, steps = rollout(make(simple_spread_v3.parallel_env(N=3, max_cycles=25)), seed=9)
+    assert steps == clean_steps == 50 and len(wrapped) == len(clean) == 52
+    for c, w in zip(clean, wrapped, strict=True):
+        if c[0] == "reset":
+            assert data_equivalence(c[1], w[1]) and c[3] == w[3]
+        else:  # actions, obs, rewards, terminations, truncations (infos gain ground truth)
+            # (the raw env returns a defaultdict of rewards, the wrappers a dict)
+            assert all(data_equivalence(dict(c[i]), dict(w[i])) for i in range(1, 6))
