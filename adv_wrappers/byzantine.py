@@ -132,8 +132,11 @@ class ByzantineWrapper(ActionThreatWrapper):
     ):
         possible = list(env.possible_agents)
         n = len(possible)
-        self.prior = default_prior(n) if prior is None else dict(prior)
-        self._types, self._probs = check_prior(self.prior, n)
+        self._types, self._probs = check_prior(default_prior(n) if prior is None else prior, n)
+        self.prior = {
+            tuple(int(x) for x in t): float(p)
+            for t, p in zip(self._types, self._probs, strict=True)
+        }
         self.reveal_types = bool(reveal_types)
         self._theta = np.zeros(n, np.int8)
         if self.reveal_types:
@@ -171,7 +174,12 @@ class ByzantineWrapper(ActionThreatWrapper):
 
     def _begin_episode(self, options: dict[str, Any]):
         if "theta" in options:
-            theta = np.asarray(options["theta"]).astype(np.int8)
+            raw = np.asarray(options["theta"])
+            if raw.dtype.kind not in "biuf" or not np.isin(raw, (0, 1)).all():
+                raise InvalidArgumentError(
+                    f"options['theta']={options['theta']!r} must be a vector of 0/1 entries"
+                )
+            theta = raw.astype(np.int8)
             match = (
                 np.flatnonzero((self._types == theta).all(axis=1))
                 if theta.shape == self._types.shape[1:]

@@ -43,6 +43,11 @@ class MissingActionError(AdvWrappersError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class PlayOutLimitError(AdvWrappersError, RuntimeError):
+    """``freeze_v0`` played an episode out for its frozen agents for more steps than allowed
+    (an env whose episodes never end once the outside agents are done)."""
+
+
 class AgentIDCollisionError(AdvWrappersError, ValueError):
     """An adversary agent ID the wrapper would create already exists in the wrapped env."""
 

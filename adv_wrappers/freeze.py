@@ -17,7 +17,12 @@ from pettingzoo.utils.wrappers import BaseParallelWrapper
 from typing_extensions import override
 
 from adv_wrappers.core import seeded_rng
-from adv_wrappers.errors import InvalidArgumentError, MissingActionError, UnknownAgentError
+from adv_wrappers.errors import (
+    InvalidArgumentError,
+    MissingActionError,
+    PlayOutLimitError,
+    UnknownAgentError,
+)
 from adv_wrappers.policies import PolicySlot, check_policy
 
 MAX_PLAY_OUT_STEPS = 1_000_000
@@ -52,6 +57,8 @@ class FreezeWrapper(BaseParallelWrapper):
             for a frozen/absent agent.
         InvalidActionError: a frozen policy returned an action outside its action space
             (raised at that step, naming agent and action).
+        PlayOutLimitError: the play-out after the outside agents finished exceeded
+            ``MAX_PLAY_OUT_STEPS`` (1,000,000) steps.
 
     Example:
         >>> from adv_envs import echo_v0
@@ -143,8 +150,9 @@ class FreezeWrapper(BaseParallelWrapper):
         outside_left = [a for a in self.env.agents if a not in self._slots]
         while not outside_left and self.env.agents:
             if played >= MAX_PLAY_OUT_STEPS:
-                raise RuntimeError(
-                    f"freeze_v0 played out {played} steps without the episode ending"
+                raise PlayOutLimitError(
+                    f"freeze_v0 played out {played} steps for the frozen agents after the outside "
+                    "agents finished, and the episode has not ended (does the env truncate?)"
                 )
             o, r, *_, i = self.env.step(self._frozen_actions())
             self._obs, self._infos = o, i

@@ -69,8 +69,10 @@ class PartialControlWrapper(PartialControlEpisodes, ActionThreatWrapper):
     pi_hat_alpha and the adversarial policy pi_tilde_alpha (Eq. 3.2); the attacker
     minimizes the victim's value (Eq. 3.1). eps = 0 is no attack, eps = 1 full takeover
     (Gleave et al.'s adversarial policies). The per-step coin is drawn with the wrapper's own
-    RNG (one uniform draw per step whatever eps, so runs at different eps with the same
-    seed share their random numbers); eps = 0 reproduces the unwrapped episode exactly.
+    RNG, one uniform draw per step whatever eps, so runs at different eps with the same
+    seed share their coins (common random numbers; a ``"random"`` benign policy, called
+    only on steps where it is executed, draws from the same RNG and breaks this); eps = 0
+    reproduces the unwrapped episode exactly.
 
     Args:
         env: any PettingZoo ParallelEnv.

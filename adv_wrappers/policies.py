@@ -105,19 +105,17 @@ class PolicySlot:
         return action
 
 
-def check_policy(value: Any, argument: str) -> Policy | str:
-    """Validate one policy argument: ``"random"`` or a callable."""
+def check_policy(value: Any, argument: str, also: str = "") -> Policy | str:
+    """Validate one policy argument: ``"random"`` or a callable (``also`` names other options)."""
     if isinstance(value, str):
         if value != RANDOM:
             raise InvalidArgumentError(
-                f"{argument}={value!r} is not allowed: use None (exposed), 'random', "
-                "a callable policy, or a dict mapping agent IDs to policies"
+                f"{argument}={value!r} is not allowed: use 'random' or a callable policy{also}"
             )
         return value
     if not callable(value):
         raise InvalidArgumentError(
-            f"{argument} must be None, 'random', a callable policy or a dict of them; "
-            f"got {type(value).__name__}"
+            f"{argument} must be 'random' or a callable policy{also}; got {type(value).__name__}"
         )
     return value
 
@@ -145,5 +143,7 @@ def resolve_policies(
                 "attacked; give one per attackable agent, or a single policy for all"
             )
         return {a: check_policy(value[a], f"{argument}[{a!r}]") for a in agents}
-    policy = check_policy(value, argument)
+    policy = check_policy(
+        value, argument, " (or None for the exposed slot, or a dict mapping agent IDs to policies)"
+    )
     return dict.fromkeys(agents, policy)

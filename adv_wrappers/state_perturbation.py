@@ -131,8 +131,10 @@ class StatePerturbationWrapper(BaseParallelWrapper):
         AgentIDCollisionError: an exposed adversary ID already exists.
         MissingActionError: ``step`` without an action for a listed agent (adversaries
             included) or with one for an unlisted agent.
-        InvalidActionError: a policy attack (or gradient attack) returned a value outside
-            [-1, 1]^d (respectively outside the admissible set or of the wrong shape).
+        InvalidActionError: the exposed adversary's action or a policy attack's output is not
+            d numbers in [-1, 1] (NaN included), or a gradient attack returned an
+            observation outside the admissible set or of the wrong shape (raised at that
+            step, naming the agent).
 
     Example:
         >>> from adv_envs import echo_v0
@@ -245,8 +247,6 @@ class StatePerturbationWrapper(BaseParallelWrapper):
     ) -> tuple[np.ndarray, Any]:
         """Return ``(perturbed obs, adversary action or None)`` for one attacked agent."""
         low, high, d = self._bounds[agent]
-        if self.epsilon == 0.0 and self.attack is None:
-            return obs, u
         if self.attack is None or self._is_policy:
             if self._is_policy:
                 u = self.attack(self._adversary_observation(agent, obs))

@@ -416,3 +416,29 @@ def test_state_perturbation_policy_and_exposed_out_of_range_raise():
     env = state_perturbation_v0(echo(), 0.1, attack=Cheat())
     with pytest.raises(InvalidActionError, match="admissible"):
         env.reset(seed=0)
+
+
+def test_review_findings_raise_typed_errors():
+    with pytest.raises(InvalidPriorError, match="non-empty dict"):
+        byzantine_v0(echo(n_agents=2), prior=[((0, 0), 1.0)])
+    with pytest.raises(InvalidArgumentError, match="0/1"):
+        byzantine_v0(echo(n_agents=2)).reset(seed=0, options={"theta": (0.9, 0)})
+    env = state_perturbation_v0(echo(), 0.0, agents=["agent_0"])
+    env.reset(seed=0)
+    actions = {a: 0 for a in env.agents}
+    actions["agent_0_obs_adversary"] = np.array([np.nan, 0, 0], np.float32)
+    with pytest.raises(InvalidActionError, match="agent_0"):
+        env.step(actions)  # epsilon = 0 does not excuse an invalid action
+    with pytest.raises(InvalidArgumentError, match="'random' or a callable policy;"):
+        freeze_v0(echo(), {"agent_0": 3})
+
+
+def test_freeze_play_out_limit(monkeypatch):
+    import adv_wrappers.freeze as freeze_module
+    from adv_wrappers import PlayOutLimitError
+
+    monkeypatch.setattr(freeze_module, "MAX_PLAY_OUT_STEPS", 2)
+    env = freeze_v0(echo(n_agents=2, max_cycles=10, deaths={"agent_0": 1}), {"agent_1": "random"})
+    env.reset(seed=0)
+    with pytest.raises(PlayOutLimitError, match="played out 2 steps"):
+        env.step({"agent_0": 0})
