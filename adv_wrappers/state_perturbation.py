@@ -20,6 +20,7 @@ from adv_wrappers.errors import (
     MissingActionError,
     UnsupportedSpaceError,
 )
+from adv_wrappers.policies import PolicySlot, resolve_policies
 
 NORMS = ("linf", "l2")
 NOISE_ATTACKS = ("uniform", "gaussian")
@@ -98,12 +99,17 @@ class StatePerturbationWrapper(BaseParallelWrapper):
               action space ``Box(-1, 1, (d,), float32)``, mapped into the ball by
               :func:`to_ball`; it observes the true observation of ``j`` (or ``state()``
               with ``adversary_observes="state"``) and is rewarded minus ``j``'s reward.
-              Timing: in a simultaneous-move (parallel) API the adversary and the agents
-              act in the same ``step``; the adversary's action at a step perturbs the
-              observation that step *returns*, chosen from the true observation returned
-              by the previous step (it commits one step ahead). The first observation of
-              an episode is unperturbed. The paper's chi(. | s), which sees the state it
-              perturbs, is the embedded slot below: a trained adversary plugs in there.
+              Timing: in a simultaneous-move (parallel) API an outside adversary and its
+              outside victim act in the same ``step``, so the adversary's action at a step
+              perturbs the observation that step *returns*, chosen from the true
+              observation returned by the previous step (it commits one step ahead; the
+              first observation of an episode is unperturbed). The paper's chi(. | s),
+              which sees the observation it perturbs, needs the victim to act after the
+              adversary: give the victims' policies as ``victim_policies`` and the
+              adversary's action at a step perturbs the true observation it was shown,
+              and the victim acts on the result inside that same step (this is how a
+              fresh attacker is trained against frozen defenders). A trained adversary
+              also plugs into the embedded policy slot below, with the same timing.
             * ``"uniform"``: delta uniform in the ball (l-inf: each coordinate uniform in
               [-epsilon, epsilon]; l2: uniform in the l2 ball).
             * ``"gaussian"``: delta ~ N(0, (epsilon / 2)^2 I) projected onto the ball.
@@ -113,6 +119,10 @@ class StatePerturbationWrapper(BaseParallelWrapper):
             * a gradient attack: an object with ``perturb(...)`` (see
               :class:`GradientAttack`; FGSM and PGD in :mod:`adv_wrappers.attacks`).
         adversary_observes: ``"agent"`` (true observation, default) or ``"state"``.
+        victim_policies: only with ``attack=None``: a policy (for every attacked agent) or a
+            dict attacked agent -> policy; those agents act inside the wrapper on the
+            perturbed observation and leave the outside agent list, so the exposed
+            adversaries see exactly the observation they perturb (see Timing above).
 
     What agents see: attacked agents get the perturbed observation; every reward, flag and
     transition is the true env's. Unattacked agents are untouched.
@@ -121,11 +131,15 @@ class StatePerturbationWrapper(BaseParallelWrapper):
     ``"attacked"``, ``"epsilon"``, ``"norm"``, ``"true_obs"`` (dict attacked agent -> true
     observation), ``"perturbation_norm"`` (dict attacked agent -> ||o' - o|| in ``norm``,
     float) and ``"adversary_actions"`` (dict agent -> u, for exposed and policy attacks).
+    With ``victim_policies`` also ``"victim_obs"`` (dict victim -> the perturbed observation
+    it acted on in this step), ``"victim_perturbation_norm"`` and ``"victim_rewards"``;
+    ``"perturbation_norm"`` then covers only the attacked agents that are outside.
 
     Raises:
         InvalidArgumentError: epsilon not finite or negative; unknown ``norm``, ``attack``
             string or ``adversary_observes``; an ``attack`` that is neither a string,
-            a callable nor an object with ``perturb``.
+            a callable nor an object with ``perturb``; ``victim_policies`` with an
+            embedded attack, or that is not a policy/dict of policies for attacked agents.
         UnknownAgentError: ``agents`` with IDs not in ``possible_agents``.
         UnsupportedSpaceError: an attacked agent whose observation space is not a Box.
         AgentIDCollisionError: an exposed adversary ID already exists.
@@ -162,6 +176,7 @@ class StatePerturbationWrapper(BaseParallelWrapper):
         norm: str = "linf",
         attack: Any = None,
         adversary_observes: str = "agent",
+        victim_policies: Any = None,
     ):
         super().__init__(env)
         self._base_possible = list(env.possible_agents)
@@ -176,6 +191,8 @@ class StatePerturbationWrapper(BaseParallelWrapper):
             else check_agents(agents, "agents", self._base_possible)
         )
         self._bounds: dict[AgentID, tuple[np.ndarray, np.ndarray, int]] = {}
+        self._bounded: dict[AgentID, bool] = {}
+        self._victim_record: dict[str, dict[AgentID, Any]] = {}
         for a in self.attacked:
             space = env.observation_space(a)
             if not isinstance(space, gymnasium.spaces.Box):
@@ -183,6 +200,8 @@ class StatePerturbationWrapper(BaseParallelWrapper):
                     f"state_perturbation_v0 perturbs Box observations; agent {a!r} has {space}"
                 )
             self._bounds[a] = (space.low, space.high, math.prod(space.shape))
+            # MPE-style unbounded spaces need no clip (the ball is the whole admissible set)
+            self._bounded[a] = bool(np.isfinite(space.low).any() or np.isfinite(space.high).any())
         if attack is None or (isinstance(attack, str) and attack in NOISE_ATTACKS):
             self.attack = attack
         elif isinstance(attack, str):
@@ -204,15 +223,31 @@ class StatePerturbationWrapper(BaseParallelWrapper):
             a: gymnasium.spaces.Box(-1.0, 1.0, (self._bounds[a][2],), np.float32)
             for a in self.attacked
         }
+        self._victim_slots: dict[AgentID, PolicySlot] = {}
+        if victim_policies is not None:
+            if not self.exposed:
+                raise InvalidArgumentError(
+                    "victim_policies is for the exposed slot (attack=None); with an embedded "
+                    "attack the perturbation already sees the observation it perturbs: put "
+                    "freeze_v0 on top to embed the victims"
+                )
+            policies = resolve_policies(
+                victim_policies, "victim_policies", self.attacked, self._base_possible
+            )
+            self._victim_slots = {
+                a: PolicySlot(a, p, env.action_space(a), "victim policy")
+                for a, p in policies.items()
+            }
         if self.exposed:
             clash = [i for i in self._adv_ids.values() if i in self._base_possible]
             if clash:
                 raise AgentIDCollisionError(
                     f"the exposed adversary IDs {clash} already exist in the env"
                 )
-            self.possible_agents = self._base_possible + list(self._adv_ids.values())
-        else:
-            self.possible_agents = list(self._base_possible)
+        outside = [a for a in self._base_possible if a not in self._victim_slots]
+        if self.exposed:
+            outside += list(self._adv_ids.values())
+        self.possible_agents = outside
         self._is_policy = (
             callable(self.attack)
             and not hasattr(self.attack, "perturb")
@@ -272,7 +307,9 @@ class StatePerturbationWrapper(BaseParallelWrapper):
             perturbed = np.asarray(perturbed)
             self._check_admissible(agent, obs, perturbed)
             return perturbed.astype(obs.dtype, copy=False), None
-        perturbed = np.clip(obs + delta.reshape(obs.shape), low, high).astype(obs.dtype, copy=False)
+        perturbed = obs + delta.reshape(obs.shape).astype(obs.dtype, copy=False)
+        if self._bounded[agent]:
+            np.clip(perturbed, low, high, out=perturbed)
         return perturbed, u
 
     def _uniform_ball(self, d: int) -> np.ndarray:
@@ -312,16 +349,19 @@ class StatePerturbationWrapper(BaseParallelWrapper):
     ) -> tuple[dict[AgentID, Any], dict[AgentID, Any]]:
         out = dict(obs)
         true_obs, norms, adv_actions = {}, {}, {}
+        victims = self._victim_slots
         for a in self.attacked:
             if a not in obs:
                 continue
-            o = obs[a]
-            perturbed, u = self._perturb(a, o, actions.get(self._adv_ids[a]))
-            out[a] = perturbed
-            true_obs[a] = o
-            norms[a] = self._distance(perturbed, o)
-            if u is not None:
-                adv_actions[a] = u
+            o = true_obs[a] = obs[a]
+            if a in victims:  # perturbed at the next step, with the adversary's action on o
+                del out[a]
+            else:
+                perturbed, u = self._perturb(a, o, actions.get(self._adv_ids[a]))
+                out[a] = perturbed
+                norms[a] = self._distance(perturbed, o)
+                if u is not None:
+                    adv_actions[a] = u
             if self.exposed:
                 out[self._adv_ids[a]] = self._adversary_observation(a, o)
         gt = {
@@ -332,15 +372,18 @@ class StatePerturbationWrapper(BaseParallelWrapper):
             "perturbation_norm": norms,
             "adversary_actions": adv_actions,
         }
+        if victims:
+            gt.update(self._victim_record)
         out_infos = {}
         for a, info in infos.items():
-            out_infos[a] = {**info, self.threat_name: gt}
+            if a not in victims:
+                out_infos[a] = {**info, self.threat_name: gt}
             if self.exposed and a in self._adv_ids:
-                out_infos[self._adv_ids[a]] = out_infos[a]
+                out_infos[self._adv_ids[a]] = {**info, self.threat_name: gt}
         return out, out_infos
 
     def _sync_agents(self) -> None:
-        agents = list(self.env.agents)
+        agents = [a for a in self.env.agents if a not in self._victim_slots]
         if self.exposed:
             agents += [self._adv_ids[a] for a in self.env.agents if a in self._adv_ids]
         self.agents = agents
@@ -354,6 +397,14 @@ class StatePerturbationWrapper(BaseParallelWrapper):
         obs, infos = self.env.reset(seed=seed, options=options)
         if self._is_policy and callable(getattr(self.attack, "reset", None)):
             self.attack.reset()
+        for slot in self._victim_slots.values():
+            slot.reset()
+        self._victim_record = {
+            "victim_obs": {},
+            "victim_perturbation_norm": {},
+            "victim_rewards": {},
+        }
+        self._last_obs, self._last_infos = obs, infos
         self._sync_agents()
         return self._apply(obs, infos, {})
 
@@ -366,8 +417,22 @@ class StatePerturbationWrapper(BaseParallelWrapper):
                 f"step() needs exactly one action per agent in env.agents={self.agents}; "
                 f"missing: {missing}, not acting: {extra}"
             )
-        base_actions = {a: actions[a] for a in self.env.agents} if self.exposed else actions
+        base_actions = {a: actions[a] for a in self.env.agents if a in self._agent_set}
+        victim_obs, victim_norms = {}, {}
+        for a, slot in self._victim_slots.items():
+            if a in self.env.agents:  # the paper's chi(. | s): perturb o_t, then the victim acts
+                true = self._last_obs[a]
+                perturbed, _ = self._perturb(a, true, actions[self._adv_ids[a]])
+                victim_obs[a], victim_norms[a] = perturbed, self._distance(perturbed, true)
+                base_actions[a] = slot.act(perturbed, self.np_random, self._last_infos.get(a))
         obs, rewards, terminations, truncations, infos = self.env.step(base_actions)
+        self._last_obs, self._last_infos = obs, infos
+        if self._victim_slots:
+            self._victim_record = {
+                "victim_obs": victim_obs,
+                "victim_perturbation_norm": victim_norms,
+                "victim_rewards": {a: rewards[a] for a in self._victim_slots if a in rewards},
+            }
         obs, infos = self._apply(obs, infos, actions)
         if self.exposed:
             rewards, terminations, truncations = (
@@ -381,6 +446,9 @@ class StatePerturbationWrapper(BaseParallelWrapper):
                     rewards[pid] = -float(rewards[a])
                     terminations[pid] = terminations[a]
                     truncations[pid] = truncations[a]
+            for a in self._victim_slots:
+                for d in (rewards, terminations, truncations):
+                    d.pop(a, None)
         self._sync_agents()
         return obs, rewards, terminations, truncations, infos
 

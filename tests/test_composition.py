@@ -48,6 +48,12 @@ COMPOSITIONS = {
         ),
         np.float64,
     ),
+    "state_perturbation(victim_policies)": lambda: state_perturbation_v0(
+        simple_spread_v3.parallel_env(N=3, max_cycles=15),
+        0.3,
+        agents=["agent_0", "agent_2"],
+        victim_policies={"agent_0": "random", "agent_2": "random"},
+    ),
     "freeze(partial_control(simple_spread))": lambda: freeze_v0(
         partial_control_v0(simple_spread_v3.parallel_env(N=3, max_cycles=15), "agent_1", 0.5),
         {"agent_0": "random"},
@@ -76,3 +82,28 @@ def test_stacked_threats_report_both_ground_truths():
     # the observation threat sees only the agents still outside the corruption wrapper
     assert set(info["state_perturbation"]["attacked"]) == set(env.agents)
     assert info["k_corruption"]["executed_actions"].keys() == {attacked[0]}
+
+
+def test_single_attacker_against_frozen_defenders_with_exact_observation_timing():
+    """The attack.py set-up for a learned chi: one exposed observation adversary, every
+    defender frozen, as a gymnasium.Env."""
+    from adv_wrappers import to_single_agent
+
+    env = state_perturbation_v0(
+        simple_spread_v3.parallel_env(N=3, max_cycles=15),
+        0.5,
+        agents=["agent_1"],
+        victim_policies=lambda obs: 1,
+    )
+    env = to_single_agent(freeze_v0(env, {"agent_0": lambda obs: 2, "agent_2": lambda obs: 3}))
+    obs, info = env.reset(seed=0)
+    assert info["agent"] == "agent_1_obs_adversary" and env.action_space.shape == (18,)
+    steps, done = 0, False
+    while not done:
+        obs, reward, term, trunc, info = env.step(np.full(18, 0.5, np.float32))
+        gt = info["state_perturbation"]
+        assert gt["victim_perturbation_norm"]["agent_1"] == pytest.approx(0.25)
+        assert reward == -gt["victim_rewards"]["agent_1"]
+        steps += 1
+        done = term or trunc
+    assert steps == 15

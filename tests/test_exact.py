@@ -212,3 +212,44 @@ def test_freeze_plays_out_the_episode_for_frozen_agents():
     # agent_1 played steps 2..6 inside: 5 rewards of 3 in this step's ground truth
     assert infos["agent_0"]["freeze"]["played_out_steps"] == 4
     assert infos["agent_0"]["freeze"]["rewards"] == {"agent_1": 15.0}
+
+
+def test_state_perturbation_with_embedded_victims_has_the_papers_timing():
+    """chi(. | o_t): the adversary's action at a step perturbs the observation it was shown."""
+    seen = []
+
+    def victim(obs):  # plays round(first entry of what it sees) + 1, clipped to the space
+        seen.append(np.array(obs))
+        return int(np.clip(np.rint(obs[0]) + 1, 0, 4))
+
+    env = state_perturbation_v0(
+        echo(n_agents=2, max_cycles=3), 1.0, agents=["agent_0"], victim_policies=victim
+    )
+    obs, infos = env.reset(seed=0)
+    assert env.agents == ["agent_1", "agent_0_obs_adversary"]
+    assert env.possible_agents == ["agent_1", "agent_0_obs_adversary"]
+    np.testing.assert_array_equal(obs["agent_0_obs_adversary"], [-1, -1])  # true o_0
+    u = np.array([1.0, 0.0], np.float32)
+    obs, rewards, terms, truncs, infos = env.step({"agent_1": 2, "agent_0_obs_adversary": u})
+    np.testing.assert_array_equal(seen[0], [0, -1])  # o_0 + 1.0 * u, in the same step
+    np.testing.assert_array_equal(obs["agent_0_obs_adversary"], [1, 2])  # victim played 0 + 1
+    assert rewards == {"agent_1": 2.0, "agent_0_obs_adversary": -1.0}
+    gt = infos["agent_1"]["state_perturbation"]
+    assert gt["victim_perturbation_norm"] == {"agent_0": 1.0} and gt["victim_rewards"] == {
+        "agent_0": 1.0
+    }
+    np.testing.assert_array_equal(gt["victim_obs"]["agent_0"], [0, -1])
+    obs, *_ = env.step({"agent_1": 0, "agent_0_obs_adversary": -u})
+    np.testing.assert_array_equal(seen[1], [0, 2])  # o_1 = [1, 2] minus 1.0 on entry 0
+    steps = 2
+    while env.agents:
+        env.step({"agent_1": 0, "agent_0_obs_adversary": u})
+        steps += 1
+    assert steps == 3 and len(seen) == 3
+
+
+def test_victim_policies_need_the_exposed_slot():
+    from adv_wrappers import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="victim_policies"):
+        state_perturbation_v0(echo(), 0.1, attack="uniform", victim_policies="random")
