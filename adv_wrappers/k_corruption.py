@@ -204,7 +204,7 @@ class KCorruptionWrapper(KCorruptionEpisodes, ActionThreatWrapper):
         (('agent_1',), ['agent_0', 'agent_1_adversary', 'agent_2'])
         >>> obs, rewards, _, _, infos = env.step({"agent_0": 1, "agent_1_adversary": 2, "agent_2": 4})
         >>> obs["agent_0"], rewards
-        (array([1., 2., 4.], dtype=float32), {'agent_0': 1.0, 'agent_1_adversary': -1.0, 'agent_2': 4.0})
+        (array([1., 2., 4.], dtype=float32), {'agent_0': 1.0, 'agent_2': 4.0, 'agent_1_adversary': -1.0})
 
     Change logs:
         v0: initial release.
