@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import doctest
 import importlib
+import io
 import pkgutil
+import re
 from pathlib import Path
 
 import adv_envs
@@ -56,3 +59,27 @@ def test_ci_runs_the_readme_test_command():
         if line.startswith("python3 -m venv") and "pytest" in line
     )
     assert command in ci
+
+
+def doc_examples():
+    """Every ```python block of docs/*.md followed by "prints" and a ```text block."""
+    pattern = re.compile(
+        r"```python\n((?:(?!```).)*?)```\s*\n+prints:?\s*\n+```text\n((?:(?!```).)*?)```", re.S
+    )
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for i, match in enumerate(pattern.finditer(page.read_text())):
+            yield pytest.param(match.group(1), match.group(2), id=f"{page.stem}-{i}")
+
+
+@pytest.mark.parametrize("code,expected", list(doc_examples()))
+def test_docs_examples_print_what_the_page_says(code, expected):
+    if "torch" in code:
+        pytest.importorskip("torch")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "<docs example>", "exec"), {"__name__": "__docs__"})
+    assert out.getvalue().strip() == expected.strip()
+
+
+def test_docs_examples_were_found():
+    assert len(list(doc_examples())) >= 8
