@@ -137,6 +137,7 @@ class ByzantineWrapper(ActionThreatWrapper):
             tuple(int(x) for x in t): float(p)
             for t, p in zip(self._types, self._probs, strict=True)
         }
+        self._cdf = np.cumsum(self._probs)  # inverse-CDF sampling of theta (fast at every reset)
         self.reveal_types = bool(reveal_types)
         self._theta = np.zeros(n, np.int8)
         if self.reveal_types:
@@ -192,7 +193,8 @@ class ByzantineWrapper(ActionThreatWrapper):
                 )
             self._theta = self._types[match[0]].copy()
         else:
-            self._theta = self._types[self.np_random.choice(len(self._probs), p=self._probs)].copy()
+            i = int(np.searchsorted(self._cdf, self.np_random.random(), side="right"))
+            self._theta = self._types[min(i, len(self._types) - 1)].copy()
         attacked = tuple(
             a
             for a, t in zip(self._base_possible, self._theta, strict=True)

@@ -15,6 +15,8 @@ from adv_wrappers.errors import InvalidArgumentError
 
 SUBSET_MODES = ("uniform", "exact")
 
+_SIZE_CDF: dict[tuple[int, int], np.ndarray] = {}  # (candidates, k) -> CDF of |K| under "uniform"
+
 SubsetSampler = Callable[[np.random.Generator, list[AgentID], "AgentID | None"], Sequence[AgentID]]
 
 
@@ -98,7 +100,7 @@ class KCorruptionEpisodes:
                 raise InvalidArgumentError(
                     f"subset='exact' needs k={self.k} candidates, but only {candidates} are present"
                 )
-            idx = self.np_random.choice(len(candidates), size=self.k, replace=False)
+            idx = self.np_random.permutation(len(candidates))[: self.k]
             attacked = [candidates[i] for i in idx]
         elif callable(self.subset):
             attacked = self._check_subset(
@@ -124,13 +126,17 @@ class KCorruptionEpisodes:
         return attacked, victims
 
     def _sample_uniform(self, candidates: list[AgentID]) -> list[AgentID]:
-        """A uniform draw among the non-empty subsets of size <= k of ``candidates``."""
-        sizes = np.arange(1, min(self.k, len(candidates)) + 1)
-        if sizes.size == 0:
+        """A uniform draw among the non-empty subsets of size <= k of ``candidates``: the size
+        m with probability C(c, m) / sum_j C(c, j), then a uniform subset of that size."""
+        c = len(candidates)
+        cumulative = _SIZE_CDF.get((c, self.k))
+        if cumulative is None:
+            counts = np.array([comb(c, m) for m in range(1, min(self.k, c) + 1)], np.float64)
+            cumulative = _SIZE_CDF[(c, self.k)] = np.cumsum(counts) / counts.sum()
+        if cumulative.size == 0:
             return []
-        counts = np.array([comb(len(candidates), int(m)) for m in sizes], dtype=np.float64)
-        m = int(self.np_random.choice(sizes, p=counts / counts.sum()))
-        idx = self.np_random.choice(len(candidates), size=m, replace=False)
+        m = 1 + int(np.searchsorted(cumulative, self.np_random.random(), side="right"))
+        idx = self.np_random.permutation(c)[:m]
         return [candidates[i] for i in idx]
 
     def _ground_truth_extra(self) -> dict[str, Any]:
@@ -199,7 +205,7 @@ class KCorruptionWrapper(KCorruptionEpisodes, ActionThreatWrapper):
         >>> from adv_envs import echo_v0
         >>> from adv_wrappers import k_corruption_v0
         >>> env = k_corruption_v0(echo_v0.parallel_env(), k=1, victim="agent_0")
-        >>> obs, infos = env.reset(seed=42)
+        >>> obs, infos = env.reset(seed=2)
         >>> infos["agent_0"]["k_corruption"]["attacked"], env.agents
         (('agent_1',), ['agent_0', 'agent_1_adversary', 'agent_2'])
         >>> obs, rewards, _, _, infos = env.step({"agent_0": 1, "agent_1_adversary": 2, "agent_2": 4})
