@@ -113,7 +113,7 @@ class ByzantineWrapper(ActionThreatWrapper):
         (array([0, 1], dtype=int8), ['agent_0'])
         >>> obs, rewards, _, _, infos = env.step({"agent_0": 2})
         >>> obs["agent_0"], infos["agent_0"]["byzantine"]["executed_actions"]
-        (array([2., 2.], dtype=float32), {'agent_1': np.int64(2)})
+        (array([2., 4.], dtype=float32), {'agent_1': np.int64(4)})
 
     Change logs:
         v0: initial release.

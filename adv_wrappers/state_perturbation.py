@@ -287,8 +287,12 @@ class StatePerturbationWrapper(BaseParallelWrapper):
                 u = self.attack(self._adversary_observation(agent, obs))
             if u is None:  # exposed slot before its first action: no perturbation
                 return obs, None
-            u_arr = np.asarray(u, np.float64)
-            if u_arr.size != d or not np.abs(u_arr).max() <= 1.0:  # also rejects NaN
+            u_arr = np.asarray(u)
+            if (
+                u_arr.size != d
+                or u_arr.dtype.kind not in "fiu"
+                or not np.abs(u_arr).max() <= 1.0  # also rejects NaN
+            ):
                 raise InvalidActionError(
                     f"the observation adversary of agent {agent!r} gave action {u!r}; it must be "
                     f"{d} finite numbers in [-1, 1]"
@@ -320,10 +324,12 @@ class StatePerturbationWrapper(BaseParallelWrapper):
         return direction * self.epsilon * self.np_random.random() ** (1.0 / d)
 
     def _distance(self, a: np.ndarray, b: np.ndarray) -> float:
-        diff = np.subtract(a, b, dtype=np.float64).ravel()
+        diff = np.subtract(a, b).ravel()  # in the observation's dtype: what the agent sees
         if diff.size == 0:
             return 0.0
-        return float(np.abs(diff).max() if self.norm == "linf" else np.sqrt(diff @ diff))
+        if self.norm == "linf":
+            return float(np.abs(diff).max())
+        return float(np.sqrt(np.dot(diff, diff, out=None)))
 
     def _check_admissible(self, agent: AgentID, obs: np.ndarray, perturbed: np.ndarray) -> None:
         low, high, _ = self._bounds[agent]
