@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 from pettingzoo.test import api_test, parallel_api_test
 from pettingzoo.utils import parallel_to_aec
 
+from adv_wrappers.policies import sample_random_action
 from adv_wrappers.registry import SLOTS, THREAT_MODELS
 from tests.envs_under_test import PARALLEL_ENVS, assert_same_trace, rollout
 
@@ -52,3 +54,19 @@ def test_seed(tm_name, slot, env_name):
     # two episodes: two resets plus every step of both episodes were compared
     assert compared == steps1 + 2
     assert steps1 >= 2 * (3 if env_name != "multiwalker" else 1)
+
+
+@pytest.mark.parametrize("tm_name,slot,env_name", CASES)
+def test_state_passes_through(tm_name, slot, env_name):
+    env = make(tm_name, slot, env_name)
+    if not hasattr(env.unwrapped, "state_space"):
+        pytest.skip(f"{env_name} has no state()")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    checked = 0
+    while env.agents and checked < 20:
+        state = env.state()
+        assert env.state_space.contains(state) and np.array_equal(state, env.unwrapped.state())
+        env.step({a: sample_random_action(env.action_space(a), rng) for a in env.agents})
+        checked += 1
+    assert checked == 20 or (env_name == "echo" and checked == 8)

@@ -253,3 +253,12 @@ def test_victim_policies_need_the_exposed_slot():
 
     with pytest.raises(InvalidArgumentError, match="victim_policies"):
         state_perturbation_v0(echo(), 0.1, attack="uniform", victim_policies="random")
+
+
+def test_adversary_observes_the_global_state():
+    env = k_corruption_v0(echo(n_agents=3), k=1, subset=["agent_2"], adversary_observes="state")
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space("agent_2_adversary") is env.unwrapped.state_space
+    obs, *_ = env.step({"agent_0": 1, "agent_1": 2, "agent_2_adversary": 3})
+    np.testing.assert_array_equal(obs["agent_2_adversary"], env.unwrapped.state())
+    np.testing.assert_array_equal(obs["agent_2_adversary"], [1, 2, 3])
