@@ -155,9 +155,12 @@ def main(argv: list[str] | None = None) -> None:
             f"{se(attacked):<5.2f} {attacked.mean() - clean.mean():>+9.2f}"
         )
     print(
-        f"\n({time.perf_counter() - start:.1f} s) Trainers (baselines/) and learned attackers come next; "
-        "see docs/index.md."
+        "\nVictims: the benign agents (k_corruption, byzantine), the agents other than agent_0\n"
+        "(partial_control), every agent (state_perturbation). 'clean' is the same wrapper with\n"
+        "the attack off (k=0, theta=0, eps=0). Attackers here are random, not trained: learned\n"
+        "worst-case attackers (baselines/attack.py) come with the trainers."
     )
+    print(f"({time.perf_counter() - start:.1f} s; see docs/index.md)")
 
 
 if __name__ == "__main__":
