@@ -95,6 +95,19 @@ def check_agent(agent: Any, argument: str, possible_agents: list[AgentID]) -> Ag
     return agent
 
 
+def check_action_keys(
+    actions: Mapping[AgentID, Any], agents: list[AgentID], agent_set: set
+) -> None:
+    """``step`` needs exactly one action per listed agent (cheap when it has them)."""
+    if actions.keys() != agent_set:
+        missing = [a for a in agents if a not in actions]
+        extra = [a for a in actions if a not in agent_set]
+        raise MissingActionError(
+            f"step() needs exactly one action per agent in env.agents={agents}; "
+            f"missing: {missing}, not acting: {extra}"
+        )
+
+
 def seeded_rng(seed: int | None, salt: str) -> np.random.Generator:
     """The wrapper's own RNG: seeded from ``(seed, crc32(salt))`` so that two wrappers reset with
     the same seed draw independent streams, and unseeded from OS entropy."""
@@ -350,13 +363,7 @@ class ActionThreatWrapper(AdversarySlots, BaseParallelWrapper[AgentID, ObsType, 
 
     @override
     def step(self, actions: dict[AgentID, ActionType]):
-        if actions.keys() != self._agent_set:
-            missing = [a for a in self.agents if a not in actions]
-            extra = [a for a in actions if a not in self._agent_set]
-            raise MissingActionError(
-                f"step() needs exactly one action per agent in env.agents={self.agents}; "
-                f"missing: {missing}, not acting: {extra}"
-            )
+        check_action_keys(actions, self.agents, self._agent_set)
         executed_attacked: dict[AgentID, Any] = {}
         acted: dict[AgentID, bool] = {}
         base_actions: dict[AgentID, Any] = {}

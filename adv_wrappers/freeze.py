@@ -16,10 +16,9 @@ from pettingzoo.utils.env import AgentID, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper
 from typing_extensions import override
 
-from adv_wrappers.core import seeded_rng
+from adv_wrappers.core import check_action_keys, seeded_rng
 from adv_wrappers.errors import (
     InvalidArgumentError,
-    MissingActionError,
     PlayOutLimitError,
     UnknownAgentError,
 )
@@ -134,13 +133,7 @@ class FreezeWrapper(BaseParallelWrapper):
 
     @override
     def step(self, actions: dict[AgentID, Any]):
-        missing = [a for a in self.agents if a not in actions]
-        extra = [a for a in actions if a not in self.agents]
-        if missing or extra:
-            raise MissingActionError(
-                f"step() needs exactly one action per agent in env.agents={self.agents}; "
-                f"missing: {missing}, not acting: {extra}"
-            )
+        check_action_keys(actions, self.agents, set(self.agents))
         obs, rewards, terminations, truncations, infos = self.env.step(
             {**actions, **self._frozen_actions()}
         )

@@ -12,12 +12,17 @@ from pettingzoo.utils.env import AgentID, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper
 from typing_extensions import override
 
-from adv_wrappers.core import check_adversary_observes, check_agents, check_epsilon, seeded_rng
+from adv_wrappers.core import (
+    check_action_keys,
+    check_adversary_observes,
+    check_agents,
+    check_epsilon,
+    seeded_rng,
+)
 from adv_wrappers.errors import (
     AgentIDCollisionError,
     InvalidActionError,
     InvalidArgumentError,
-    MissingActionError,
     UnsupportedSpaceError,
 )
 from adv_wrappers.policies import PolicySlot, resolve_policies
@@ -416,13 +421,7 @@ class StatePerturbationWrapper(BaseParallelWrapper):
 
     @override
     def step(self, actions: dict[AgentID, Any]):
-        if actions.keys() != self._agent_set:
-            missing = [a for a in self.agents if a not in actions]
-            extra = [a for a in actions if a not in self._agent_set]
-            raise MissingActionError(
-                f"step() needs exactly one action per agent in env.agents={self.agents}; "
-                f"missing: {missing}, not acting: {extra}"
-            )
+        check_action_keys(actions, self.agents, self._agent_set)
         base_actions = {a: actions[a] for a in self.env.agents if a in self._agent_set}
         victim_obs, victim_norms = {}, {}
         for a, slot in self._victim_slots.items():
