@@ -60,7 +60,7 @@ from pettingzoo.utils.env_logger import EnvLogger
 from pettingzoo.utils.wrappers import BaseWrapper
 from typing_extensions import override
 
-from adv_wrappers.core import AdversarySlots, seeded_rng
+from adv_wrappers.core import ActionThreatBase, seeded_rng
 from adv_wrappers.errors import (
     InvalidActionError,
     InvalidArgumentError,
@@ -82,7 +82,7 @@ def _check_aec(env: Any, factory: str) -> None:
         )
 
 
-class AECThreatWrapper(AdversarySlots, BaseWrapper[AgentID, ObsType, ActionType]):
+class AECThreatWrapper(ActionThreatBase, BaseWrapper[AgentID, ObsType, ActionType]):
     """Base class of the AEC action threat models (the AEC twin of ``ActionThreatWrapper``).
 
     Subclasses implement the same hooks as the parallel base class: :meth:`_begin_episode`
@@ -104,20 +104,11 @@ class AECThreatWrapper(AdversarySlots, BaseWrapper[AgentID, ObsType, ActionType]
     ):
         super().__init__(env)
         self._init_slots(env, attackable, adversary, adversary_observes, benign_policies)
-        self._obs_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
-        self._act_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
-        self.np_random: np.random.Generator | None = None
-        self._attacked: tuple[AgentID, ...] = ()
-        self._attacked_set: frozenset[AgentID] = frozenset()
-        self._victims: tuple[AgentID, ...] = ()
-        self._adv_slots: dict[AgentID, PolicySlot] = {}
-        self._benign_slots: dict[AgentID, PolicySlot] = {}
         self._pending: dict[AgentID, Any] = {}  # outside ID -> action stored this turn
         self._retired: set[AgentID] = set()  # outside IDs stepped with None while done
         self._step_rewards: dict[AgentID, Any] = {}
         self._acted: dict[AgentID, bool] = {}
         self._executed: dict[AgentID, Any] = {}
-        self.agents: list[AgentID] = []
         self.rewards: dict[AgentID, Any] = {}
         self._cumulative_rewards: dict[AgentID, Any] = {}
         self.terminations: dict[AgentID, bool] = {}
@@ -126,25 +117,7 @@ class AECThreatWrapper(AdversarySlots, BaseWrapper[AgentID, ObsType, ActionType]
         self.agent_selection: AgentID | None = None
 
     # ------------------------------------------------------------------ spaces
-    @override
-    def observation_space(self, agent: AgentID) -> gymnasium.spaces.Space:
-        if agent not in self._obs_spaces:
-            base = self._adv_to_agent.get(agent)
-            if base is None:
-                space = self.env.observation_space(agent)
-            elif self.adversary_observes == "state":
-                space = self.env.state_space
-            else:
-                space = self.observation_space(base)
-            self._obs_spaces[agent] = space
-        return self._obs_spaces[agent]
-
-    @override
-    def action_space(self, agent: AgentID) -> gymnasium.spaces.Space:
-        if agent not in self._act_spaces:
-            self._act_spaces[agent] = self.env.action_space(self._base_agent(agent))
-        return self._act_spaces[agent]
-
+    # observation_space / action_space: ActionThreatBase's (first in the MRO)
     @property
     def observation_spaces(self) -> dict[AgentID, gymnasium.spaces.Space]:
         return {a: self.observation_space(a) for a in self.possible_agents}
@@ -153,27 +126,6 @@ class AECThreatWrapper(AdversarySlots, BaseWrapper[AgentID, ObsType, ActionType]
     def action_spaces(self) -> dict[AgentID, gymnasium.spaces.Space]:
         return {a: self.action_space(a) for a in self.possible_agents}
 
-    # ------------------------------------------------------------------ hooks
-    def _begin_episode(
-        self, options: dict[str, Any]
-    ) -> tuple[tuple[AgentID, ...], tuple[AgentID, ...]]:
-        """Return ``(attacked, victims)`` for the new episode; may read keys of ``options``."""
-        raise NotImplementedError
-
-    def _option_keys(self) -> tuple[str, ...]:
-        return ()
-
-    def _adversary_acts(self, agent: AgentID) -> bool:
-        """Whether the adversary's action is executed at this turn of attacked ``agent``."""
-        return True
-
-    def _benign_outside(self, agent: AgentID) -> bool:
-        """Whether an attacked agent's benign action comes from outside (it stays listed)."""
-        return False
-
-    def _ground_truth_extra(self) -> dict[str, Any]:
-        return {}
-
     # ------------------------------------------------------------------ ID mapping
     def _base_agent(self, agent: AgentID) -> AgentID:
         """The agent of the wrapped env that outside ID ``agent`` stands for."""
@@ -181,14 +133,7 @@ class AECThreatWrapper(AdversarySlots, BaseWrapper[AgentID, ObsType, ActionType]
 
     def _outside_ids(self, agent: AgentID) -> tuple[AgentID, ...]:
         """The outside IDs acting for base agent ``agent`` at its turns, in order."""
-        if agent not in self._attacked_set:
-            return (agent,)
-        ids: tuple[AgentID, ...] = ()
-        if self._benign_outside(agent):
-            ids += (agent,)
-        if self.exposed:
-            ids += (self._adv_ids[agent],)
-        return ids
+        return self._compute_outside_ids(agent)
 
     def _to_act(self, agent: AgentID) -> list[AgentID]:
         """The outside IDs that still have to act (or be stepped with None) at this turn."""
@@ -201,10 +146,6 @@ class AECThreatWrapper(AdversarySlots, BaseWrapper[AgentID, ObsType, ActionType]
         if self.adversary_observes == "state":
             return self.env.state()
         return self.env.observe(agent)
-
-    def _victim_reward(self, rewards: Mapping[AgentID, Any]) -> float:
-        present = [float(rewards[v]) for v in self._victims if v in rewards]
-        return -float(np.mean(present)) if present else 0.0
 
     def _policy_action(self, slot: PolicySlot, agent: AgentID, observation: Any) -> Any:
         """Call an embedded policy at ``agent``'s turn; check its action against the mask."""

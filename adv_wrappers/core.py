@@ -131,12 +131,17 @@ def check_adversary_observes(value: Any, env: Any) -> str:
     return value
 
 
-class AdversarySlots:
-    """Constructor logic shared by the parallel and AEC action threats (a mixin).
+class ActionThreatBase:
+    """What the parallel and the AEC action threats share (a mixin placed before the
+    PettingZoo base class): the adversary slots, the spaces, the subclass hooks, the map from
+    a base agent to the outside IDs that stand for it, and the adversary's reward.
 
-    Sets ``adversary_observes``, ``exposed``, the embedded policies, the exposed adversary
-    IDs (``_adv_ids``: agent -> ID, ``_adv_to_agent``: ID -> agent) and ``possible_agents``.
+    ``_init_slots`` sets ``adversary_observes``, ``exposed``, the embedded policies, the
+    exposed adversary IDs (``_adv_ids``: agent -> ID, ``_adv_to_agent``: ID -> agent),
+    ``possible_agents`` and the per-episode state.
     """
+
+    threat_name: str = "action_threat"
 
     def _init_slots(
         self,
@@ -166,17 +171,81 @@ class AdversarySlots:
                 )
             self._adv_to_agent = {v: k for k, v in self._adv_ids.items()}
             self.possible_agents += list(self._adv_ids.values())
+        self._obs_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
+        self._act_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
+        self.np_random: np.random.Generator | None = None
+        self._attacked: tuple[AgentID, ...] = ()
+        self._attacked_set: frozenset[AgentID] = frozenset()
+        self._victims: tuple[AgentID, ...] = ()
+        self._adv_slots: dict[AgentID, PolicySlot] = {}
+        self._benign_slots: dict[AgentID, PolicySlot] = {}
+        self.agents: list[AgentID] = []
+
+    # ------------------------------------------------------------------ spaces
+    def observation_space(self, agent: AgentID) -> gymnasium.spaces.Space:
+        if agent not in self._obs_spaces:
+            base = self._adv_to_agent.get(agent)
+            if base is None:
+                space = self._agent_observation_space(agent)
+            elif self.adversary_observes == "state":
+                space = self.env.state_space
+            else:
+                space = self.observation_space(base)
+            self._obs_spaces[agent] = space
+        return self._obs_spaces[agent]
+
+    def _agent_observation_space(self, agent: AgentID) -> gymnasium.spaces.Space:
+        return self.env.observation_space(agent)
+
+    def action_space(self, agent: AgentID) -> gymnasium.spaces.Space:
+        if agent not in self._act_spaces:
+            self._act_spaces[agent] = self.env.action_space(self._adv_to_agent.get(agent, agent))
+        return self._act_spaces[agent]
+
+    # ------------------------------------------------------------------ hooks
+    def _begin_episode(
+        self, options: dict[str, Any]
+    ) -> tuple[tuple[AgentID, ...], tuple[AgentID, ...]]:
+        """Return ``(attacked, victims)`` for the new episode; may read keys of ``options``."""
+        raise NotImplementedError
+
+    def _option_keys(self) -> tuple[str, ...]:
+        """The ``reset`` option keys this wrapper consumes (the rest go to the wrapped env)."""
+        return ()
+
+    def _adversary_acts(self, agent: AgentID) -> bool:
+        """Whether the adversary's action is executed for attacked ``agent`` this step/turn."""
+        return True
+
+    def _benign_outside(self, agent: AgentID) -> bool:
+        """Whether an attacked agent's benign action comes from outside (it stays listed)."""
+        return False
+
+    def _ground_truth_extra(self) -> dict[str, Any]:
+        return {}
+
+    # ------------------------------------------------------------------ shared logic
+    def _compute_outside_ids(self, agent: AgentID) -> tuple[AgentID, ...]:
+        """The outside IDs standing for base agent ``agent`` this episode, in acting order."""
+        if agent not in self._attacked_set:
+            return (agent,)
+        ids: tuple[AgentID, ...] = ()
+        if self._benign_outside(agent):
+            ids += (agent,)
+        if self.exposed:
+            ids += (self._adv_ids[agent],)
+        return ids
+
+    def _victim_reward(self, rewards: Mapping[AgentID, Any]) -> float:
+        """The exposed adversaries' reward: minus the mean reward of the victims present."""
+        present = [float(rewards[v]) for v in self._victims if v in rewards]
+        return -sum(present) / len(present) if present else 0.0
 
 
-class ActionThreatWrapper(AdversarySlots, BaseParallelWrapper[AgentID, ObsType, ActionType]):
-    """Base class of the action threat models; subclasses define who is attacked and when.
-
-    Subclasses implement :meth:`_begin_episode` (choose attacked agents and victims with
-    ``self.np_random``), may override :meth:`_adversary_acts` (default: always) and
-    :meth:`_ground_truth_extra`, and set ``threat_name``.
+class ActionThreatWrapper(ActionThreatBase, BaseParallelWrapper[AgentID, ObsType, ActionType]):
+    """Base class of the parallel action threat models; subclasses define who is attacked
+    and when (see the hooks of :class:`ActionThreatBase`) and set ``threat_name``.
     """
-
-    threat_name: str = "action_threat"
 
     def __init__(
         self,
@@ -189,69 +258,19 @@ class ActionThreatWrapper(AdversarySlots, BaseParallelWrapper[AgentID, ObsType, 
     ):
         super().__init__(env)
         self._init_slots(env, attackable, adversary, adversary_observes, benign_policies)
-        self._obs_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
-        self._act_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
-        self.np_random: np.random.Generator | None = None
-        self._attacked: tuple[AgentID, ...] = ()
-        self._attacked_set: frozenset[AgentID] = frozenset()
         self._id_map: dict[AgentID, tuple[AgentID, ...]] = {}
         self._hidden: frozenset[AgentID] = frozenset()  # attacked agents out of the list
         self._agent_set: set[AgentID] = set()
         # subclasses that change observations (Byzantine reveal_types) set this to True
         self._transforms_obs = type(self)._transform_obs is not ActionThreatWrapper._transform_obs
-        self._victims: tuple[AgentID, ...] = ()
-        self._adv_slots: dict[AgentID, PolicySlot] = {}
-        self._benign_slots: dict[AgentID, PolicySlot] = {}
         self._last_obs: dict[AgentID, Any] = {}
         self._last_infos: dict[AgentID, Any] = {}
-        self.agents = []
-
-    # ------------------------------------------------------------------ spaces
-    @override
-    def observation_space(self, agent: AgentID) -> gymnasium.spaces.Space:
-        if agent not in self._obs_spaces:
-            if agent in self._adv_to_agent and self.exposed:
-                if self.adversary_observes == "state":
-                    space = self.env.state_space
-                else:
-                    space = self.observation_space(self._adv_to_agent[agent])
-            else:
-                space = self._agent_observation_space(agent)
-            self._obs_spaces[agent] = space
-        return self._obs_spaces[agent]
-
-    def _agent_observation_space(self, agent: AgentID) -> gymnasium.spaces.Space:
-        return self.env.observation_space(agent)
-
-    @override
-    def action_space(self, agent: AgentID) -> gymnasium.spaces.Space:
-        if agent not in self._act_spaces:
-            base = self._adv_to_agent.get(agent, agent) if self.exposed else agent
-            self._act_spaces[agent] = self.env.action_space(base)
-        return self._act_spaces[agent]
 
     # ------------------------------------------------------------------ hooks
-    def _begin_episode(
-        self, options: dict[str, Any]
-    ) -> tuple[tuple[AgentID, ...], tuple[AgentID, ...]]:
-        """Return ``(attacked, victims)`` for the new episode; may pop keys from ``options``."""
-        raise NotImplementedError
-
-    def _adversary_acts(self, agent: AgentID) -> bool:
-        """Whether the adversary's action is executed for attacked ``agent`` this step."""
-        return True
-
-    def _ground_truth_extra(self) -> dict[str, Any]:
-        return {}
-
     def _transform_obs(self, agent: AgentID, obs: Any) -> Any:
         return obs
 
     # ------------------------------------------------------------------ internals
-    def _benign_outside(self, agent: AgentID) -> bool:
-        """Whether an attacked agent's benign action comes from outside (it stays listed)."""
-        return False
-
     def _outside_ids(self, agent: AgentID) -> tuple[AgentID, ...]:
         """The outside IDs standing for base agent ``agent`` this episode (cached per episode)."""
         ids = self._id_map.get(agent)
@@ -259,24 +278,10 @@ class ActionThreatWrapper(AdversarySlots, BaseParallelWrapper[AgentID, ObsType, 
             ids = self._id_map[agent] = self._compute_outside_ids(agent)
         return ids
 
-    def _compute_outside_ids(self, agent: AgentID) -> tuple[AgentID, ...]:
-        if agent not in self._attacked_set:
-            return (agent,)
-        ids: tuple[AgentID, ...] = ()
-        if self._benign_outside(agent):
-            ids += (agent,)
-        if self.exposed:
-            ids += (self._adv_ids[agent],)
-        return ids
-
     def _adversary_observation(self, agent: AgentID) -> Any:
         if self.adversary_observes == "state":
             return self.env.state()
         return self._transform_obs(agent, self._last_obs[agent])
-
-    def _victim_reward(self, rewards: Mapping[AgentID, float]) -> float:
-        present = [float(rewards[v]) for v in self._victims if v in rewards]
-        return -sum(present) / len(present) if present else 0.0
 
     def _ground_truth(
         self, acted: dict[AgentID, bool], executed: dict[AgentID, Any]
@@ -357,9 +362,6 @@ class ActionThreatWrapper(AdversarySlots, BaseParallelWrapper[AgentID, ObsType, 
         self._sync_agents()
         gt = self._ground_truth({}, {})
         return self._outside(obs, "obs"), self._with_ground_truth(infos, gt)
-
-    def _option_keys(self) -> tuple[str, ...]:
-        return ()
 
     @override
     def step(self, actions: dict[AgentID, ActionType]):
