@@ -50,7 +50,7 @@ the wrapped env unchanged (e.g. PettingZoo's ``TerminateIllegalWrapper`` handles
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium
@@ -60,7 +60,7 @@ from pettingzoo.utils.env_logger import EnvLogger
 from pettingzoo.utils.wrappers import BaseWrapper
 from typing_extensions import override
 
-from adv_wrappers.core import ActionThreatBase, seeded_rng
+from adv_wrappers.core import ActionThreatBase
 from adv_wrappers.errors import (
     InvalidActionError,
     InvalidArgumentError,
@@ -252,27 +252,7 @@ class AECThreatWrapper(ActionThreatBase, BaseWrapper[AgentID, ObsType, ActionTyp
 
     @override
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
-        if options is not None and not isinstance(options, Mapping):
-            raise InvalidArgumentError(f"options must be a dict or None, got {options!r}")
-        options = dict(options) if options else {}
-        if seed is not None or self.np_random is None:
-            self.np_random = seeded_rng(seed, type(self).__name__)
-        own = {k: options.pop(k) for k in self._option_keys() if k in options}
-        self.env.reset(seed=seed, options=options or None)
-        self._attacked, self._victims = self._begin_episode(own)
-        self._attacked_set = frozenset(self._attacked)
-        self._adv_slots, self._benign_slots = {}, {}
-        for a in self._attacked:
-            if not self.exposed:
-                self._adv_slots[a] = PolicySlot(
-                    a, self._adversary_policies[a], self.env.action_space(a), "adversary"
-                )
-            if a in self._benign_policies:
-                self._benign_slots[a] = PolicySlot(
-                    a, self._benign_policies[a], self.env.action_space(a), "benign policy"
-                )
-        for slot in (*self._adv_slots.values(), *self._benign_slots.values()):
-            slot.reset()
+        self._new_episode(seed, options)
         self._pending, self._retired = {}, set()
         self._acted, self._executed = {}, {}
         self._step_rewards, self._cumulative_rewards = {}, {}

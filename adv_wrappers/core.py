@@ -225,6 +225,33 @@ class ActionThreatBase:
         return {}
 
     # ------------------------------------------------------------------ shared logic
+    def _new_episode(self, seed: int | None, options: Any) -> Any:
+        """Seed the RNG (re-seeded only by a seed), pass the options this wrapper does not
+        consume on to the wrapped env's ``reset``, draw the episode's attacked agents and
+        victims, and set up the embedded policies. Returns what the env's reset returned."""
+        if options is not None and not isinstance(options, Mapping):
+            raise InvalidArgumentError(f"options must be a dict or None, got {options!r}")
+        options = dict(options) if options else {}
+        if seed is not None or self.np_random is None:
+            self.np_random = seeded_rng(seed, type(self).__name__)
+        own = {k: options.pop(k) for k in self._option_keys() if k in options}
+        result = self.env.reset(seed=seed, options=options or None)
+        self._attacked, self._victims = self._begin_episode(own)
+        self._attacked_set = frozenset(self._attacked)
+        self._adv_slots, self._benign_slots = {}, {}
+        for a in self._attacked:
+            if not self.exposed:
+                self._adv_slots[a] = PolicySlot(
+                    a, self._adversary_policies[a], self.env.action_space(a), "adversary"
+                )
+            if a in self._benign_policies:
+                self._benign_slots[a] = PolicySlot(
+                    a, self._benign_policies[a], self.env.action_space(a), "benign policy"
+                )
+        for slot in (*self._adv_slots.values(), *self._benign_slots.values()):
+            slot.reset()
+        return result
+
     def _compute_outside_ids(self, agent: AgentID) -> tuple[AgentID, ...]:
         """The outside IDs standing for base agent ``agent`` this episode, in acting order."""
         if agent not in self._attacked_set:
@@ -337,27 +364,9 @@ class ActionThreatWrapper(ActionThreatBase, BaseParallelWrapper[AgentID, ObsType
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[AgentID, ObsType], dict[AgentID, dict[str, Any]]]:
-        options = dict(options) if options else {}
-        if seed is not None or self.np_random is None:
-            self.np_random = seeded_rng(seed, type(self).__name__)
-        own = {k: options.pop(k) for k in self._option_keys() if k in options}
-        obs, infos = self.env.reset(seed=seed, options=options or None)
-        self._attacked, self._victims = self._begin_episode(own)
-        self._attacked_set = frozenset(self._attacked)
+        obs, infos = self._new_episode(seed, options)
         self._hidden = frozenset(a for a in self._attacked if not self._benign_outside(a))
         self._id_map = {}
-        self._adv_slots, self._benign_slots = {}, {}
-        for a in self._attacked:
-            if not self.exposed:
-                self._adv_slots[a] = PolicySlot(
-                    a, self._adversary_policies[a], self.env.action_space(a), "adversary"
-                )
-            if a in self._benign_policies:
-                self._benign_slots[a] = PolicySlot(
-                    a, self._benign_policies[a], self.env.action_space(a), "benign policy"
-                )
-        for slot in (*self._adv_slots.values(), *self._benign_slots.values()):
-            slot.reset()
         self._last_obs, self._last_infos = obs, infos
         self._sync_agents()
         gt = self._ground_truth({}, {})

@@ -327,6 +327,12 @@ RESET_ERRORS = [
         "support",
     ),
     (
+        "options not a dict",
+        lambda: k_corruption_v0(echo(), 1).reset(seed=0, options=["agent_0"]),
+        InvalidArgumentError,
+        "options must be a dict",
+    ),
+    (
         "seed negative",
         lambda: k_corruption_v0(echo(), 1).reset(seed=-1),
         InvalidArgumentError,
