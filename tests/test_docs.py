@@ -83,3 +83,11 @@ def test_docs_examples_print_what_the_page_says(code, expected):
 
 def test_docs_examples_were_found():
     assert len(list(doc_examples())) >= 8
+
+
+def test_readme_python_blocks_run():
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert blocks, "the README has no Python example"
+    for code in blocks:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(code, "<README example>", "exec"), {"__name__": "__readme__"})
