@@ -14,6 +14,7 @@ and :mod:`adv_wrappers.vector` for batched rollouts. ``import adv_wrappers`` doe
 torch; the gradient attacks in :mod:`adv_wrappers.attacks` import it when used.
 """
 
+import adv_envs  # noqa: F401  (registers the bundled envs in PettingZoo's registry)
 from adv_wrappers.aec import k_corruption_aec_v0, partial_control_aec_v0
 from adv_wrappers.byzantine import byzantine_v0, default_prior
 from adv_wrappers.core import adversary_id

@@ -42,7 +42,7 @@ import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,7 +198,7 @@ class Paired:
 
 def interleaved(
     raw: Callable[[], Sample],
-    candidates: dict[Any, Callable[[], Sample]],
+    candidates: Mapping[Any, Callable[[], Sample]],
     rounds: int,
     rng: np.random.Generator,
     progress: str,
@@ -453,6 +453,7 @@ def profile(steps: int, top: int) -> None:
                 env.reset()
             env.step(table.actions(env.agents, t))
         profiler.disable()
+        # Stats.stats (the raw per-function table) is undocumented, so typeshed leaves it out
         stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
         costs: dict[str, float] = {}
         for key, (_, _, own, _, callers) in stats.items():

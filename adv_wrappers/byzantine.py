@@ -181,7 +181,7 @@ class ByzantineWrapper(ActionThreatWrapper):
                     f"options['theta']={options['theta']!r} must be a vector of 0/1 entries"
                 )
             theta = raw.astype(np.int8)
-            match = (
+            match: np.ndarray | list[int] = (
                 np.flatnonzero((self._types == theta).all(axis=1))
                 if theta.shape == self._types.shape[1:]
                 else []

@@ -131,7 +131,34 @@ def check_adversary_observes(value: Any, env: Any) -> str:
     return value
 
 
-class ActionThreatBase:
+class OwnRNG:
+    """A wrapper's own RNG, ``np_random`` (a mixin placed before the PettingZoo base class).
+
+    :meth:`_seed_rng`, called at every ``reset``, re-seeds it with :func:`seeded_rng` when
+    given a seed; the first ``reset()`` without a seed draws it from OS entropy and later
+    ones continue it. Read before any reset, it is drawn from OS entropy then (like
+    Gymnasium's ``Env.np_random``).
+    """
+
+    _np_random: np.random.Generator | None = None
+
+    @property
+    def np_random(self) -> np.random.Generator:
+        if self._np_random is None:
+            self._np_random = np.random.default_rng()
+        return self._np_random
+
+    @np_random.setter
+    def np_random(self, value: np.random.Generator) -> None:
+        self._np_random = value
+
+    def _seed_rng(self, seed: int | None) -> None:
+        """Re-seed from ``seed`` (salted with the class name); without one, keep the stream."""
+        if seed is not None or self._np_random is None:
+            self._np_random = seeded_rng(seed, type(self).__name__)
+
+
+class ActionThreatBase(OwnRNG):
     """What the parallel and the AEC action threats share (a mixin placed before the
     PettingZoo base class): the adversary slots, the spaces, the subclass hooks, the map from
     a base agent to the outside IDs that stand for it, and the adversary's reward.
@@ -142,6 +169,8 @@ class ActionThreatBase:
     """
 
     threat_name: str = "action_threat"
+    env: Any
+    """The wrapped env (set by the PettingZoo base class's ``__init__``)."""
 
     def _init_slots(
         self,
@@ -173,7 +202,7 @@ class ActionThreatBase:
             self.possible_agents += list(self._adv_ids.values())
         self._obs_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
         self._act_spaces: dict[AgentID, gymnasium.spaces.Space] = {}
-        self.np_random: np.random.Generator | None = None
+        self._np_random = None
         self._attacked: tuple[AgentID, ...] = ()
         self._attacked_set: frozenset[AgentID] = frozenset()
         self._victims: tuple[AgentID, ...] = ()
@@ -232,15 +261,14 @@ class ActionThreatBase:
         if options is not None and not isinstance(options, Mapping):
             raise InvalidArgumentError(f"options must be a dict or None, got {options!r}")
         options = dict(options) if options else {}
-        if seed is not None or self.np_random is None:
-            self.np_random = seeded_rng(seed, type(self).__name__)
+        self._seed_rng(seed)
         own = {k: options.pop(k) for k in self._option_keys() if k in options}
         result = self.env.reset(seed=seed, options=options or None)
         self._attacked, self._victims = self._begin_episode(own)
         self._attacked_set = frozenset(self._attacked)
         self._adv_slots, self._benign_slots = {}, {}
         for a in self._attacked:
-            if not self.exposed:
+            if self._adversary_policies is not None:  # embedded (not self.exposed)
                 self._adv_slots[a] = PolicySlot(
                     a, self._adversary_policies[a], self.env.action_space(a), "adversary"
                 )

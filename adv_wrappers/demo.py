@@ -16,6 +16,7 @@ this cooperative env), mean +- standard error over episodes.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -147,8 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     print(header)
     print("-" * len(header))
     for label, make in scenarios():
-        clean = episode_returns(lambda make=make: make(False), args.episodes, args.seed)
-        attacked = episode_returns(lambda make=make: make(True), args.episodes, args.seed)
+        clean = episode_returns(functools.partial(make, False), args.episodes, args.seed)
+        attacked = episode_returns(functools.partial(make, True), args.episodes, args.seed)
         se = lambda x: x.std(ddof=1) / np.sqrt(len(x))  # noqa: E731
         print(
             f"{label:<48} {clean.mean():>8.2f} +- {se(clean):<5.2f} {attacked.mean():>8.2f} +- "

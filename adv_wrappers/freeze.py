@@ -11,12 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import gymnasium
-import numpy as np
 from pettingzoo.utils.env import AgentID, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper
 from typing_extensions import override
 
-from adv_wrappers.core import check_action_keys, seeded_rng
+from adv_wrappers.core import OwnRNG, check_action_keys
 from adv_wrappers.errors import (
     InvalidArgumentError,
     PlayOutLimitError,
@@ -27,7 +26,7 @@ from adv_wrappers.policies import PolicySlot, check_policy
 MAX_PLAY_OUT_STEPS = 1_000_000
 
 
-class FreezeWrapper(BaseParallelWrapper):
+class FreezeWrapper(OwnRNG, BaseParallelWrapper):
     """Chosen agents act inside the env with fixed policies and leave the outside agent list.
 
     Used for frozen victims while training an attacker and frozen defenders while
@@ -97,10 +96,10 @@ class FreezeWrapper(BaseParallelWrapper):
             )
             for a, p in policies.items()
         }
-        self.np_random: np.random.Generator | None = None
+        self._np_random = None
         self._obs: dict[AgentID, Any] = {}
         self._infos: dict[AgentID, Any] = {}
-        self.agents = []
+        self.agents: list[AgentID] = []
 
     def _split(self, data: Mapping[AgentID, Any]) -> dict[AgentID, Any]:
         return {a: v for a, v in data.items() if a not in self._slots}
@@ -117,8 +116,7 @@ class FreezeWrapper(BaseParallelWrapper):
 
     @override
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
-        if seed is not None or self.np_random is None:
-            self.np_random = seeded_rng(seed, type(self).__name__)
+        self._seed_rng(seed)
         obs, infos = self.env.reset(seed=seed, options=options)
         for slot in self._slots.values():
             slot.reset()

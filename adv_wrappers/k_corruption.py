@@ -40,6 +40,11 @@ class KCorruptionEpisodes:
     """
 
     threat_name = "k_corruption"
+    # provided by the host class
+    env: Any
+    np_random: np.random.Generator
+    _base_possible: list[AgentID]
+    _attackable: list[AgentID]
 
     def _init_k_corruption(
         self,
@@ -80,7 +85,9 @@ class KCorruptionEpisodes:
     def _option_keys(self) -> tuple[str, ...]:
         return ("attacked", "victim")
 
-    def _begin_episode(self, options: dict[str, Any]):
+    def _begin_episode(
+        self, options: dict[str, Any]
+    ) -> tuple[tuple[AgentID, ...], tuple[AgentID, ...]]:
         possible = self._base_possible
         if "victim" in options:
             victim = options["victim"]
@@ -89,6 +96,7 @@ class KCorruptionEpisodes:
             victim = self.victim
         self._episode_victim = victim
         candidates = [a for a in self.env.agents if a != victim and a in self._attackable]
+        attacked: Sequence[AgentID]
         if "attacked" in options:
             attacked = self._check_subset(
                 options["attacked"], "options['attacked']", possible, victim

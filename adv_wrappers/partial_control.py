@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from pettingzoo.utils.env import AgentID, ParallelEnv
 
 from adv_wrappers.core import ActionThreatWrapper, check_agent, check_epsilon
@@ -20,6 +21,9 @@ class PartialControlEpisodes:
     """
 
     threat_name = "partial_control"
+    # provided by the host class
+    env: Any
+    np_random: np.random.Generator
 
     def _init_partial_control(
         self,
@@ -45,8 +49,10 @@ class PartialControlEpisodes:
     def _benign_outside(self, agent: AgentID) -> bool:
         return self.benign_policy is None
 
-    def _begin_episode(self, options: dict[str, Any]):
-        attacked = (self.agent,) if self.agent in self.env.agents else ()
+    def _begin_episode(
+        self, options: dict[str, Any]
+    ) -> tuple[tuple[AgentID, ...], tuple[AgentID, ...]]:
+        attacked: tuple[AgentID, ...] = (self.agent,) if self.agent in self.env.agents else ()
         if self.victim is not None:
             victims: tuple[AgentID, ...] = (self.victim,)
         else:

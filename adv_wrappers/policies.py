@@ -20,7 +20,7 @@ naming the agent and the action. Nothing is clipped.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import gymnasium
 import numpy as np
@@ -88,15 +88,17 @@ class PolicySlot:
         self.role = role
 
     def reset(self) -> None:
-        if self.policy != RANDOM and callable(getattr(self.policy, "reset", None)):
-            self.policy.reset()
+        reset = None if self.policy == RANDOM else getattr(self.policy, "reset", None)
+        if callable(reset):
+            reset()
 
     def act(
         self, observation: Any, rng: np.random.Generator, info: Mapping[str, Any] | None = None
     ) -> Any:
         if self.policy == RANDOM:
             return sample_random_action(self.action_space, rng, _action_mask(observation, info))
-        action = self.policy(observation)
+        # not "random": a callable policy (what check_policy lets through)
+        action = cast(Policy, self.policy)(observation)
         if not self.action_space.contains(action):
             raise InvalidActionError(
                 f"the {self.role} of agent {self.agent!r} returned action {action!r}, which is "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import gymnasium
 import numpy as np
@@ -13,11 +13,11 @@ from pettingzoo.utils.wrappers import BaseParallelWrapper
 from typing_extensions import override
 
 from adv_wrappers.core import (
+    OwnRNG,
     check_action_keys,
     check_adversary_observes,
     check_agents,
     check_epsilon,
-    seeded_rng,
 )
 from adv_wrappers.errors import (
     AgentIDCollisionError,
@@ -25,7 +25,7 @@ from adv_wrappers.errors import (
     InvalidArgumentError,
     UnsupportedSpaceError,
 )
-from adv_wrappers.policies import PolicySlot, resolve_policies
+from adv_wrappers.policies import Policy, PolicySlot, resolve_policies
 
 NORMS = ("linf", "l2")
 NOISE_ATTACKS = ("uniform", "gaussian")
@@ -77,7 +77,7 @@ def project(delta: np.ndarray, epsilon: float, norm: str) -> np.ndarray:
     return delta * (epsilon / n) if n > epsilon else delta
 
 
-class StatePerturbationWrapper(BaseParallelWrapper):
+class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
     """Attacked agents observe a perturbed observation inside an epsilon-ball of the truth.
 
     Paper 004 (He et al., "Robust Multi-Agent RL with State Uncertainty", SAMG, App. A-D):
@@ -207,6 +207,8 @@ class StatePerturbationWrapper(BaseParallelWrapper):
             self._bounds[a] = (space.low, space.high, math.prod(space.shape))
             # MPE-style unbounded spaces need no clip (the ball is the whole admissible set)
             self._bounded[a] = bool(np.isfinite(space.low).any() or np.isfinite(space.high).any())
+        # None, a noise name, a policy or a gradient attack (told apart by _is_policy)
+        self.attack: str | Policy | GradientAttack | None
         if attack is None or (isinstance(attack, str) and attack in NOISE_ATTACKS):
             self.attack = attack
         elif isinstance(attack, str):
@@ -239,6 +241,7 @@ class StatePerturbationWrapper(BaseParallelWrapper):
             policies = resolve_policies(
                 victim_policies, "victim_policies", self.attacked, self._base_possible
             )
+            assert policies is not None  # None only for victim_policies=None
             self._victim_slots = {
                 a: PolicySlot(a, p, env.action_space(a), "victim policy")
                 for a, p in policies.items()
@@ -258,9 +261,9 @@ class StatePerturbationWrapper(BaseParallelWrapper):
             and not hasattr(self.attack, "perturb")
             and not isinstance(self.attack, str)
         )
-        self.np_random: np.random.Generator | None = None
+        self._np_random = None
         self._agent_set: set[AgentID] = set()
-        self.agents = []
+        self.agents: list[AgentID] = []
 
     @override
     def observation_space(self, agent: AgentID) -> gymnasium.spaces.Space:
@@ -289,7 +292,7 @@ class StatePerturbationWrapper(BaseParallelWrapper):
         low, high, d = self._bounds[agent]
         if self.attack is None or self._is_policy:
             if self._is_policy:
-                u = self.attack(self._adversary_observation(agent, obs))
+                u = cast(Policy, self.attack)(self._adversary_observation(agent, obs))
             if u is None:  # exposed slot before its first action: no perturbation
                 return obs, None
             u_arr = np.asarray(u)
@@ -310,7 +313,7 @@ class StatePerturbationWrapper(BaseParallelWrapper):
                 self.np_random.normal(0.0, self.epsilon / 2, d), self.epsilon, self.norm
             )
         else:
-            perturbed = self.attack.perturb(
+            perturbed = cast(GradientAttack, self.attack).perturb(
                 agent, obs, self.epsilon, self.norm, low, high, self.np_random
             )
             perturbed = np.asarray(perturbed)
@@ -325,7 +328,7 @@ class StatePerturbationWrapper(BaseParallelWrapper):
         if self.norm == "linf":
             return self.np_random.uniform(-self.epsilon, self.epsilon, d)
         direction = self.np_random.normal(size=d)
-        direction /= max(np.linalg.norm(direction), 1e-12)
+        direction /= max(float(np.linalg.norm(direction)), 1e-12)
         return direction * self.epsilon * self.np_random.random() ** (1.0 / d)
 
     def _distance(self, a: np.ndarray, b: np.ndarray) -> float:
@@ -403,11 +406,11 @@ class StatePerturbationWrapper(BaseParallelWrapper):
     # ------------------------------------------------------------------ API
     @override
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
-        if seed is not None or self.np_random is None:
-            self.np_random = seeded_rng(seed, type(self).__name__)
+        self._seed_rng(seed)
         obs, infos = self.env.reset(seed=seed, options=options)
-        if self._is_policy and callable(getattr(self.attack, "reset", None)):
-            self.attack.reset()
+        reset = getattr(self.attack, "reset", None) if self._is_policy else None
+        if callable(reset):
+            reset()
         for slot in self._victim_slots.values():
             slot.reset()
         self._victim_record = {

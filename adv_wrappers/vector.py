@@ -147,7 +147,7 @@ import pickle
 import signal
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import cloudpickle
 import numpy as np
@@ -254,56 +254,63 @@ class _Layout:
     def _init_observations(self, space_of: dict[Any, spaces.Space]) -> None:
         boxes, discretes = _space_kinds(self.agents, space_of, "observation")
         items = [space_of[a] for a in self.agents]
-        if discretes:
+        if discretes:  # then every space is Discrete (_space_kinds)
             self.obs_mode = "discrete"
             self.obs_shape: tuple[int, ...] = ()
-            self.obs_dtype = np.dtype(np.int64)
+            self.obs_dtype: np.dtype = np.dtype(np.int64)
             self.obs_sizes = np.ones(self.num_agents, dtype=np.int64)
-            self.single_observation_space: spaces.Space = _discrete_cover(items)
+            self.single_observation_space: spaces.Space = _discrete_cover(
+                cast("list[spaces.Discrete]", items)
+            )
             return
-        first = items[0]
-        if all(s.shape == first.shape and s.dtype == first.dtype for s in items):
+        box_items = cast("list[spaces.Box]", items)  # every space is a Box (_space_kinds)
+        first = box_items[0]
+        if all(s.shape == first.shape and s.dtype == first.dtype for s in box_items):
             self.obs_mode = "stack"
             self.obs_shape = tuple(first.shape)
             self.obs_dtype = np.dtype(first.dtype)
             self.obs_sizes = np.full(self.num_agents, _flat_size(first.shape), dtype=np.int64)
-            if all(s == first for s in items):
+            if all(s == first for s in box_items):
                 self.single_observation_space = first
             else:
-                low = np.min(np.stack([s.low for s in items]), axis=0)
-                high = np.max(np.stack([s.high for s in items]), axis=0)
+                low = np.min(np.stack([s.low for s in box_items]), axis=0)
+                high = np.max(np.stack([s.high for s in box_items]), axis=0)
                 self.single_observation_space = spaces.Box(low, high, dtype=self.obs_dtype)
             return
         self.obs_mode = "pad"
-        self.obs_sizes = np.array([_flat_size(s.shape) for s in items], dtype=np.int64)
+        self.obs_sizes = np.array([_flat_size(s.shape) for s in box_items], dtype=np.int64)
         size = int(self.obs_sizes.max())
         self.obs_shape = (size,)
-        self.obs_dtype = np.dtype(np.result_type(*[s.dtype for s in items]))
-        low, high = _padded_bounds(items, size, self.obs_dtype)
+        self.obs_dtype = np.dtype(np.result_type(*[s.dtype for s in box_items]))
+        low, high = _padded_bounds(box_items, size, self.obs_dtype)
         self.single_observation_space = spaces.Box(low, high, dtype=self.obs_dtype)
 
     def _init_actions(self, space_of: dict[Any, spaces.Space]) -> None:
         boxes, discretes = _space_kinds(self.agents, space_of, "action")
         items = [space_of[a] for a in self.agents]
         self.action_discrete = bool(discretes)
-        if self.action_discrete:
-            self.action_nvec: np.ndarray | None = np.array([s.n for s in items], dtype=np.int64)
-            self.action_start = np.array([s.start for s in items], dtype=np.int64)
+        if self.action_discrete:  # then every space is Discrete (_space_kinds)
+            discrete_items = cast("list[spaces.Discrete]", items)
+            self.action_nvec: np.ndarray | None = np.array(
+                [s.n for s in discrete_items], dtype=np.int64
+            )
+            self.action_start = np.array([s.start for s in discrete_items], dtype=np.int64)
             self.action_sizes = np.ones(self.num_agents, dtype=np.int64)
             self.action_shape: tuple[int, ...] = ()
-            self.single_action_space: spaces.Space = _discrete_cover(items)
+            self.single_action_space: spaces.Space = _discrete_cover(discrete_items)
             self.box_actions: list[tuple[int, tuple[int, ...], np.dtype]] = []
             return
+        box_items = cast("list[spaces.Box]", items)  # every space is a Box (_space_kinds)
         self.action_nvec = None
-        self.action_sizes = np.array([_flat_size(s.shape) for s in items], dtype=np.int64)
+        self.action_sizes = np.array([_flat_size(s.shape) for s in box_items], dtype=np.int64)
         dim = int(self.action_sizes.max())
         self.action_shape = (dim,)
-        dtype = np.dtype(np.result_type(*[s.dtype for s in items]))
-        low, high = _padded_bounds(items, dim, dtype)
+        dtype = np.dtype(np.result_type(*[s.dtype for s in box_items]))
+        low, high = _padded_bounds(box_items, dim, dtype)
         self.single_action_space = spaces.Box(low, high, dtype=dtype)
         self.box_actions = [
             (int(n), tuple(s.shape), np.dtype(s.dtype))
-            for n, s in zip(self.action_sizes, items, strict=True)
+            for n, s in zip(self.action_sizes, box_items, strict=True)
         ]
         # valid_columns[i, j]: column j of the padded action is agent i's data
         self.action_valid_columns = np.arange(dim)[None, :] < self.action_sizes[:, None]
@@ -329,6 +336,16 @@ class _Row:
     """Per-copy views of every output buffer (what one :class:`_EnvRunner` writes)."""
 
     __slots__ = _BUFFER_FIELDS
+    # one attribute per name in _BUFFER_FIELDS, set by _Buffers.row
+    obs: np.ndarray
+    has_obs: np.ndarray
+    rewards: np.ndarray
+    has_reward: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    alive: np.ndarray
+    final_obs: np.ndarray
+    final_alive: np.ndarray
 
 
 class _Buffers:
@@ -337,6 +354,18 @@ class _Buffers:
     Each field is a typed view into ``raw`` (shape ``[n, row_bytes]``), so a worker process
     ships all of its results as one contiguous row and the parent stores them with one copy.
     """
+
+    raw: np.ndarray
+    # one ``[n, ...]`` view per name in _BUFFER_FIELDS, set by __init__
+    obs: np.ndarray
+    has_obs: np.ndarray
+    rewards: np.ndarray
+    has_reward: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    alive: np.ndarray
+    final_obs: np.ndarray
+    final_alive: np.ndarray
 
     def __init__(self, layout: _Layout, n: int) -> None:
         a = layout.num_agents
@@ -624,7 +653,7 @@ class _ParallelVectorEnv:
         self._buffers = _Buffers(layout, num_envs)
         self._acted = np.zeros((num_envs, layout.num_agents), dtype=np.bool_)
         self._actions_shape = (num_envs, layout.num_agents, *layout.action_shape)
-        if layout.action_discrete:
+        if layout.action_nvec is not None:  # Discrete actions (layout.action_discrete)
             self._action_low = layout.action_start
             self._action_high = layout.action_start + layout.action_nvec
         self._needs_reset = True
@@ -1018,7 +1047,9 @@ class SubprocParallelVectorEnv(_ParallelVectorEnv):
                 raise InvalidArgumentError(
                     f"env_fns[{i}] could not be pickled with cloudpickle: {exc}"
                 ) from exc
-        ctx = mp.get_context(context)
+        # Any: typeshed types get_context(str) as BaseContext, which lacks the Process
+        # attribute that every concrete context (fork, spawn, forkserver) has
+        ctx: Any = mp.get_context(context)
         self._conns: list[Any] = []
         self._processes: list[Any] = []
         self._closed = False

@@ -1,9 +1,91 @@
 """Bundled environments, installed and imported as ``adv_envs`` (the folder is ``envs/``).
 
-Importing ``adv_envs`` registers the bundled environments in PettingZoo's registry under the
-``adv`` namespace. ``echo_v0`` is a test fixture (observations echo executed actions).
+Importing ``adv_envs`` (``import adv_wrappers`` does it too) registers the environments of the
+four papers in PettingZoo's registry under the ``adv`` namespace::
+
+    import adv_envs, pettingzoo
+    env = pettingzoo.make("parallel", "adv/independent_spread-v0")
+    game = pettingzoo.make("aec", "adv/kuhn_poker-v0")
+
+:data:`ENVS` lists them with their paper, kind and optional dependency; the tests, the docs
+generator and the benchmark iterate over it. Registration is by entry-point string, so
+importing ``adv_envs`` imports no simulator. ``echo_v0`` is a test fixture (observations echo
+executed actions), not registered.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pettingzoo
 
 from adv_envs import echo as echo_v0
 
-__all__ = ["echo_v0"]
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """One bundled environment.
+
+    Attributes:
+        id: the registry ID, ``"adv/<name>-v<version>"`` (a contract: users type it).
+        module: the module under ``adv_envs`` with ``parallel_env``/``env`` entry points; its
+            docstring is the env's docs page (``docs/envs/<module>.md``).
+        paper: the paper file number and section it follows.
+        kind: ``"cooperative"``, ``"general-sum"`` or ``"zero-sum"``.
+        turn_based: AEC only (no ``parallel_env``).
+        extra: the pyproject extra its dependencies come from.
+    """
+
+    id: str
+    module: str
+    paper: str
+    kind: str
+    turn_based: bool = False
+    extra: str | None = None
+
+
+ENVS: tuple[EnvInfo, ...] = (
+    EnvInfo(
+        "adv/independent_spread-v0",
+        "independent_spread",
+        "000 App. C.1",
+        "general-sum",
+        extra="mpe",
+    ),
+    EnvInfo("adv/xnor_xor-v0", "xnor_xor", "002 App. C.1; 004 App. A-B", "cooperative"),
+    EnvInfo("adv/lbf-v0", "lbf", "002 Sec. 5, App. C", "cooperative", extra="lbf"),
+    EnvInfo("adv/multi_ant-v0", "multi_ant", "000 App. C.2", "cooperative", extra="mujoco"),
+    EnvInfo("adv/pursuit-v0", "pursuit", "000 App. C.3", "cooperative", extra="sisl"),
+    EnvInfo("adv/kuhn_poker-v0", "kuhn_poker", "003 Sec. 7, App. E", "zero-sum", turn_based=True),
+    EnvInfo(
+        "adv/cooperative_navigation-v0",
+        "cooperative_navigation",
+        "004 App. E.1.1, E.6",
+        "cooperative",
+        extra="mpe",
+    ),
+    EnvInfo(
+        "adv/exchange_target-v0", "exchange_target", "004 App. E.1.2", "cooperative", extra="mpe"
+    ),
+    EnvInfo("adv/keep_away-v0", "keep_away", "004 App. E.1.3", "general-sum", extra="mpe"),
+    EnvInfo(
+        "adv/physical_deception-v0",
+        "physical_deception",
+        "004 App. E.1.4",
+        "general-sum",
+        extra="mpe",
+    ),
+)
+
+
+def _register() -> None:
+    for info in ENVS:
+        module = f"adv_envs.{info.module}"
+        pettingzoo.register("aec", info.id, entry_point=f"{module}:env")
+        if not info.turn_based:
+            pettingzoo.register("parallel", info.id, entry_point=f"{module}:parallel_env")
+
+
+_register()
+
+__all__ = ["ENVS", "EnvInfo", "echo_v0"]

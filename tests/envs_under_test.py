@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import numpy as np
 import pettingzoo
-from adv_envs import echo_v0
 from gymnasium.utils.env_checker import data_equivalence
 from mpe2 import simple_spread_v3, simple_tag_v3
 
+from adv_envs import echo_v0
 from adv_wrappers.policies import sample_random_action
 
 PARALLEL_ENVS: dict[str, Callable[[], object]] = {

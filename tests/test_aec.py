@@ -14,11 +14,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from adv_envs import echo_v0
 from gymnasium.utils.env_checker import data_equivalence
 from pettingzoo.classic import leduc_holdem_v4, rps_v2, texas_holdem_v4, tictactoe_v3
 from pettingzoo.test import api_test
 
+from adv_envs import echo_v0
 from adv_wrappers import aec
 from adv_wrappers.aec import k_corruption_aec_v0, partial_control_aec_v0
 from adv_wrappers.core import adversary_id, seeded_rng

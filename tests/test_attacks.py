@@ -10,9 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from adv_envs import echo_v0  # noqa: E402
 from mpe2 import simple_spread_v3  # noqa: E402
 
+from adv_envs import echo_v0  # noqa: E402
 from adv_wrappers import InvalidArgumentError, state_perturbation_v0  # noqa: E402
 from adv_wrappers.attacks import FGSM, PGD  # noqa: E402
 

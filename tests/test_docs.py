@@ -10,9 +10,9 @@ import pkgutil
 import re
 from pathlib import Path
 
-import adv_envs
 import pytest
 
+import adv_envs
 import adv_wrappers
 from adv_wrappers.registry import THREAT_MODELS
 

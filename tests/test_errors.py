@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from adv_envs import echo_v0
 from pettingzoo.sisl import pursuit_v5
 
+from adv_envs import echo_v0
 from adv_wrappers import (
     AgentIDCollisionError,
     InvalidActionError,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from adv_envs import echo_v0
 
+from adv_envs import echo_v0
 from adv_wrappers import (
     byzantine_v0,
     freeze_v0,

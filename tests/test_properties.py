@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from adv_envs import echo_v0
 from gymnasium.utils.env_checker import data_equivalence
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpe2 import simple_spread_v3
 from scipy import stats
 
+from adv_envs import echo_v0
 from adv_wrappers import (
     byzantine_v0,
     default_prior,

@@ -1,0 +1,86 @@
+"""Keep-away: an agent wants to reach its target landmark, an adversary pushes it away.
+
+MPE's Push scenario (Lowe et al., 2017) as used by He et al., "Robust Multi-Agent RL with State
+Uncertainty" (paper 004), App. E.1.3: 1 agent, 1 adversary, 25-step episodes (its Table 3).
+The agent knows which landmark is the target; the adversary does not, and must keep the agent
+away from it by pushing it (the two bodies collide) or by sitting on the landmark. This module
+is a thin wrapper around mpe2's `simple_push_v3` that fixes the paper's configuration and
+validates its arguments; the dynamics, observations and rewards are mpe2's.
+
+| | |
+|---|---|
+| Agents | `adversary_0`, `agent_0` (in this order) |
+| Actions | `Discrete(5)`: 0 no-op, 1 left, 2 right, 3 down, 4 up; with `continuous_actions=True` `Box(0, 1, (5,), float32)` |
+| Observations | `agent_0`: `Box(-inf, inf, (19,), float32)` = `[v (2), g - p (2), own colour (3, encodes the target), l_k - p for both landmarks (4), both landmark colours (6), p_adv - p (2)]`; `adversary_0`: `Box(-inf, inf, (8,), float32)` = `[v (2), l_k - p for both landmarks (4), p_agent - p (2)]`, with no hint of which landmark is the target |
+| State | `Box(-inf, inf, (27,), float32)`: mpe2's state, the two observations concatenated (adversary first) |
+| Rewards | `agent_0`: `-‖p_agent - g‖`; `adversary_0`: `‖p_agent - g‖ - ‖p_adv - g‖` (`g`: the target landmark) |
+| Episode | `max_cycles` steps (default 25), then both agents are truncated |
+| Kind | general-sum (competitive: the adversary gains what the agent loses, plus its own distance term) |
+
+Both bodies are discs of radius 0.05 that push each other apart when they overlap (MPE's soft
+contact force); landmarks do not collide. At reset the target is one of the two landmarks,
+drawn uniformly.
+
+## Arguments
+
+| argument | default | allowed values |
+|---|---|---|
+| `max_cycles` | `25` | int >= 1: episode length in steps |
+| `continuous_actions` | `False` | bool |
+| `render_mode` | `None` | `None`, `"rgb_array"` or `"human"` |
+
+Bad values raise `adv_wrappers.errors.InvalidArgumentError`.
+
+## Differences from the paper
+
+Paper 004 (like MPE's README) speaks of 1 landmark; the MPE code it ran, and mpe2, place 2
+landmarks of which one, drawn at random each episode, is the target: the agent knows which,
+the adversary has to infer it. This env keeps the code's 2 landmarks. The "adversary" here is a
+player of the game, not an attacker of `adv_wrappers`; a threat model can still corrupt either
+player.
+
+## Version History
+
+- v0: initial release.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gymnasium.utils import EzPickle
+from mpe2.simple_push import simple_push
+from pettingzoo.utils import aec_to_parallel
+
+from adv_envs.independent_spread import check_bool, check_int, check_render_mode, mpe_aec
+
+NAME = "keep_away_v0"
+
+
+class raw_env(simple_push.raw_env):
+    """mpe2's ``simple_push`` with validated arguments and this env's name."""
+
+    def __init__(
+        self,
+        max_cycles: int = 25,
+        continuous_actions: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        kwargs = {
+            "max_cycles": check_int(max_cycles, "max_cycles"),
+            "continuous_actions": check_bool(continuous_actions, "continuous_actions"),
+            "render_mode": check_render_mode(render_mode),
+        }
+        super().__init__(**kwargs)
+        EzPickle.__init__(self, **kwargs)  # so that unpickling calls this class's __init__
+        self.metadata = {**self.metadata, "name": NAME}  # mpe2 writes into the shared class dict
+
+
+def env(**kwargs: Any):
+    """The AEC env (``OrderEnforcingWrapper`` around :class:`raw_env`, bounds checked as mpe2)."""
+    return mpe_aec(raw_env(**kwargs))
+
+
+def parallel_env(**kwargs: Any):
+    """The parallel env; keyword arguments as in the module docs."""
+    return aec_to_parallel(env(**kwargs))

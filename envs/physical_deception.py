@@ -1,0 +1,89 @@
+"""Physical Deception: two agents cover the target landmark while hiding it from an adversary.
+
+MPE's Adversary scenario (Lowe et al., 2017) as used by He et al., "Robust Multi-Agent RL with
+State Uncertainty" (paper 004), App. E.1.4: 2 cooperating agents, 1 adversary, 2 landmarks of
+which one is the target, 25-step episodes (its Table 3). Everybody wants to be at the target,
+but only the cooperating agents know which landmark it is; they are paid when one of them is
+close to it and when the adversary is far from it, so their best play is to cover every
+landmark and leave the adversary guessing. This module is a thin wrapper around mpe2's
+`simple_adversary_v3` that fixes the paper's configuration and validates its arguments; the
+dynamics, observations and rewards are mpe2's.
+
+| | |
+|---|---|
+| Agents | `adversary_0`, `agent_0` ... `agent_{N-1}` (in this order; default `N=2`) |
+| Actions | `Discrete(5)`: 0 no-op, 1 left, 2 right, 3 down, 4 up; with `continuous_actions=True` `Box(0, 1, (5,), float32)` |
+| Observations | `agent_i`: `Box(-inf, inf, (4N + 2,), float32)` = `[g - p (2), l_k - p for every landmark (2N), p_o - p for every other agent, adversary first (2N)]`; `adversary_0`: `Box(-inf, inf, (4N,), float32)` = the same without the target. No velocities are observed |
+| State | `Box(-inf, inf, (N(4N + 2) + 4N,), float32)` (28 for `N=2`): mpe2's state, all observations concatenated in agent order |
+| Rewards | every `agent_i` (shared): `-min_j ‖p_j - g‖ + ‖p_adv - g‖` (the closest cooperating agent, minus the adversary's distance); `adversary_0`: `-‖p_adv - g‖` |
+| Episode | `max_cycles` steps (default 25), then every agent is truncated |
+| Kind | general-sum (the cooperating agents share a reward, the adversary competes with them) |
+
+The bodies (radius 0.15) do not collide. At reset the target is one of the `N` landmarks,
+drawn uniformly, and drawn in green.
+
+## Arguments
+
+| argument | default | allowed values |
+|---|---|---|
+| `N` | `2` | int >= 1: number of cooperating agents and of landmarks (2 in paper 004) |
+| `max_cycles` | `25` | int >= 1: episode length in steps |
+| `continuous_actions` | `False` | bool |
+| `render_mode` | `None` | `None`, `"rgb_array"` or `"human"` |
+
+Bad values raise `adv_wrappers.errors.InvalidArgumentError`.
+
+## Differences from the paper
+
+None in the configuration: mpe2's `simple_adversary_v3` with `N=2` has the paper's 2
+cooperating agents, 1 adversary and 2 landmarks, and the shaped (distance) rewards of the MPE
+code. The "adversary" here is a player of the game, not an attacker of `adv_wrappers`; a
+threat model can still corrupt any player.
+
+## Version History
+
+- v0: initial release.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gymnasium.utils import EzPickle
+from mpe2.simple_adversary import simple_adversary
+from pettingzoo.utils import aec_to_parallel
+
+from adv_envs.independent_spread import check_bool, check_int, check_render_mode, mpe_aec
+
+NAME = "physical_deception_v0"
+
+
+class raw_env(simple_adversary.raw_env):
+    """mpe2's ``simple_adversary`` with validated arguments and this env's name."""
+
+    def __init__(
+        self,
+        N: int = 2,
+        max_cycles: int = 25,
+        continuous_actions: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        kwargs = {
+            "N": check_int(N, "N"),
+            "max_cycles": check_int(max_cycles, "max_cycles"),
+            "continuous_actions": check_bool(continuous_actions, "continuous_actions"),
+            "render_mode": check_render_mode(render_mode),
+        }
+        super().__init__(**kwargs)
+        EzPickle.__init__(self, **kwargs)  # so that unpickling calls this class's __init__
+        self.metadata = {**self.metadata, "name": NAME}  # mpe2 writes into the shared class dict
+
+
+def env(**kwargs: Any):
+    """The AEC env (``OrderEnforcingWrapper`` around :class:`raw_env`, bounds checked as mpe2)."""
+    return mpe_aec(raw_env(**kwargs))
+
+
+def parallel_env(**kwargs: Any):
+    """The parallel env; keyword arguments as in the module docs."""
+    return aec_to_parallel(env(**kwargs))
