@@ -53,7 +53,7 @@ ENVS: tuple[EnvInfo, ...] = (
         extra="mpe",
     ),
     EnvInfo("adv/xnor_xor-v0", "xnor_xor", "002 App. C.1; 004 App. A-B", "cooperative"),
-    EnvInfo("adv/lbf-v0", "lbf", "002 Sec. 5, App. C", "cooperative", extra="lbf"),
+    EnvInfo("adv/lbf-v0", "lbf", "002 Sec. 4, App. C.1", "cooperative", extra="lbf"),
     EnvInfo("adv/multi_ant-v0", "multi_ant", "000 App. C.2", "cooperative", extra="mujoco"),
     EnvInfo("adv/pursuit-v0", "pursuit", "000 App. C.3", "cooperative", extra="sisl"),
     EnvInfo("adv/kuhn_poker-v0", "kuhn_poker", "003 Sec. 7, App. E", "zero-sum", turn_based=True),
