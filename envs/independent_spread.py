@@ -88,75 +88,19 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import EzPickle
 from mpe2._mpe_utils.core import Agent, Landmark, World
 from mpe2._mpe_utils.scenario import BaseScenario
 from mpe2._mpe_utils.simple_env import SimpleEnv
-from pettingzoo.utils import aec_to_parallel, wrappers
 
-from adv_wrappers.errors import InvalidArgumentError
+from adv_envs._checks import check_bool, check_float, check_int, check_render_mode
+from adv_envs._mpe import entry_points
 
 NAME = "independent_spread_v0"
 RENDER_MODES = (None, "rgb_array", "human")
 AGENT_SIZE = 0.15
-
-# ------------------------------------------------------------------ argument checks
-# (shared with the other MPE modules of adv_envs, which import them from here)
-
-
-def check_int(value: Any, argument: str, minimum: int = 1) -> int:
-    """An int (not a bool) >= ``minimum``, else InvalidArgumentError."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidArgumentError(f"{argument} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_bool(value: Any, argument: str) -> bool:
-    """A bool (``True``/``False``, numpy bools too), else InvalidArgumentError."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise InvalidArgumentError(f"{argument} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def check_float(
-    value: Any, argument: str, low: float | None = None, high: float | None = None
-) -> float:
-    """A finite real number in ``[low, high]`` (either bound may be None), else InvalidArgumentError."""
-    allowed = (
-        f"a finite number in [{'-inf' if low is None else low}, {'inf' if high is None else high}]"
-    )
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidArgumentError(f"{argument} must be {allowed}, got {value!r}")
-    number = float(value)
-    if (
-        not np.isfinite(number)
-        or (low is not None and number < low)
-        or (high is not None and number > high)
-    ):
-        raise InvalidArgumentError(f"{argument} must be {allowed}, got {value!r}")
-    return number
-
-
-def check_render_mode(value: Any) -> str | None:
-    """One of ``None``, ``"rgb_array"``, ``"human"``, else InvalidArgumentError."""
-    if value not in RENDER_MODES or (value is not None and not isinstance(value, str)):
-        raise InvalidArgumentError(f"render_mode must be one of {RENDER_MODES}, got {value!r}")
-    return value
-
-
-def mpe_aec(raw: SimpleEnv):
-    """The AEC env of an MPE raw env, wrapped as mpe2 does: out-of-bounds actions are an error
-    (discrete) or clipped with a warning (continuous), and the call order is enforced."""
-    if raw.continuous_actions:
-        inner = wrappers.ClipOutOfBoundsWrapper(raw)
-    else:
-        inner = wrappers.AssertOutOfBoundsWrapper(raw)
-    return wrappers.OrderEnforcingWrapper(inner)
-
 
 # ------------------------------------------------------------------ scenario
 
@@ -287,11 +231,4 @@ class raw_env(SimpleEnv, EzPickle):
         return self.scenario.state(self.world).astype(np.float32)
 
 
-def env(**kwargs: Any):
-    """The AEC env (``OrderEnforcingWrapper`` around :class:`raw_env`)."""
-    return mpe_aec(raw_env(**kwargs))
-
-
-def parallel_env(**kwargs: Any):
-    """The parallel env; keyword arguments as in the module docs."""
-    return aec_to_parallel(env(**kwargs))
+env, parallel_env = entry_points(raw_env)

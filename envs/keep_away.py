@@ -46,13 +46,11 @@ player.
 
 from __future__ import annotations
 
-from typing import Any
-
 from gymnasium.utils import EzPickle
 from mpe2.simple_push import simple_push
-from pettingzoo.utils import aec_to_parallel
 
-from adv_envs.independent_spread import check_bool, check_int, check_render_mode, mpe_aec
+from adv_envs._checks import check_bool, check_int, check_render_mode
+from adv_envs._mpe import entry_points
 
 NAME = "keep_away_v0"
 
@@ -76,11 +74,4 @@ class raw_env(simple_push.raw_env):
         self.metadata = {**self.metadata, "name": NAME}  # mpe2 writes into the shared class dict
 
 
-def env(**kwargs: Any):
-    """The AEC env (``OrderEnforcingWrapper`` around :class:`raw_env`, bounds checked as mpe2)."""
-    return mpe_aec(raw_env(**kwargs))
-
-
-def parallel_env(**kwargs: Any):
-    """The parallel env; keyword arguments as in the module docs."""
-    return aec_to_parallel(env(**kwargs))
+env, parallel_env = entry_points(raw_env)

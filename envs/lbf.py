@@ -112,6 +112,7 @@ from lbforaging.foraging.environment import Action, ForagingEnv
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec, wrappers
 
+from adv_envs._checks import check_bool, check_int, check_render_mode
 from adv_wrappers.errors import InvalidActionError, InvalidArgumentError
 
 RENDER_MODES = (None, "rgb_array", "human")
@@ -136,20 +137,6 @@ _AGENT_COLOURS = np.array(
     ],
     np.uint8,
 )
-
-
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not ok or value < low or (high is not None and value > high):
-        allowed = f"an int >= {low}" if high is None else f"an int in {low}..{high}"
-        raise InvalidArgumentError(f"{name} must be {allowed}, got {value!r}")
-    return int(value)
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise InvalidArgumentError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 class LBFParallelEnv(ParallelEnv):
@@ -179,26 +166,23 @@ class LBFParallelEnv(ParallelEnv):
         max_cycles: int = 50,
         render_mode: str | None = None,
     ):
-        self.field_size = _check_int("field_size", field_size, 5)
-        self.n_agents = _check_int("n_agents", n_agents, 1)
-        self.n_food = _check_int("n_food", n_food, 1)
+        self.field_size = check_int(field_size, "field_size", 5)
+        self.n_agents = check_int(n_agents, "n_agents", 1)
+        self.n_food = check_int(n_food, "n_food", 1)
         if 13 * (self.n_food - 1) + self.n_agents > 0.9 * (self.field_size - 2) ** 2:
             raise InvalidArgumentError(
                 f"n_food={n_food} with n_agents={n_agents} does not fit a {field_size}x{field_size} "
                 f"grid: need 13 * (n_food - 1) + n_agents <= 0.9 * (field_size - 2) ** 2"
             )
-        self.max_agent_level = _check_int("max_agent_level", max_agent_level, 1)
+        self.max_agent_level = check_int(max_agent_level, "max_agent_level", 1)
         if sight is None:
             sight = self.field_size
-        self.sight = _check_int("sight", sight, 1, self.field_size)
-        self.force_coop = _check_bool("force_coop", force_coop)
-        self.collisions = _check_bool("collisions", collisions)
-        self.shared_reward = _check_bool("shared_reward", shared_reward)
-        self.max_cycles = _check_int("max_cycles", max_cycles, 1)
-        if render_mode not in RENDER_MODES:
-            raise InvalidArgumentError(
-                f"render_mode must be one of {RENDER_MODES}, got {render_mode!r}"
-            )
+        self.sight = check_int(sight, "sight", 1, self.field_size)
+        self.force_coop = check_bool(force_coop, "force_coop")
+        self.collisions = check_bool(collisions, "collisions")
+        self.shared_reward = check_bool(shared_reward, "shared_reward")
+        self.max_cycles = check_int(max_cycles, "max_cycles", 1)
+        check_render_mode(render_mode, RENDER_MODES)
         self.render_mode = render_mode
 
         self.game = ForagingEnv(
@@ -301,14 +285,14 @@ class LBFParallelEnv(ParallelEnv):
             if not isinstance(value, (tuple, list)) or len(value) != 2:
                 raise InvalidArgumentError(f"{name} must be a (row, col) pair, got {value!r}")
             for v in value:
-                _check_int(name, v, 0, self.field_size - 1)
+                check_int(v, name, 0, self.field_size - 1)
             return int(value[0]), int(value[1])
 
         max_food_level = int(self._obs_space.high[2])
         field = np.zeros_like(self.game.field)
         for position, level in food.items():
             row, col = cell(f"food cell {position!r}", position)
-            field[row, col] = _check_int(f"food level at {position!r}", level, 1, max_food_level)
+            field[row, col] = check_int(level, f"food level at {position!r}", 1, max_food_level)
         layout = []
         for agent in self.possible_agents:
             spec = agents[agent]
@@ -317,7 +301,7 @@ class LBFParallelEnv(ParallelEnv):
             row, col = cell(f"position of {agent}", spec[:2])
             if field[row, col]:
                 raise InvalidArgumentError(f"{agent} is placed on food at {(row, col)}")
-            level = _check_int(f"level of {agent}", spec[2], 1, self.max_agent_level)
+            level = check_int(spec[2], f"level of {agent}", 1, self.max_agent_level)
             layout.append(((row, col), level))
         for player, (position, level) in zip(self.game.players, layout, strict=True):
             player.position, player.level = position, level

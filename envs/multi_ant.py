@@ -82,18 +82,11 @@ from gymnasium_robotics import mamujoco_v1
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec, wrappers
 
-from adv_wrappers.errors import InvalidArgumentError
+from adv_envs._checks import check_int, check_render_mode
 
 RENDER_MODES = (None, "rgb_array", "human")
 HEALTHY_REWARD = 0.1
 HEALTHY_Z_RANGE = (0.2, 1.0)
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not ok or value < low:
-        raise InvalidArgumentError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
 
 
 class MultiAntParallelEnv(ParallelEnv):
@@ -112,12 +105,9 @@ class MultiAntParallelEnv(ParallelEnv):
         max_cycles: int = 1000,
         render_mode: str | None = None,
     ):
-        self.agent_obsk = _check_int("agent_obsk", agent_obsk, 0)
-        self.max_cycles = _check_int("max_cycles", max_cycles, 1)
-        if render_mode not in RENDER_MODES:
-            raise InvalidArgumentError(
-                f"render_mode must be one of {RENDER_MODES}, got {render_mode!r}"
-            )
+        self.agent_obsk = check_int(agent_obsk, "agent_obsk", 0)
+        self.max_cycles = check_int(max_cycles, "max_cycles", 1)
+        check_render_mode(render_mode, RENDER_MODES)
         self.render_mode = render_mode
         # The single-agent Ant without a TimeLimit: episode length and termination are ours.
         # Its own reward terms are set to the paper's so that its info is not misleading,

@@ -81,31 +81,11 @@ from pettingzoo.sisl.pursuit import pursuit as _pursuit
 from pettingzoo.sisl.pursuit.utils.two_d_maps import rectangle_map
 from pettingzoo.utils import aec_to_parallel, wrappers
 
+from adv_envs._checks import check_bool, check_float, check_int, check_render_mode
 from adv_wrappers.errors import InvalidArgumentError
 
 NAME = "pursuit_v0"
 RENDER_MODES = (None, "rgb_array", "human")
-
-
-def _int(value: Any, argument: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidArgumentError(f"{argument} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _bool(value: Any, argument: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise InvalidArgumentError(f"{argument} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def _float(value: Any, argument: str, low: float = -np.inf, high: float = np.inf) -> float:
-    bounds = f"a finite number in [{low}, {high}]"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidArgumentError(f"{argument} must be {bounds}, got {value!r}")
-    if not (np.isfinite(value) and low <= value <= high):
-        raise InvalidArgumentError(f"{argument} must be {bounds}, got {value!r}")
-    return float(value)
 
 
 class raw_env(_pursuit.raw_env):
@@ -128,27 +108,24 @@ class raw_env(_pursuit.raw_env):
         max_cycles: int = 500,
         render_mode: str | None = None,
     ) -> None:
-        obs_range = _int(obs_range, "obs_range", 1)
+        obs_range = check_int(obs_range, "obs_range", 1)
         if obs_range % 2 == 0:
             raise InvalidArgumentError(f"obs_range must be an odd int >= 1, got {obs_range}")
-        if render_mode not in RENDER_MODES or not isinstance(render_mode, (str, type(None))):
-            raise InvalidArgumentError(
-                f"render_mode must be one of {RENDER_MODES}, got {render_mode!r}"
-            )
+        check_render_mode(render_mode, RENDER_MODES)
         kwargs = {
-            "n_pursuers": _int(n_pursuers, "n_pursuers", 1),
-            "n_evaders": _int(n_evaders, "n_evaders", 1),
+            "n_pursuers": check_int(n_pursuers, "n_pursuers", 1),
+            "n_evaders": check_int(n_evaders, "n_evaders", 1),
             "obs_range": obs_range,
-            "catch_reward": _float(catch_reward, "catch_reward"),
-            "urgency_reward": _float(urgency_reward, "urgency_reward"),
-            "tag_reward": _float(tag_reward, "tag_reward"),
-            "surround": _bool(surround, "surround"),
-            "n_catch": _int(n_catch, "n_catch", 1),
-            "shared_reward": _bool(shared_reward, "shared_reward"),
-            "freeze_evaders": _bool(freeze_evaders, "freeze_evaders"),
-            "x_size": _int(x_size, "x_size", 1),
-            "y_size": _int(y_size, "y_size", 1),
-            "max_cycles": _int(max_cycles, "max_cycles", 1),
+            "catch_reward": check_float(catch_reward, "catch_reward"),
+            "urgency_reward": check_float(urgency_reward, "urgency_reward"),
+            "tag_reward": check_float(tag_reward, "tag_reward"),
+            "surround": check_bool(surround, "surround"),
+            "n_catch": check_int(n_catch, "n_catch", 1),
+            "shared_reward": check_bool(shared_reward, "shared_reward"),
+            "freeze_evaders": check_bool(freeze_evaders, "freeze_evaders"),
+            "x_size": check_int(x_size, "x_size", 1),
+            "y_size": check_int(y_size, "y_size", 1),
+            "max_cycles": check_int(max_cycles, "max_cycles", 1),
             "render_mode": render_mode,
         }
         # PettingZoo places the agents of a kind one by one on free cells not next to an earlier

@@ -1,0 +1,32 @@
+"""What the MPE-based bundled environments share: mpe2's AEC wrapping and their entry points."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pettingzoo.utils import aec_to_parallel, wrappers
+
+
+def mpe_aec(raw: Any):
+    """The AEC env of an MPE raw env, wrapped as mpe2 does: out-of-bounds actions are an error
+    (discrete) or clipped with a warning (continuous), and the call order is enforced."""
+    if raw.continuous_actions:
+        inner = wrappers.ClipOutOfBoundsWrapper(raw)
+    else:
+        inner = wrappers.AssertOutOfBoundsWrapper(raw)
+    return wrappers.OrderEnforcingWrapper(inner)
+
+
+def entry_points(raw_env: Callable[..., Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``(env, parallel_env)`` of an MPE raw env class, as PettingZoo's modules define them."""
+
+    def env(**kwargs: Any):
+        """The AEC env (``OrderEnforcingWrapper`` around ``raw_env``, bounds checked as mpe2)."""
+        return mpe_aec(raw_env(**kwargs))
+
+    def parallel_env(**kwargs: Any):
+        """The parallel env; keyword arguments as in the module docs."""
+        return aec_to_parallel(env(**kwargs))
+
+    return env, parallel_env
