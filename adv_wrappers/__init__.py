@@ -21,6 +21,7 @@ from adv_wrappers.core import adversary_id
 from adv_wrappers.errors import (
     AdvWrappersError,
     AgentIDCollisionError,
+    CheckpointError,
     InvalidActionError,
     InvalidArgumentError,
     InvalidPriorError,
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AdvWrappersError",
     "AgentIDCollisionError",
+    "CheckpointError",
     "InvalidActionError",
     "InvalidArgumentError",
     "InvalidPriorError",

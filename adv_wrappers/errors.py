@@ -56,3 +56,10 @@ class VectorEnvStateError(AdvWrappersError, RuntimeError):
     """A vector env was used out of order: stepped before ``reset()`` (or after a ``step``
     that raised, which leaves the copies out of step), used after ``close()``, or one of its
     worker processes died."""
+
+
+class CheckpointError(AdvWrappersError):
+    """A checkpoint cannot be used: the file is missing, truncated or corrupt, it is not an
+    ``adv_wrappers`` checkpoint, it has no policy for the requested agent, or it was trained
+    on an env whose spaces differ from the env it is loaded against (the message names the
+    agent and both spaces)."""

@@ -93,6 +93,12 @@ key               shape       meaning
 
 Rewards, terminations and truncations of a reset copy are those of its terminal step.
 
+Global state (``state=True``, e.g. for a centralized critic): every copy must have a ``Box``
+``state_space`` and ``state()``; the vector env's ``state_space`` is that space, and the infos
+of ``reset`` and ``step`` gain ``"state"`` ``[E, *state_shape]`` (``env.state()`` after the
+call; after an auto-reset, the new episode's first state), and those of ``step`` gain
+``"final_state"`` (the finished episode's last state where ``reset``, zeros elsewhere).
+
 Auto-reset ("same step", as CleanRL expects): when a copy has no agents left after a step
 (``not env.agents``) it is reset at once with ``env.reset(seed=None, options=<options of the
 last reset() call>)``, continuing its RNG; the returned observations of that copy are the new
@@ -103,9 +109,11 @@ that the next :meth:`reset`/:meth:`step` overwrites (and are not C-contiguous).
 
 Errors:
     InvalidArgumentError: bad ``env_fns``/``num_envs``/``backend``/``context``/``seed``; copies
-        whose ``possible_agents`` or spaces differ; an ``actions`` array with the wrong shape
-        or dtype.
-    UnsupportedSpaceError: an observation or action space outside the rules above.
+        whose ``possible_agents`` or spaces (state spaces with ``state=True``) differ; an
+        ``actions`` array with the wrong shape or dtype; ``state=True`` for an env without
+        ``state_space``.
+    UnsupportedSpaceError: an observation or action space outside the rules above; a
+        ``state_space`` that is not a ``Box`` (``state=True``).
     InvalidActionError: a Discrete action out of its agent's range where the agent must act.
     MissingActionError: a ``NaN`` Box action where the agent must act (padding where a real
         action was due).
@@ -138,6 +146,7 @@ Example:
 
 Change logs:
     * v0.1.0 - Initially added.
+    * v0.1.0 - ``state=True``: the global state in the infos (for centralized critics).
 """
 
 from __future__ import annotations
@@ -244,12 +253,17 @@ class _Layout:
         agents: Sequence[Any],
         observation_spaces: dict[Any, spaces.Space],
         action_spaces: dict[Any, spaces.Space],
+        state_space: spaces.Box | None = None,
     ) -> None:
         self.agents = tuple(agents)
         self.num_agents = len(self.agents)
         self.index = {a: i for i, a in enumerate(self.agents)}
         self._init_observations(observation_spaces)
         self._init_actions(action_spaces)
+        # without state=True the state buffers have no bytes
+        self.state_space = state_space
+        self.state_shape: tuple[int, ...] = (0,) if state_space is None else state_space.shape
+        self.state_dtype = np.dtype(np.float32 if state_space is None else state_space.dtype)
 
     def _init_observations(self, space_of: dict[Any, spaces.Space]) -> None:
         boxes, discretes = _space_kinds(self.agents, space_of, "observation")
@@ -329,6 +343,8 @@ _BUFFER_FIELDS = (
     "alive",
     "final_obs",
     "final_alive",
+    "state",
+    "final_state",
 )
 
 
@@ -346,6 +362,8 @@ class _Row:
     alive: np.ndarray
     final_obs: np.ndarray
     final_alive: np.ndarray
+    state: np.ndarray
+    final_state: np.ndarray
 
 
 class _Buffers:
@@ -366,6 +384,8 @@ class _Buffers:
     alive: np.ndarray
     final_obs: np.ndarray
     final_alive: np.ndarray
+    state: np.ndarray
+    final_state: np.ndarray
 
     def __init__(self, layout: _Layout, n: int) -> None:
         a = layout.num_agents
@@ -380,6 +400,8 @@ class _Buffers:
             "alive": (np.dtype(np.bool_), (a,)),
             "final_obs": obs,
             "final_alive": (np.dtype(np.bool_), (a,)),
+            "state": (layout.state_dtype, layout.state_shape),
+            "final_state": (layout.state_dtype, layout.state_shape),
         }
         offsets = {}
         offset = 0
@@ -433,6 +455,30 @@ def _describe(env: Any, where: str) -> tuple[tuple[Any, ...], dict, dict]:
     return agents, obs_spaces, act_spaces
 
 
+def _state_space(env: Any, where: str) -> spaces.Box:
+    """The ``state_space`` of one copy (``state=True``)."""
+    space = getattr(env, "state_space", None)
+    if space is None or not callable(getattr(env, "state", None)):
+        raise InvalidArgumentError(
+            f"state=True needs envs with state() and state_space; {where} returned "
+            f"{type(env).__name__}, which has no state_space"
+        )
+    if not isinstance(space, spaces.Box):
+        raise UnsupportedSpaceError(
+            f"state=True supports a Box state_space only; {where} has {space}"
+        )
+    return space
+
+
+def _check_same_state(state_spaces: Sequence[spaces.Box], arg: str) -> None:
+    for i, space in enumerate(state_spaces[1:], start=1):
+        if space != state_spaces[0]:
+            raise InvalidArgumentError(
+                f"{arg}[{i}] has the state space {space} but {arg}[0] has {state_spaces[0]}; "
+                "all copies must have identical spaces"
+            )
+
+
 def _check_same(descriptions: Sequence[tuple[tuple, dict, dict]], arg: str) -> None:
     agents, obs_spaces, act_spaces = descriptions[0]
     for i, (other_agents, other_obs, other_act) in enumerate(descriptions[1:], start=1):
@@ -470,6 +516,7 @@ class _EnvRunner:
         self._obs_sizes = layout.obs_sizes.tolist()
         self._discrete = layout.action_discrete
         self._box_actions = layout.box_actions
+        self._with_state = layout.state_space is not None
         self._acting: list[tuple[Any, int]] = []
         self._final_dirty = False
         self._options: dict | None = None
@@ -538,12 +585,15 @@ class _EnvRunner:
         observations, infos = self.env.reset(seed=seed, options=options)
         self._write_obs(observations, row.obs, row.has_obs)
         self._update_alive()
+        if self._with_state:
+            row.state[...] = self.env.state()
         row.rewards.fill(0.0)
         row.has_reward.fill(False)
         row.terminations.fill(False)
         row.truncations.fill(False)
         row.final_obs.fill(0)
         row.final_alive.fill(False)
+        row.final_state.fill(0)
         self._final_dirty = False
         return infos
 
@@ -564,15 +614,22 @@ class _EnvRunner:
             if self._final_dirty:
                 row.final_obs.fill(0)
                 row.final_alive.fill(False)
+                row.final_state.fill(0)
                 self._final_dirty = False
             self._write_obs(observations, row.obs, row.has_obs)
             self._update_alive()
+            if self._with_state:
+                row.state[...] = env.state()
             return False, infos, None
         self._write_obs(observations, row.final_obs, row.final_alive)
+        if self._with_state:
+            row.final_state[...] = env.state()
         self._final_dirty = True
         observations, reset_infos = env.reset(seed=None, options=self._options)
         self._write_obs(observations, row.obs, row.has_obs)
         self._update_alive()
+        if self._with_state:
+            row.state[...] = env.state()
         return True, infos, reset_infos
 
 
@@ -631,6 +688,8 @@ class _ParallelVectorEnv:
     """``[A]`` int64: each agent's flat action size (1 for Discrete)."""
     action_nvec: np.ndarray | None
     """``[A]`` int64: each agent's Discrete ``n``; ``None`` for Box actions."""
+    state_space: spaces.Box | None
+    """The copies' ``state_space`` with ``state=True``; ``None`` otherwise."""
 
     def _setup(
         self,
@@ -649,6 +708,7 @@ class _ParallelVectorEnv:
         self.obs_sizes = _readonly(layout.obs_sizes)
         self.action_sizes = _readonly(layout.action_sizes)
         self.action_nvec = None if layout.action_nvec is None else _readonly(layout.action_nvec)
+        self.state_space = layout.state_space
         self._copy = bool(copy)
         self._buffers = _Buffers(layout, num_envs)
         self._acted = np.zeros((num_envs, layout.num_agents), dtype=np.bool_)
@@ -713,7 +773,8 @@ class _ParallelVectorEnv:
 
         Returns:
             ``(obs, infos)``: obs ``[E, A, *obs_shape]``; infos with ``"alive"``,
-            ``"has_obs"`` and ``"agent_infos"`` (see the module docstring).
+            ``"has_obs"``, ``"agent_infos"`` and, with ``state=True``, ``"state"`` (see the
+            module docstring).
 
         Raises:
             InvalidArgumentError: a malformed ``seed``.
@@ -725,11 +786,14 @@ class _ParallelVectorEnv:
         agent_infos = self._reset_copies(seeds, options)
         self._needs_reset = False
         buf = self._buffers
-        return self._out(buf.obs), {
+        infos = {
             "alive": self._out(buf.alive),
             "has_obs": self._out(buf.has_obs),
             "agent_infos": agent_infos,
         }
+        if self.state_space is not None:
+            infos["state"] = self._out(buf.state)
+        return self._out(buf.obs), infos
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         actions = np.asarray(actions)
@@ -817,6 +881,9 @@ class _ParallelVectorEnv:
             "agent_infos": agent_infos,
             "reset_infos": reset_infos,
         }
+        if self.state_space is not None:
+            infos["state"] = self._out(buf.state)
+            infos["final_state"] = self._out(buf.final_state)
         return (
             self._out(buf.obs),
             self._out(buf.rewards),
@@ -858,14 +925,23 @@ class SyncParallelVectorEnv(_ParallelVectorEnv):
             same ``possible_agents`` and spaces.
         copy: return fresh arrays (default) or views of internal buffers that the next
             call overwrites.
+        state: add the copies' global ``state()`` to the infos (module docstring).
 
     Raises:
         InvalidArgumentError: ``env_fns`` empty or not callables; a callable returned no
-            ParallelEnv; copies differ in ``possible_agents`` or spaces.
-        UnsupportedSpaceError: a space outside the heterogeneity rule (module docstring).
+            ParallelEnv; copies differ in ``possible_agents`` or spaces; ``state=True`` for
+            an env without ``state_space``.
+        UnsupportedSpaceError: a space outside the heterogeneity rule (module docstring); a
+            ``state_space`` that is not a ``Box``.
     """
 
-    def __init__(self, env_fns: Sequence[Callable[[], ParallelEnv]], *, copy: bool = True) -> None:
+    def __init__(
+        self,
+        env_fns: Sequence[Callable[[], ParallelEnv]],
+        *,
+        copy: bool = True,
+        state: bool = False,
+    ) -> None:
         self._closed = True  # until construction succeeds: close()/__del__ are no-ops
         env_fns = _check_env_fns(env_fns)
         self.envs: list[ParallelEnv] = []
@@ -874,7 +950,12 @@ class SyncParallelVectorEnv(_ParallelVectorEnv):
                 self.envs.append(fn())
             descriptions = [_describe(env, f"env_fns[{i}]()") for i, env in enumerate(self.envs)]
             _check_same(descriptions, "env_fns")
-            layout = _Layout(*descriptions[0])
+            state_space = None
+            if state:
+                state_spaces = [_state_space(e, f"env_fns[{i}]()") for i, e in enumerate(self.envs)]
+                _check_same_state(state_spaces, "env_fns")
+                state_space = state_spaces[0]
+            layout = _Layout(*descriptions[0], state_space=state_space)
         except BaseException:
             for env in self.envs:
                 try:
@@ -942,7 +1023,7 @@ def _error_message(exc: BaseException) -> tuple:
     return ("error", portable, type(exc).__qualname__, str(exc), text)
 
 
-def _worker(index: int, payload: bytes, conn: Any, parent_conn: Any) -> None:
+def _worker(index: int, payload: bytes, conn: Any, parent_conn: Any, state: bool = False) -> None:
     """Body of one worker process: build the copy, then serve reset/step/close."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and closes us
     if parent_conn is not None:
@@ -951,10 +1032,11 @@ def _worker(index: int, payload: bytes, conn: Any, parent_conn: Any) -> None:
     try:
         env = pickle.loads(payload)()
         description = _describe(env, f"env_fns[{index}]()")
-        layout = _Layout(*description)
+        state_space = _state_space(env, f"env_fns[{index}]()") if state else None
+        layout = _Layout(*description, state_space=state_space)
         buffers = _Buffers(layout, 1)
         runner = _EnvRunner(env, layout, buffers.row(0))
-        conn.send(("ok", description))
+        conn.send(("ok", description, state_space))
     except Exception as exc:
         conn.send(_error_message(exc))
         if env is not None:
@@ -1018,12 +1100,14 @@ class SubprocParallelVectorEnv(_ParallelVectorEnv):
             ``"forkserver"``); ``None`` uses the platform default.
         copy: return fresh arrays (default) or views of internal buffers that the next
             call overwrites.
+        state: add the copies' global ``state()`` to the infos (module docstring).
 
     Raises:
         InvalidArgumentError: ``env_fns`` empty, not callables or not picklable; unknown
             ``context``; a callable returned no ParallelEnv; copies differ in
-            ``possible_agents`` or spaces.
-        UnsupportedSpaceError: a space outside the heterogeneity rule (module docstring).
+            ``possible_agents`` or spaces; ``state=True`` for an env without ``state_space``.
+        UnsupportedSpaceError: a space outside the heterogeneity rule (module docstring); a
+            ``state_space`` that is not a ``Box``.
         Any exception an ``env_fn`` raises in its worker (same type and message).
     """
 
@@ -1033,6 +1117,7 @@ class SubprocParallelVectorEnv(_ParallelVectorEnv):
         *,
         context: str | None = None,
         copy: bool = True,
+        state: bool = False,
     ) -> None:
         self._closed = True  # until construction succeeds: close()/__del__ are no-ops
         env_fns = _check_env_fns(env_fns)
@@ -1058,7 +1143,7 @@ class SubprocParallelVectorEnv(_ParallelVectorEnv):
                 parent_conn, child_conn = ctx.Pipe()
                 process = ctx.Process(
                     target=_worker,
-                    args=(i, payload, child_conn, parent_conn),
+                    args=(i, payload, child_conn, parent_conn, bool(state)),
                     name=f"SubprocParallelVectorEnv-worker-{i}",
                     daemon=True,
                 )
@@ -1066,9 +1151,13 @@ class SubprocParallelVectorEnv(_ParallelVectorEnv):
                 child_conn.close()
                 self._conns.append(parent_conn)
                 self._processes.append(process)
-            descriptions = [message[1] for message in self._receive_all()]
+            replies = self._receive_all()
+            descriptions = [message[1] for message in replies]
             _check_same(descriptions, "env_fns")
-            layout = _Layout(*descriptions[0])
+            if state:
+                _check_same_state([message[2] for message in replies], "env_fns")
+            agents, obs_spaces, act_spaces = descriptions[0]
+            layout = _Layout(agents, obs_spaces, act_spaces, state_space=replies[0][2])
             self._setup(len(env_fns), layout, descriptions[0], copy)
         except BaseException:
             self._shutdown(raise_errors=False)
@@ -1179,6 +1268,7 @@ def make_vector_env(
     backend: str = "sync",
     context: str | None = None,
     copy: bool = True,
+    state: bool = False,
 ) -> SyncParallelVectorEnv | SubprocParallelVectorEnv:
     """Build ``num_envs`` copies of ``env_fn()`` as one vector env.
 
@@ -1190,6 +1280,7 @@ def make_vector_env(
             (:class:`SubprocParallelVectorEnv`).
         context: ``multiprocessing`` start method, ``"subproc"`` only.
         copy: see :class:`SyncParallelVectorEnv`.
+        state: add the copies' global ``state()`` to the infos (module docstring).
 
     Raises:
         InvalidArgumentError: ``env_fn`` not callable, ``num_envs < 1``, unknown ``backend``,
@@ -1210,5 +1301,5 @@ def make_vector_env(
                 f"context is only used by backend='subproc'; got context={context!r} with "
                 "backend='sync'"
             )
-        return SyncParallelVectorEnv(env_fns, copy=copy)
-    return SubprocParallelVectorEnv(env_fns, context=context, copy=copy)
+        return SyncParallelVectorEnv(env_fns, copy=copy, state=state)
+    return SubprocParallelVectorEnv(env_fns, context=context, copy=copy, state=state)

@@ -788,3 +788,56 @@ def test_workers_exit_cleanly_and_spawn_context():
 def test_module_docstring_example():
     result = doctest.testmod(vector, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ----------------------------------------------------------------------------- global state
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_state_matches_independent_copies(backend):
+    env_fn = partial(simple_spread_v3.parallel_env, N=3, max_cycles=5)
+    references = [env_fn() for _ in range(2)]
+    with make_vector_env(env_fn, 2, backend=backend, state=True) as venv:
+        assert venv.state_space == references[0].state_space
+        _, infos = venv.reset(seed=7)
+        for i, ref in enumerate(references):
+            ref.reset(seed=7 + i)
+            np.testing.assert_array_equal(infos["state"][i], ref.state())
+        rng = np.random.default_rng(0)
+        compared = resets = 0
+        for _ in range(12):
+            actions = rng.integers(0, 5, size=(2, 3))
+            _, _, _, _, infos = venv.step(actions)
+            for i, ref in enumerate(references):
+                ref.step({a: int(actions[i, k]) for k, a in enumerate(ref.possible_agents)})
+                if not ref.agents:
+                    assert infos["reset"][i]
+                    np.testing.assert_array_equal(infos["final_state"][i], ref.state())
+                    ref.reset()
+                    resets += 1
+                else:
+                    assert not infos["final_state"][i].any()
+                np.testing.assert_array_equal(infos["state"][i], ref.state())
+                compared += 1
+    assert compared == 24 and resets == 4
+
+
+def test_state_errors_and_default():
+    with make_vector_env(ScheduledEnv, 2) as venv:
+        _, infos = venv.reset(seed=0)
+        assert venv.state_space is None and "state" not in infos
+        _, _, _, _, infos = venv.step(np.zeros((2, 4), np.int64))
+        assert "state" not in infos and "final_state" not in infos
+    with pytest.raises(InvalidArgumentError, match="state_space"):
+        make_vector_env(ScheduledEnv, 2, state=True)
+
+    class DiscreteState(ScheduledEnv):
+        state_space = spaces.Discrete(3)
+
+        def state(self):
+            return 0
+
+    with pytest.raises(UnsupportedSpaceError, match="Box state_space"):
+        make_vector_env(DiscreteState, 1, state=True)
+    with pytest.raises(UnsupportedSpaceError, match="Box state_space"):
+        make_vector_env(DiscreteState, 1, backend="subproc", state=True)

@@ -1,0 +1,359 @@
+"""Network building blocks of the trainers in ``baselines/``, rebuilt from JSON by checkpoints.
+
+A multi-agent trainer keeps one network per agent (independent learners) or one network for
+all of them (parameter sharing, the agent's one-hot appended to its input). Both are the same
+module here: a *stacked* network with ``members`` copies of every layer, applied to all
+agents in one batched matrix product. Its input is ``[M, B, D]`` (``M`` agents, ``B``
+samples); with ``members == M`` member ``m`` is agent ``m``'s network, with ``members == 1``
+the one network is applied to every agent. Adam is element-wise, so one optimizer over the
+stacked parameters is exactly one optimizer per agent, as long as gradient clipping is done
+per member (:func:`clip_grad_norm_per_member_`).
+
+What a checkpoint stores of a policy is an :class:`ActorSpec` (a small JSON dict) and the
+weights of one member; :class:`MLPActor` rebuilds it without importing the trainer.
+
+Input convention (shared by training and :func:`adv_wrappers.checkpoint.load_policy`): an
+agent's observation is flattened to a float32 vector, zero-padded to ``ActorSpec.pad_to``
+(the vector env pads heterogeneous observations the same way) and, with parameter sharing,
+followed by the agent's one-hot over the trained agents (:func:`stack_agents`).
+
+Torch is imported by this module (``import adv_wrappers`` does not import it).
+
+Example:
+    >>> import torch
+    >>> from adv_wrappers.networks import ActorSpec, MLPActor, stack_agents
+    >>> _ = torch.manual_seed(0)
+    >>> spec = ActorSpec(input_dim=4, action_dim=3, head="categorical", hidden_sizes=(8,))
+    >>> actor = MLPActor(spec, members=2)           # one network per agent, 2 agents
+    >>> obs = torch.zeros(5, 2, 4)                  # [B, A, D] as stored by a rollout
+    >>> dist = actor.distribution(stack_agents(obs))
+    >>> tuple(dist.sample().shape)                  # [A, B]
+    (2, 5)
+    >>> sorted(actor.member_state_dict(1))
+    ['net.0.bias', 'net.0.weight', 'net.2.bias', 'net.2.weight']
+
+Change logs:
+    * v0.1.0 - Initially added.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.distributions import Categorical, Distribution, Independent, Normal
+
+from adv_wrappers.errors import InvalidArgumentError
+
+__all__ = [
+    "ACTIVATIONS",
+    "HEADS",
+    "ActorSpec",
+    "MLPActor",
+    "StackedLinear",
+    "clip_grad_norm_per_member_",
+    "layer_init",
+    "stack_agents",
+    "stacked_mlp",
+]
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+"""Hidden-layer activations an :class:`ActorSpec` may name."""
+
+HEADS = ("categorical", "gaussian")
+"""Policy heads: ``"categorical"`` (Discrete actions, logits) or ``"gaussian"`` (Box actions,
+a state-independent log standard deviation, as in CleanRL's ``ppo_continuous_action.py``)."""
+
+
+class StackedLinear(nn.Module):
+    """``members`` independent linear layers, applied to ``members`` inputs in one ``bmm``.
+
+    Args:
+        members: number of independent copies (agents), ``>= 1``.
+        in_features: input size of each copy.
+        out_features: output size of each copy.
+
+    ``weight`` is ``[members, out_features, in_features]`` (each ``weight[m]`` laid out like
+    ``nn.Linear.weight``), ``bias`` is ``[members, 1, out_features]``. The input is
+    ``[members, B, in_features]``; a layer with ``members == 1`` also accepts ``[M, B, in]``
+    for any ``M`` (one shared layer applied to every agent).
+
+    Raises:
+        InvalidArgumentError: a size that is not a positive int.
+    """
+
+    def __init__(self, members: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        for name, value in (
+            ("members", members),
+            ("in_features", in_features),
+            ("out_features", out_features),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgumentError(f"{name} must be a positive int; got {value!r}")
+        self.members = members
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = nn.Parameter(torch.empty(members, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_features))
+        bound = 1.0 / math.sqrt(in_features)  # nn.Linear's default, until layer_init
+        with torch.no_grad():
+            for m in range(members):
+                nn.init.kaiming_uniform_(self.weight[m], a=math.sqrt(5))
+            self.bias.uniform_(-bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.members == 1 and x.shape[0] != 1:
+            flat = x.reshape(1, -1, self.in_features)
+            out = torch.baddbmm(self.bias, flat, self.weight.transpose(1, 2))
+            return out.reshape(*x.shape[:-1], self.out_features)
+        return torch.baddbmm(self.bias, x, self.weight.transpose(1, 2))
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+def layer_init(layer: nn.Module, std: float = math.sqrt(2), bias_const: float = 0.0) -> Any:
+    """CleanRL's initialization: orthogonal weights with gain ``std``, constant bias.
+
+    Works on ``nn.Linear`` and on :class:`StackedLinear` (each member initialized on its own,
+    so member ``m`` is initialized exactly like an ``nn.Linear`` would be).
+
+    Args:
+        layer: the layer to initialize in place.
+        std: the orthogonal gain (``sqrt(2)`` for hidden layers, ``0.01`` for a policy's
+            output, ``1.0`` for a value output).
+        bias_const: the bias value.
+
+    Returns:
+        ``layer`` itself.
+
+    Raises:
+        InvalidArgumentError: ``layer`` is neither ``nn.Linear`` nor ``StackedLinear``.
+    """
+    if isinstance(layer, StackedLinear):
+        with torch.no_grad():
+            for m in range(layer.members):
+                nn.init.orthogonal_(layer.weight[m], std)
+            layer.bias.fill_(bias_const)
+    elif isinstance(layer, nn.Linear):
+        nn.init.orthogonal_(layer.weight, std)
+        if layer.bias is not None:
+            nn.init.constant_(layer.bias, bias_const)
+    else:
+        raise InvalidArgumentError(
+            f"layer_init needs an nn.Linear or a StackedLinear; got {type(layer).__name__}"
+        )
+    return layer
+
+
+def stacked_mlp(
+    members: int, sizes: tuple[int, ...] | list[int], out_std: float, activation: str = "tanh"
+) -> nn.Sequential:
+    """An MLP of :class:`StackedLinear` layers, initialized as in CleanRL.
+
+    Args:
+        members: number of stacked copies (agents).
+        sizes: ``(input, hidden..., output)`` widths.
+        out_std: orthogonal gain of the output layer (``1.0`` for a critic, ``0.01`` for a
+            policy); hidden layers use ``sqrt(2)``.
+        activation: one of :data:`ACTIVATIONS`, after every hidden layer.
+
+    Raises:
+        InvalidArgumentError: fewer than two sizes; an unknown activation.
+    """
+    if len(sizes) < 2:
+        raise InvalidArgumentError(f"sizes needs an input and an output width; got {sizes}")
+    if activation not in ACTIVATIONS:
+        raise InvalidArgumentError(f"activation={activation!r} is not one of {sorted(ACTIVATIONS)}")
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
+        layers += [layer_init(StackedLinear(members, n_in, n_out)), ACTIVATIONS[activation]()]
+    layers.append(layer_init(StackedLinear(members, sizes[-2], sizes[-1]), std=out_std))
+    return nn.Sequential(*layers)
+
+
+def stack_agents(obs: torch.Tensor, one_hot: bool = False) -> torch.Tensor:
+    """Rollout observations ``[B, A, *obs_shape]`` to network input ``[A, B, D]``.
+
+    Each observation is flattened (``D = prod(obs_shape)``), cast to float32 and, with
+    ``one_hot=True`` (parameter sharing), followed by its agent's one-hot over the ``A``
+    agents (``D + A`` columns).
+
+    Args:
+        obs: ``[B, A, *obs_shape]`` observations (numeric dtype).
+        one_hot: append the agents' one-hot vectors.
+
+    Returns:
+        A float32 tensor ``[A, B, D]`` (or ``[A, B, D + A]``).
+    """
+    batch, agents = obs.shape[0], obs.shape[1]
+    x = obs.reshape(batch, agents, -1).to(torch.float32).transpose(0, 1)
+    if one_hot:
+        eye = torch.eye(agents, dtype=x.dtype, device=x.device)
+        x = torch.cat([x, eye[:, None, :].expand(agents, batch, agents)], dim=-1)
+    return x
+
+
+@dataclass(frozen=True)
+class ActorSpec:
+    """Everything needed to rebuild a policy network (stored as JSON in checkpoints).
+
+    Attributes:
+        input_dim: size of the network input (``pad_to``, plus the number of agents with a
+            one-hot).
+        action_dim: number of logits (Discrete ``n``) or of action dimensions (Box).
+        head: one of :data:`HEADS`.
+        hidden_sizes: widths of the hidden layers.
+        activation: one of :data:`ACTIVATIONS`.
+        pad_to: the flattened observation is zero-padded to this size (the vector env's
+            padded size; equal to the agent's own size when nothing is padded).
+        agent_one_hot: ``(index, count)``: append the one-hot of ``index`` among ``count``
+            agents (parameter sharing); ``None`` otherwise. A trainer leaves the index at
+            0 (the stack supplies it per agent); each exported policy carries its own.
+    """
+
+    input_dim: int
+    action_dim: int
+    head: str
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    pad_to: int = 0
+    agent_one_hot: tuple[int, int] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise InvalidArgumentError(f"head={self.head!r} is not one of {HEADS}")
+        if self.activation not in ACTIVATIONS:
+            raise InvalidArgumentError(
+                f"activation={self.activation!r} is not one of {sorted(ACTIVATIONS)}"
+            )
+        sizes = (self.input_dim, self.action_dim, *self.hidden_sizes)
+        if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+            raise InvalidArgumentError(
+                f"input_dim, action_dim and hidden_sizes must be positive ints; got {sizes}"
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serializable dict (tuples become lists)."""
+        d = asdict(self)
+        d["hidden_sizes"] = list(self.hidden_sizes)
+        d["agent_one_hot"] = None if self.agent_one_hot is None else list(self.agent_one_hot)
+        return d
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ActorSpec:
+        """Inverse of :meth:`to_json`.
+
+        Raises:
+            InvalidArgumentError: missing or invalid keys.
+        """
+        try:
+            one_hot = data.get("agent_one_hot")
+            return cls(
+                input_dim=int(data["input_dim"]),
+                action_dim=int(data["action_dim"]),
+                head=str(data["head"]),
+                hidden_sizes=tuple(int(h) for h in data["hidden_sizes"]),
+                activation=str(data["activation"]),
+                pad_to=int(data.get("pad_to", 0)),
+                agent_one_hot=None if one_hot is None else (int(one_hot[0]), int(one_hot[1])),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise InvalidArgumentError(f"not a valid ActorSpec: {data!r} ({exc})") from None
+
+
+class MLPActor(nn.Module):
+    """A policy network: MLP of :class:`StackedLinear` layers plus a distribution head.
+
+    CleanRL's actor: hidden layers initialized with gain ``sqrt(2)``, the output layer with
+    gain ``0.01``; a Gaussian head has a state-independent ``log_std`` initialized to 0.
+
+    Args:
+        spec: the architecture.
+        members: number of stacked copies (agents; 1 for parameter sharing or one policy).
+
+    Input ``[M, B, spec.input_dim]`` (see :class:`StackedLinear`), distributions with batch
+    shape ``[M, B]``.
+    """
+
+    def __init__(self, spec: ActorSpec, members: int = 1) -> None:
+        super().__init__()
+        self.spec = spec
+        self.members = members
+        sizes = (spec.input_dim, *spec.hidden_sizes, spec.action_dim)
+        self.net = stacked_mlp(members, sizes, out_std=0.01, activation=spec.activation)
+        if spec.head == "gaussian":
+            self.log_std = nn.Parameter(torch.zeros(members, 1, spec.action_dim))
+
+    def distribution(self, x: torch.Tensor) -> Distribution:
+        """The action distribution for inputs ``x`` (``[M, B, input_dim]``).
+
+        Returns:
+            ``Categorical(logits)`` or ``Independent(Normal(mean, std), 1)``; in both
+            ``log_prob`` and ``entropy`` are ``[M, B]``.
+        """
+        out = self.net(x)
+        if self.spec.head == "categorical":
+            return Categorical(logits=out)
+        return Independent(Normal(out, self.log_std.expand_as(out).exp()), 1)
+
+    @torch.no_grad()
+    def mode(self, x: torch.Tensor) -> torch.Tensor:
+        """The greedy action (no gradient): the largest logit, or the Gaussian mean (unclipped)."""
+        out = self.net(x)
+        return out.argmax(dim=-1) if self.spec.head == "categorical" else out
+
+    def member_state_dict(self, member: int) -> dict[str, torch.Tensor]:
+        """Member ``member``'s weights as the state dict of a one-member ``MLPActor``.
+
+        Raises:
+            InvalidArgumentError: ``member`` out of range.
+        """
+        if not 0 <= member < self.members:
+            raise InvalidArgumentError(f"member must be in [0, {self.members}); got {member}")
+        return {
+            k: v[member : member + 1].detach().clone().contiguous()
+            for k, v in self.state_dict().items()
+        }
+
+
+def clip_grad_norm_per_member_(
+    parameters: Iterable[torch.Tensor], max_norm: float, members: int
+) -> torch.Tensor:
+    """Clip the gradient norm of every member separately (independent learners stay independent).
+
+    The norm of member ``m`` is taken over ``p.grad[m]`` of every parameter ``p`` (the leading
+    axis of a stacked parameter is the member axis; a parameter whose leading axis is not
+    ``members`` counts toward every member, e.g. a shared layer). With ``members == 1`` this
+    is ``torch.nn.utils.clip_grad_norm_``.
+
+    Args:
+        parameters: the parameters whose ``.grad`` is clipped in place.
+        max_norm: the largest allowed norm per member.
+        members: the number of members.
+
+    Returns:
+        The per-member norms before clipping, ``[members]``.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(members)
+    squares = torch.zeros(members, dtype=grads[0].dtype, device=grads[0].device)
+    for g in grads:
+        if g.dim() > 0 and g.shape[0] == members:
+            squares += g.reshape(members, -1).pow(2).sum(dim=1)
+        else:
+            squares += g.pow(2).sum()
+    norms = squares.sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        if g.dim() > 0 and g.shape[0] == members:
+            g.mul_(scale.reshape(members, *([1] * (g.dim() - 1))))
+        else:
+            g.mul_(scale.min())
+    return norms
