@@ -242,6 +242,30 @@ def _args_from_record(args_cls: type[ArgsT], saved: Mapping[str, Any], resume: s
     return args_cls(**values)
 
 
+# Paper 000 (ART), App. D, Table 7 (RLlib PPO), per env: what Naive (ippo.py), Fixed-K and ART
+# (art.py) all train with, so that they share their hyperparameters (Sec. 5.1). Batch size =
+# num_envs * num_steps environment steps; num_steps is a multiple of the episode length (25,
+# 500, 1000), so ant uses 16 x 4000 = 64000 steps per batch instead of 65536. RLlib clips the
+# value loss at an absolute 10, not at clip_coef, and does not anneal the learning rate.
+PAPER_000_PRESETS: dict[str, dict[str, Any]] = {
+    "adv/independent_spread-v0": dict(
+        total_timesteps=800_000, num_envs=8, num_steps=500, minibatch_size=128,
+        update_epochs=30, learning_rate=3e-4, gamma=0.99, clip_coef=0.3, gae_lambda=1.0,
+        ent_coef=0.0, vf_coef=1.0, clip_vloss=False, anneal_lr=False,
+    ),
+    "adv/multi_ant-v0": dict(
+        total_timesteps=13_000_000, num_envs=16, num_steps=4000, minibatch_size=4096,
+        update_epochs=30, learning_rate=5e-5, gamma=0.99, clip_coef=0.2, gae_lambda=0.95,
+        ent_coef=0.0, vf_coef=0.5, clip_vloss=False, anneal_lr=False,
+    ),
+    "adv/pursuit-v0": dict(
+        total_timesteps=10_000_000, num_envs=10, num_steps=500, minibatch_size=500,
+        update_epochs=30, learning_rate=5e-5, gamma=0.99, clip_coef=0.3, gae_lambda=0.95,
+        ent_coef=0.01, vf_coef=1.0, clip_vloss=False, anneal_lr=False,
+    ),
+}  # fmt: skip
+
+
 def parse_args(
     args_cls: type[ArgsT],
     presets: Mapping[str, Mapping[str, Any]] | None = None,

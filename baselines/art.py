@@ -56,6 +56,7 @@ from adv_wrappers.networks import (
 )
 from adv_wrappers.tracking import Run
 from adv_wrappers.training import (
+    PAPER_000_PRESETS,
     check_trainable,
     env_seed,
     evaluate,
@@ -175,27 +176,14 @@ class Args:
     """the number of iterations (computed in runtime)"""
 
 
-# Per-env presets: paper 000, App. D, Table 7 (RLlib PPO), the same as ippo.py's so that Naive,
-# Fixed-K and ART share their hyperparameters (Sec. 5.1). Every iteration starts fresh
-# episodes, so num_steps is a multiple of the episode length (25, 500, 1000; Ant: 4000 steps
-# per copy instead of 4096). omega_episodes keeps the extra omega steps near 15% / 20% / 6%.
+# Per-env presets: paper 000's App. D (adv_wrappers.training.PAPER_000_PRESETS, the same as
+# ippo.py's, so that Naive, Fixed-K and ART share their hyperparameters, Sec. 5.1), plus the
+# extra omega episodes, which keep the omega steps near 15% / 6% / 20% (spread / ant / pursuit).
+OMEGA_EPISODES = {"adv/independent_spread-v0": 8, "adv/multi_ant-v0": 4, "adv/pursuit-v0": 2}
 PRESETS = {
-    "adv/independent_spread-v0": dict(
-        total_timesteps=800_000, num_envs=8, num_steps=500, minibatch_size=128,
-        update_epochs=30, learning_rate=3e-4, gamma=0.99, clip_coef=0.3, gae_lambda=1.0,
-        ent_coef=0.0, vf_coef=1.0, clip_vloss=False, anneal_lr=False, omega_episodes=8,
-    ),
-    "adv/multi_ant-v0": dict(
-        total_timesteps=13_000_000, num_envs=16, num_steps=4000, minibatch_size=4096,
-        update_epochs=30, learning_rate=5e-5, gamma=0.99, clip_coef=0.2, gae_lambda=0.95,
-        ent_coef=0.0, vf_coef=0.5, clip_vloss=False, anneal_lr=False, omega_episodes=4,
-    ),
-    "adv/pursuit-v0": dict(
-        total_timesteps=10_000_000, num_envs=10, num_steps=500, minibatch_size=500,
-        update_epochs=30, learning_rate=5e-5, gamma=0.99, clip_coef=0.3, gae_lambda=0.95,
-        ent_coef=0.01, vf_coef=1.0, clip_vloss=False, anneal_lr=False, omega_episodes=2,
-    ),
-}  # fmt: skip
+    env_id: {**p, "omega_episodes": OMEGA_EPISODES[env_id]}
+    for env_id, p in PAPER_000_PRESETS.items()
+}
 
 
 class EpisodePlan(BaseParallelWrapper):

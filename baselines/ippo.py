@@ -30,6 +30,7 @@ from adv_wrappers.networks import (
 )
 from adv_wrappers.tracking import Run
 from adv_wrappers.training import (
+    PAPER_000_PRESETS,
     EpisodeStats,
     check_trainable,
     env_seed,
@@ -132,28 +133,8 @@ class Args:
     """the number of iterations (computed in runtime)"""
 
 
-# Per-env presets, applied unless a flag overrides them. Paper 000 (ART), App. D, Table 7
-# (RLlib PPO): batch size = num_envs * num_steps environment steps (ant: 64000 instead of
-# 65536, so that its 1000-step episodes divide num_steps, as for spread's 25 and pursuit's
-# 500). RLlib clips the value loss at an absolute 10, not at clip_coef, and does not anneal
-# the learning rate. The same presets as art.py: Naive and ART share their hyperparameters.
-PRESETS = {
-    "adv/independent_spread-v0": dict(
-        total_timesteps=800_000, num_envs=8, num_steps=500, minibatch_size=128,
-        update_epochs=30, learning_rate=3e-4, gamma=0.99, clip_coef=0.3, gae_lambda=1.0,
-        ent_coef=0.0, vf_coef=1.0, clip_vloss=False, anneal_lr=False,
-    ),
-    "adv/multi_ant-v0": dict(
-        total_timesteps=13_000_000, num_envs=16, num_steps=4000, minibatch_size=4096,
-        update_epochs=30, learning_rate=5e-5, gamma=0.99, clip_coef=0.2, gae_lambda=0.95,
-        ent_coef=0.0, vf_coef=0.5, clip_vloss=False, anneal_lr=False,
-    ),
-    "adv/pursuit-v0": dict(
-        total_timesteps=10_000_000, num_envs=10, num_steps=500, minibatch_size=500,
-        update_epochs=30, learning_rate=5e-5, gamma=0.99, clip_coef=0.3, gae_lambda=0.95,
-        ent_coef=0.01, vf_coef=1.0, clip_vloss=False, anneal_lr=False,
-    ),
-}  # fmt: skip
+# Per-env presets (applied unless a flag overrides them): paper 000's App. D, shared with art.py.
+PRESETS = PAPER_000_PRESETS
 
 
 class Agent(nn.Module):
