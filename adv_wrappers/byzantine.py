@@ -30,7 +30,12 @@ def check_prior(prior: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
         )
     types, probs = [], []
     for theta, p in prior.items():
-        vec = np.asarray(theta)
+        # a string of 0/1 characters ("010") is the same vector, for JSON configurations
+        vec = (
+            np.array([int(c) if c in "01" else -1 for c in theta])
+            if isinstance(theta, str)
+            else np.asarray(theta)
+        )
         if vec.shape != (n,) or not np.isin(vec, (0, 1)).all():
             raise InvalidPriorError(
                 f"prior key {theta!r} is not a type vector: it must have exactly n={n} entries, "
@@ -72,7 +77,8 @@ class ByzantineWrapper(ActionThreatWrapper):
     Args:
         env: any PettingZoo ParallelEnv (cooperative in the paper; general-sum works too).
         prior: dict mapping type vectors (tuples of n entries in 0/1, ordered like
-            ``env.possible_agents``) to probabilities summing to 1; any distribution,
+            ``env.possible_agents``, or strings of n 0/1 characters such as ``"010"``, as
+            JSON configurations write them) to probabilities summing to 1; any distribution,
             multi-adversary vectors included, as long as some agent stays benign.
             ``None``: the paper's p(theta = 0) = 0.5, p(theta = e_i) = 0.5 / n.
         adversary: ``None`` (exposed, ``f"{j}_adversary"``), ``"random"`` (the paper's

@@ -120,7 +120,8 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
             * ``"gaussian"``: delta ~ N(0, (epsilon / 2)^2 I) projected onto the ball.
             * a policy (callable on the adversary observation, optional ``reset()``)
               returning ``u`` in [-1, 1]^d, mapped like the exposed action; it perturbs each
-              observation knowing it (chi(. | s) exactly).
+              observation knowing it (chi(. | s) exactly). A dict attacked agent -> policy
+              gives each attacked agent its own (e.g. the chi_j trained by ``attack.py``).
             * a gradient attack: an object with ``perturb(...)`` (see
               :class:`GradientAttack`; FGSM and PGD in :mod:`adv_wrappers.attacks`).
         adversary_observes: ``"agent"`` (true observation, default) or ``"state"``.
@@ -143,7 +144,8 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
     Raises:
         InvalidArgumentError: epsilon not finite or negative; unknown ``norm``, ``attack``
             string or ``adversary_observes``; an ``attack`` that is neither a string,
-            a callable nor an object with ``perturb``; ``victim_policies`` with an
+            a callable, a dict of callables for the attacked agents nor an object with
+            ``perturb``; ``victim_policies`` with an
             embedded attack, or that is not a policy/dict of policies for attacked agents.
         UnknownAgentError: ``agents`` with IDs not in ``possible_agents``.
         UnsupportedSpaceError: an attacked agent whose observation space is not a Box.
@@ -218,10 +220,18 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
             )
         elif hasattr(attack, "perturb") or callable(attack):
             self.attack = attack
+        elif isinstance(attack, Mapping):  # one policy per attacked agent (e.g. trained chi_j)
+            per_agent = resolve_policies(attack, "attack", self.attacked, self._base_possible)
+            self.attack = cast(Any, per_agent)
+            if any(isinstance(p, str) for p in (per_agent or {}).values()):
+                raise InvalidArgumentError(
+                    "attack: a dict maps attacked agents to callable policies; for random "
+                    f"noise use attack in {NOISE_ATTACKS}"
+                )
         else:
             raise InvalidArgumentError(
-                f"attack must be None, a string in {NOISE_ATTACKS}, a callable policy or an object "
-                f"with perturb(); got {type(attack).__name__}"
+                f"attack must be None, a string in {NOISE_ATTACKS}, a callable policy, a dict "
+                f"attacked agent -> policy or an object with perturb(); got {type(attack).__name__}"
             )
         self.exposed = self.attack is None
         self._adv_ids = {a: perturber_id(a) for a in self.attacked}
@@ -256,11 +266,12 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
         if self.exposed:
             outside += list(self._adv_ids.values())
         self.possible_agents = outside
-        self._is_policy = (
-            callable(self.attack)
-            and not hasattr(self.attack, "perturb")
-            and not isinstance(self.attack, str)
-        )
+        self._attack_policies: dict[AgentID, Policy] = {}
+        if isinstance(self.attack, Mapping):
+            self._attack_policies = dict(self.attack)
+        elif callable(self.attack) and not hasattr(self.attack, "perturb"):
+            self._attack_policies = dict.fromkeys(self.attacked, self.attack)
+        self._is_policy = bool(self._attack_policies)
         self._np_random = None
         self._agent_set: set[AgentID] = set()
         self.agents: list[AgentID] = []
@@ -292,7 +303,7 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
         low, high, d = self._bounds[agent]
         if self.attack is None or self._is_policy:
             if self._is_policy:
-                u = cast(Policy, self.attack)(self._adversary_observation(agent, obs))
+                u = self._attack_policies[agent](self._adversary_observation(agent, obs))
             if u is None:  # exposed slot before its first action: no perturbation
                 return obs, None
             u_arr = np.asarray(u)
@@ -408,9 +419,10 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
         self._seed_rng(seed)
         obs, infos = self.env.reset(seed=seed, options=options)
-        reset = getattr(self.attack, "reset", None) if self._is_policy else None
-        if callable(reset):
-            reset()
+        for policy in {id(p): p for p in self._attack_policies.values()}.values():
+            reset = getattr(policy, "reset", None)
+            if callable(reset):
+                reset()
         for slot in self._victim_slots.values():
             slot.reset()
         self._victim_record = {

@@ -15,7 +15,7 @@ Threat configurations are JSON dicts so they can be stored in checkpoints:
 ``{"name": "k_corruption_v0", "kwargs": {"k": 1, "adversary": "random"}}``. ``name`` is a key
 of :data:`adv_wrappers.registry.THREAT_MODELS`. Wherever a policy is expected (a threat's
 ``adversary``, a frozen agent), a *policy reference* ``{"checkpoint": PATH, "agent": ID}``
-(optional ``"name"``, ``"deterministic"``) is loaded with
+(optional ``"name"``, ``"deterministic"``, ``"seed"``) is loaded with
 :func:`~adv_wrappers.checkpoint.load_policy` when the env is built (in its worker process for
 the subprocess backend).
 
@@ -81,11 +81,11 @@ ArgsT = TypeVar("ArgsT")
 def _check_policy_refs(value: Any, where: str) -> None:
     if isinstance(value, Mapping):
         if "checkpoint" in value:
-            unknown = set(value) - {"checkpoint", "agent", "name", "deterministic"}
+            unknown = set(value) - {"checkpoint", "agent", "name", "deterministic", "seed"}
             if unknown or not isinstance(value.get("agent"), str):
                 raise InvalidArgumentError(
                     f"{where}: a policy reference is {{'checkpoint': PATH, 'agent': ID}} with "
-                    f"optional 'name' and 'deterministic'; got {dict(value)!r}"
+                    f"optional 'name', 'deterministic' and 'seed'; got {dict(value)!r}"
                 )
             return
         for k, v in value.items():
@@ -102,6 +102,7 @@ def _resolve_policy_refs(value: Any) -> Any:
                 agent=value["agent"],
                 name=value.get("name"),
                 deterministic=value.get("deterministic", True),
+                seed=value.get("seed"),
             )
         return {k: _resolve_policy_refs(v) for k, v in value.items()}
     return value

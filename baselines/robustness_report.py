@@ -1,0 +1,247 @@
+# docs and experiment results can be found at docs/robustness_report.md
+"""Train defenders, attack each with fresh attackers, report clean vs. worst-case return.
+
+The evaluation protocol of paper 000 (Nika et al., Sec. 5.3 and Table 1) end to end, for
+Independent Spread: every method is trained with its trainer (``ippo.py`` for Naive,
+``art.py`` for Fixed-K and ART), one run per seed; then ``attack.py`` trains a new PPO
+adversary from scratch against the frozen defenders for every victim i and every subset K of
+k other agents, and the table reports, per method, the worst case over victims and subsets
+(mean +- standard error over seeds) next to the clean return of the worst-off agent.
+
+Every step is a subprocess writing into ``<workdir>/<method>/seed<s>/`` and is skipped when
+its result already exists, so an interrupted report continues where it stopped (and a
+finished one is re-tabulated in seconds). ``--preset quick`` is the README's main job (about
+10 minutes on 2 CPU cores, small budgets stated in the output); ``--preset paper`` is
+Table 1's protocol (800K steps per method and per attacker, App. D hyperparameters).
+"""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import tyro
+
+BASELINES = Path(__file__).resolve().parent
+ENV_ID = "adv/independent_spread-v0"
+
+# method -> (label, trainer, flags); Fixed-K's K for agent i is {agent_{i+1 mod 3}}
+METHODS = {
+    "naive": ("Naive", "ippo.py", []),
+    "fixed_k1": ("Fixed-K(k=1)", "art.py", ["--k", "1", "--fixed-subset", "agent_1"]),
+    "art_k1": ("ART(k=1)", "art.py", ["--k", "1"]),
+    "art_k2": ("ART(k=2)", "art.py", ["--k", "2"]),
+}
+# Paper 000, Table 1, Independent Spread: (no adversary, 1 adversary), mean and standard
+# error over 5 seeds.
+PAPER_TABLE1 = {
+    "naive": ((-34.0, 1.9), (-493.2, 11.2)),
+    "fixed_k1": ((-142.8, 24.5), (-271.2, 31.0)),
+    "art_k1": ((-123.4, 11.7), (-190.2, 13.3)),
+    "art_k2": ((-148.0, 15.1), (-201.4, 11.7)),
+}
+PRESETS = {
+    "quick": dict(
+        methods=("naive", "art_k1"),
+        seeds=(1,),
+        train_timesteps=120_000,
+        attack_timesteps=32_000,
+        eval_episodes=50,
+    ),  # fmt: skip
+    "paper": dict(
+        methods=tuple(METHODS),
+        seeds=(1, 2, 3),
+        train_timesteps=800_000,
+        attack_timesteps=800_000,
+        eval_episodes=100,
+    ),  # fmt: skip
+}
+
+
+@dataclass
+class Args:
+    preset: Literal["quick", "paper", "none"] = "quick"
+    """`quick` (the README's ~10-minute run), `paper` (Table 1's protocol) or `none` (only
+    the flags below); a preset sets methods, seeds, budgets and episodes"""
+    workdir: str = "runs/robustness_report"
+    """where every run goes (`<workdir>/<method>/seed<s>/`); finished steps are skipped"""
+    methods: tuple[str, ...] = ("naive", "art_k1")
+    """the defenses to train (`naive`, `fixed_k1`, `art_k1`, `art_k2`)"""
+    seeds: tuple[int, ...] = (1,)
+    """one defender (and its attackers) per seed"""
+    train_timesteps: int = 120_000
+    """environment steps of every defender's training"""
+    attack_timesteps: int = 32_000
+    """environment steps of every attacker (one per victim and subset)"""
+    k: int = 1
+    """the number of agents every attacker corrupts"""
+    eval_episodes: int = 50
+    """episodes of every evaluation (clean and under attack), seeded"""
+    jobs: int = 2
+    """runs in parallel (one CPU core each: every run uses one torch thread)"""
+    train_flags: str = ""
+    """extra flags of every trainer, as one string (e.g. `"--num-steps 50"` for tests)"""
+    attack_flags: str = ""
+    """extra flags of every attacker, as one string"""
+    plot: bool = True
+    """save `<workdir>/robustness.png` (matplotlib)"""
+
+
+def run(cmd, cwd, log):
+    """Run one step; its output goes to ``log``; raise with the log's tail if it fails."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
+    with open(cwd / log, "w") as out:
+        code = subprocess.run(
+            cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env
+        ).returncode
+    if code != 0:
+        tail = (cwd / log).read_text()[-3000:]
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({code}) in {cwd}:\n{tail}")
+
+
+def defender_path(cwd):
+    found = sorted(cwd.glob("runs/*/checkpoints/final.safetensors"))
+    return found[-1] if found else None
+
+
+def attack_results(cwd):
+    found = sorted((cwd / "attack").glob("runs/*/attack_results.json"))
+    return json.loads(found[-1].read_text()) if found else None
+
+
+def train_and_attack(args, method, seed):
+    """Train one defender and attack it (each step skipped if done); return its results."""
+    cwd = Path(args.workdir) / method / f"seed{seed}"
+    if defender_path(cwd) is None:
+        _, script, flags = METHODS[method]
+        run(
+            [sys.executable, str(BASELINES / script), "--env-id", ENV_ID, "--seed", str(seed),
+             "--exp-name", method, "--total-timesteps", str(args.train_timesteps), *flags,
+             *shlex.split(args.train_flags)],
+            cwd, "train.log",
+        )  # fmt: skip
+    if attack_results(cwd) is None:
+        run(
+            [sys.executable, str(BASELINES / "attack.py"), "--defender",
+             str(defender_path(cwd).resolve()), "--k", str(args.k), "--seed", str(seed),
+             "--total-timesteps", str(args.attack_timesteps), "--eval-episodes",
+             str(args.eval_episodes), *shlex.split(args.attack_flags)],
+            cwd / "attack", "attack.log",
+        )  # fmt: skip
+    print(f"done: {method} seed {seed}", flush=True)
+    return attack_results(cwd)
+
+
+def summarize(results):
+    """One defender's attack results -> worst-off agent's clean return, worst attacked one."""
+    clean = {}
+    for r in results["scenarios"]:
+        (victim,) = r["victims"]
+        clean[victim] = r["clean"][0]
+    worst = min(results["scenarios"], key=lambda r: r["attacked"][0])
+    return {
+        "clean_min": min(clean.values()),
+        "clean_mean": float(np.mean(list(clean.values()))),
+        "attacked_min": worst["attacked"][0],
+        "worst_scenario": worst["scenario"],
+        "scenarios": {r["scenario"]: r["attacked"][0] for r in results["scenarios"]},
+    }
+
+
+def mean_se(values):
+    values = np.asarray(values, dtype=np.float64)
+    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return float(values.mean()), float(se)
+
+
+def fmt(m, se):
+    return f"{m:.1f}" if np.isnan(se) else f"{m:.1f} ± {se:.1f}"
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Args)
+    if args.preset != "none":
+        for name, value in PRESETS[args.preset].items():
+            setattr(args, name, value)
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"unknown methods {unknown}; known: {list(METHODS)}")
+    n_attacks = 3 * 2 if args.k == 1 else 3
+    print(
+        f"robustness report on {ENV_ID}: methods {list(args.methods)}, seeds {list(args.seeds)}; "
+        f"each defender trained for {args.train_timesteps:,} steps, then attacked by "
+        f"{n_attacks} fresh PPO attackers (every victim x every subset of k={args.k}) of "
+        f"{args.attack_timesteps:,} steps each; {args.eval_episodes} evaluation episodes; "
+        f"{args.jobs} jobs in parallel; runs in {args.workdir}/",
+        flush=True,
+    )
+    start = time.time()
+    jobs = [(m, s) for m in args.methods for s in args.seeds]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        done = list(pool.map(lambda job: train_and_attack(args, *job), jobs))
+    per_run = {f"{m}/seed{s}": summarize(r) for (m, s), r in zip(jobs, done, strict=True)}
+
+    rows, table = {}, []
+    for m in args.methods:
+        runs = [per_run[f"{m}/seed{s}"] for s in args.seeds]
+        clean = mean_se([r["clean_min"] for r in runs])
+        attacked = mean_se([r["attacked_min"] for r in runs])
+        rows[m] = {"clean_min": clean, "attacked_min": attacked}
+        paper = PAPER_TABLE1[m] if args.k == 1 else None
+        table.append(
+            f"| {METHODS[m][0]} | {fmt(*clean)} | {fmt(*attacked)} | "
+            + (f"{fmt(*paper[0])} | {fmt(*paper[1])} |" if paper else "– | – |")
+        )
+    header = (
+        f"| method | clean (worst agent) | under attack (worst victim, k={args.k}) | "
+        "paper: no adversary | paper: 1 adversary |\n|---|---|---|---|---|"
+    )
+    report = "\n".join([header, *table])
+    minutes = (time.time() - start) / 60
+    budget = (
+        f"{len(args.seeds)} seed(s) {list(args.seeds)}; defenders {args.train_timesteps:,} steps, "
+        f"attackers {args.attack_timesteps:,} steps x {n_attacks} per defender, "
+        f"{args.eval_episodes} evaluation episodes; mean ± standard error over seeds"
+    )
+    print(f"\n{report}\n\nBudget: {budget}. Wall time {minutes:.1f} min (finished steps skipped).")
+    if args.preset == "quick":
+        print(
+            "This is a small budget for a 10-minute run, not the paper's: the paper-scale "
+            "reproduction (800K steps, 3 seeds, fresh attackers) is in docs/robustness_report.md."
+        )
+    out = Path(args.workdir)
+    summary = {"env_id": ENV_ID, "args": vars(args), "budget": budget, "rows": rows,
+               "runs": per_run, "paper": PAPER_TABLE1}  # fmt: skip
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    (out / "report.md").write_text(report + f"\n\nBudget: {budget}.\n")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        x = np.arange(len(args.methods))
+        for offset, key, label in (
+            (-0.2, "clean_min", "clean"),
+            (0.2, "attacked_min", "under attack"),
+        ):
+            means = [rows[m][key][0] for m in args.methods]
+            errs = [0 if np.isnan(rows[m][key][1]) else rows[m][key][1] for m in args.methods]
+            ax.bar(x + offset, means, 0.4, yerr=errs, label=label, capsize=3)
+        ax.set_xticks(x, [METHODS[m][0] for m in args.methods])
+        ax.set_ylabel("return of the worst-off agent")
+        ax.set_title(f"{ENV_ID}, fresh attackers with k={args.k}")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "robustness.png", dpi=120)
+        print(f"plot: {out / 'robustness.png'}")
+    print(f"results: {out / 'results.json'}, {out / 'report.md'}")
