@@ -15,6 +15,7 @@ finished one is re-tabulated in seconds). ``--preset quick`` is the README's mai
 Table 1's protocol (800K steps per method and per attacker, App. D hyperparameters).
 """
 
+import dataclasses
 import json
 import os
 import shlex
@@ -51,8 +52,8 @@ PRESETS = {
     "quick": dict(
         methods=("naive", "art_k1"),
         seeds=(1,),
-        train_timesteps=120_000,
-        attack_timesteps=32_000,
+        train_timesteps=200_000,
+        attack_timesteps=48_000,
         eval_episodes=50,
     ),  # fmt: skip
     "paper": dict(
@@ -68,17 +69,17 @@ PRESETS = {
 @dataclass
 class Args:
     preset: Literal["quick", "paper", "none"] = "quick"
-    """`quick` (the README's ~10-minute run), `paper` (Table 1's protocol) or `none` (only
-    the flags below); a preset sets methods, seeds, budgets and episodes"""
+    """`quick` (the README's ~10-minute run), `paper` (Table 1's protocol) or `none`; a
+    preset replaces the defaults of methods, seeds, budgets and episodes (flags still win)"""
     workdir: str = "runs/robustness_report"
     """where every run goes (`<workdir>/<method>/seed<s>/`); finished steps are skipped"""
     methods: tuple[str, ...] = ("naive", "art_k1")
     """the defenses to train (`naive`, `fixed_k1`, `art_k1`, `art_k2`)"""
     seeds: tuple[int, ...] = (1,)
     """one defender (and its attackers) per seed"""
-    train_timesteps: int = 120_000
+    train_timesteps: int = 200_000
     """environment steps of every defender's training"""
-    attack_timesteps: int = 32_000
+    attack_timesteps: int = 48_000
     """environment steps of every attacker (one per victim and subset)"""
     k: int = 1
     """the number of agents every attacker corrupts"""
@@ -168,9 +169,9 @@ def fmt(m, se):
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
-    if args.preset != "none":
-        for name, value in PRESETS[args.preset].items():
-            setattr(args, name, value)
+    if args.preset != "none":  # the preset replaces the defaults; flags given still win
+        default = dataclasses.replace(Args(), preset=args.preset, **PRESETS[args.preset])
+        args = tyro.cli(Args, default=default)
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; known: {list(METHODS)}")

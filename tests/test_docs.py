@@ -91,3 +91,13 @@ def test_readme_python_blocks_run():
     for code in blocks:
         with contextlib.redirect_stdout(io.StringIO()):
             exec(compile(code, "<README example>", "exec"), {"__name__": "__readme__"})
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "baselines").glob("*.py")), ids=lambda p: p.name)
+def test_every_baseline_names_its_docs_page(script):
+    """CleanRL's first line: where the docs are; the page must exist and mention the file."""
+    first = script.read_text().splitlines()[0]
+    match = re.fullmatch(r"# docs and experiment results can be found at (docs/\S+\.md)", first)
+    assert match, f"{script.name}: first line {first!r}"
+    page = ROOT / match.group(1)
+    assert page.is_file() and script.name in page.read_text(), page
