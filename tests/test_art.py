@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import gymnasium
@@ -24,6 +22,8 @@ from pettingzoo import ParallelEnv
 
 pytest.importorskip("torch")
 pytest.importorskip("tyro")
+
+from tests.test_trainers import kill_when  # noqa: E402  (needs torch)
 
 ROOT = Path(__file__).resolve().parent.parent
 ART = ROOT / "baselines" / "art.py"
@@ -304,25 +304,12 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
 
     killed = tmp_path / "killed"
     killed.mkdir()
-    proc = subprocess.Popen(
-        _command(args, harm=True),
-        cwd=killed,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            lasts = list(killed.glob("runs/*/checkpoints/last.safetensors"))
-            if lasts and _iteration(lasts[0])[0] >= 3:
-                break
-            assert proc.poll() is None, "the run ended before it could be killed"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
+
+    def at_iteration_3():
+        lasts = list(killed.glob("runs/*/checkpoints/last.safetensors"))
+        return bool(lasts) and _iteration(lasts[0])[0] >= 3
+
+    kill_when(_command(args, harm=True), killed, at_iteration_3, "checkpoint 3", env=_env())
     last = killed.glob("runs/*/checkpoints/last.safetensors").__next__()
     iteration, complete = _iteration(last)
     assert 3 <= iteration < 60 and not complete

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +23,7 @@ from adv_envs import echo_v0
 from adv_wrappers import InvalidArgumentError, byzantine_v0, state_perturbation_v0
 from adv_wrappers.checkpoint import load_policy, read_record
 from adv_wrappers.training import evaluate, make_env
-from tests.test_trainers import XNOR_FLAGS, only, train
+from tests.test_trainers import XNOR_FLAGS, kill_when, only, train
 
 ROOT = Path(__file__).resolve().parent.parent
 ATTACK = ROOT / "baselines" / "attack.py"
@@ -191,28 +187,18 @@ def test_killed_multi_scenario_run_resumes_exactly(defender, tmp_path):
     killed.mkdir()
     attack(straight, defender, *flags)
 
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    process = subprocess.Popen(
-        [sys.executable, str(ATTACK), "--defender", str(defender), *flags],
-        cwd=killed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    try:
-        while True:  # until a periodic checkpoint of the second scenario exists
-            assert process.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "no checkpoint of scenario 2 within 120 s"
-            lasts = list(killed.glob("runs/*/checkpoints/last.safetensors"))
-            try:
-                record = read_record(lasts[0]) if lasts else None
-            except Exception:  # being replaced right now
-                record = None
-            if record and record["extra"]["attack"]["scenario"] == 1 and not record["complete"]:
-                break
-            time.sleep(0.02)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
+    def in_second_scenario():  # a periodic checkpoint of scenario 2 exists
+        lasts = list(killed.glob("runs/*/checkpoints/last.safetensors"))
+        try:
+            record = read_record(lasts[0]) if lasts else None
+        except Exception:  # being replaced right now
+            return False
+        return (
+            bool(record) and record["extra"]["attack"]["scenario"] == 1 and not record["complete"]
+        )
+
+    command = [sys.executable, str(ATTACK), "--defender", str(defender), *flags]
+    kill_when(command, killed, in_second_scenario, "checkpoint of scenario 2")
     last = only("runs/*/checkpoints/last.safetensors", killed)
     assert len(read_record(last)["extra"]["attack"]["results"]) == 1
     attack(killed, defender, "--resume", str(last))

@@ -81,6 +81,25 @@ def train(script: str, cwd: Path, *flags: str, timeout: float = 120, check: bool
     return result
 
 
+def kill_when(cmd: list[str], cwd: Path, ready, what: str, timeout: float = 120, env=None) -> None:
+    """Start ``cmd`` in ``cwd`` (environment ``env``, default: ours with W&B offline) and
+    SIGKILL it as soon as ``ready()`` is true."""
+    env = env or {**os.environ, "WANDB_MODE": "offline"}
+    process = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready():
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+
+
 def only(pattern: str, cwd: Path) -> Path:
     matches = glob.glob(str(cwd / pattern))
     assert len(matches) == 1, (pattern, matches)
@@ -474,22 +493,11 @@ def test_killed_run_resumes_exactly(script, tmp_path):
     killed.mkdir()
     train(script, straight, *flags)
 
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    process = subprocess.Popen(
-        [sys.executable, str(BASELINES / f"{script}.py"), *flags],
-        cwd=killed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    # kill it after the first checkpoint (iteration 3 = step 1200), once it has logged past it
+    kill_when(
+        [sys.executable, str(BASELINES / f"{script}.py"), *flags], killed,
+        lambda: max(_event_steps_or_empty(killed), default=0) > 1200, "a checkpoint",
     )  # fmt: skip
-    deadline = time.monotonic() + 90
-    try:
-        # wait for the first checkpoint (iteration 3 = step 1200) and for events logged after it
-        while max(_event_steps_or_empty(killed), default=0) <= 1200:
-            assert process.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "no checkpoint within 90 s"
-            time.sleep(0.02)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
     last = only("runs/*/checkpoints/last.safetensors", killed)
     assert not (last.parent / "final.safetensors").exists()
     resumed_from = read_record(last)["global_step"]
