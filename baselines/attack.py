@@ -417,9 +417,9 @@ if __name__ == "__main__":
         global_step, first, results = resume.global_step, done["scenario"], done["results"]
     for index in range(first, len(plan)):
         scenario = plan[index]
-        resuming = resume is not None and index == first and not resume.record["complete"]
-        if resume is not None and index == first and resume.record["complete"]:
-            continue  # the checkpoint was written at this scenario's end
+        resuming = resume is not None and index == first
+        if resuming and len(results) > index:
+            continue  # the checkpoint was written after this scenario's evaluation
         # TRY NOT TO MODIFY: seeding (every scenario from the same seed)
         seed_everything(args.seed, args.torch_deterministic)
 
