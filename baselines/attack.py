@@ -87,8 +87,6 @@ class Args:
     """the wandb's project name"""
     wandb_entity: str | None = None
     """the entity (team) of wandb's project"""
-    capture_video: bool = False
-    """unused by the attacker (kept for the common flags); videos come from the trainers"""
     checkpoint_every: int = 10
     """write `checkpoints/last.safetensors` every this many iterations (and at the end of
     every scenario, as `checkpoints/<scenario>.safetensors`)"""
