@@ -14,6 +14,9 @@ and :mod:`adv_wrappers.vector` for batched rollouts. ``import adv_wrappers`` doe
 torch; the gradient attacks in :mod:`adv_wrappers.attacks` import it when used.
 """
 
+import importlib.abc
+import sys
+
 import adv_envs  # noqa: F401  (registers the bundled envs in PettingZoo's registry)
 from adv_wrappers.aec import k_corruption_aec_v0, partial_control_aec_v0
 from adv_wrappers.byzantine import byzantine_v0, default_prior
@@ -36,7 +39,35 @@ from adv_wrappers.k_corruption import all_subsets, k_corruption_v0
 from adv_wrappers.partial_control import partial_control_v0
 from adv_wrappers.state_perturbation import perturber_id, state_perturbation_v0
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# Modules that moved (CHANGELOG.md): importing the old name raises an error naming the new one.
+_MOVED = {
+    "adv_wrappers.checkpoint": "adv_wrappers.train (load_policy, read_record) and "
+    "adv_wrappers.train.checkpoint (Checkpointer, load_training_state, export_policies)",
+    "adv_wrappers.networks": "adv_wrappers.train.networks",
+    "adv_wrappers.tracking": "adv_wrappers.train.tracking",
+    "adv_wrappers.training": "adv_wrappers.train.envs (make_env, check_trainable, evaluate, "
+    "record_video), adv_wrappers.train.config (parse_args, seed_everything, env_seed) and "
+    "adv_wrappers.train.rollout (gae, EpisodeStats)",
+}
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder):
+    """Turns ``import adv_wrappers.<old>`` into a ``ModuleNotFoundError`` naming the new place."""
+
+    def find_spec(self, fullname, path=None, target=None):  # type: ignore[no-untyped-def]
+        if fullname in _MOVED:
+            raise ModuleNotFoundError(
+                f"{fullname} moved in adv-wrappers 0.2.0: use {_MOVED[fullname]} "
+                "(see CHANGELOG.md)",
+                name=fullname,
+            )
+        return None
+
+
+if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
+    sys.meta_path.insert(0, _MovedModuleFinder())
 
 __all__ = [
     "AdvWrappersError",

@@ -19,7 +19,7 @@ estimate omega's gradient ("additionally generated trajectories", Sec. 5.2), are
 ``charts/omega_steps``, not in the global step. Adversaries and omega learn at
 ``adversary_lr_multiplier`` (2) times the benign learning rate (Sec. 5.2). ``--fixed-subset``
 turns this file into the Fixed-K baseline (Sec. 5.1): omega is a point mass on one subset and
-is not learned. All networks of a role are stacked (``adv_wrappers.networks``) and run in one
+is not learned. All networks of a role are stacked (``adv_wrappers.train.networks``) and run in one
 batched matrix product.
 """
 
@@ -40,22 +40,22 @@ from torch.distributions import Categorical
 
 import adv_envs
 from adv_wrappers import adversary_id, all_subsets
-from adv_wrappers.checkpoint import (
+from adv_wrappers.train.checkpoint import (
     Checkpointer,
     ExportedPolicy,
     export_policies,
     load_policy,
     load_training_state,
 )
-from adv_wrappers.networks import (
+from adv_wrappers.train.networks import (
     ActorSpec,
     MLPActor,
     clip_grad_norm_per_member_,
     stack_agents,
     stacked_mlp,
 )
-from adv_wrappers.tracking import Run
-from adv_wrappers.training import (
+from adv_wrappers.train.tracking import Run
+from adv_wrappers.train.envs import (
     PAPER_000_PRESETS,
     check_trainable,
     env_seed,
@@ -176,7 +176,7 @@ class Args:
     """the number of iterations (computed in runtime)"""
 
 
-# Per-env presets: paper 000's App. D (adv_wrappers.training.PAPER_000_PRESETS, the same as
+# Per-env presets: paper 000's App. D (adv_wrappers.train.envs.PAPER_000_PRESETS, the same as
 # ippo.py's, so that Naive, Fixed-K and ART share their hyperparameters, Sec. 5.1), plus the
 # extra omega episodes, which keep the omega steps near 15% / 6% / 20% (spread / ant / pursuit).
 OMEGA_EPISODES = {"adv/independent_spread-v0": 8, "adv/multi_ant-v0": 4, "adv/pursuit-v0": 2}

@@ -44,7 +44,7 @@ import torch.nn as nn
 import torch.optim as optim
 
 from adv_wrappers import adversary_id, all_subsets
-from adv_wrappers.checkpoint import (
+from adv_wrappers.train.checkpoint import (
     Checkpointer,
     export_policies,
     load_policy,
@@ -52,10 +52,10 @@ from adv_wrappers.checkpoint import (
     read_record,
 )
 from adv_wrappers.errors import InvalidArgumentError
-from adv_wrappers.networks import ActorSpec, MLPActor, clip_grad_norm_per_member_, stacked_mlp
+from adv_wrappers.train.networks import ActorSpec, MLPActor, clip_grad_norm_per_member_, stacked_mlp
 from adv_wrappers.state_perturbation import perturber_id
-from adv_wrappers.tracking import Run
-from adv_wrappers.training import (
+from adv_wrappers.train.tracking import Run
+from adv_wrappers.train.envs import (
     PAPER_000_PRESETS,
     EpisodeStats,
     check_trainable,

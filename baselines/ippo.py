@@ -6,7 +6,7 @@ Each agent has its own actor-critic trained with PPO on its own reward (de Witt 
 ``--share-parameters`` one network serves every agent, which sees its one-hot ID. This is the
 "Naive Training" baseline of paper 000 (Nika et al., Sec. 6), trained with the App. D
 hyperparameters when ``--env-id`` has a preset. The networks of all agents are stacked and
-run in one batched matrix product (``adv_wrappers.networks``); losses are summed over agents,
+run in one batched matrix product (``adv_wrappers.train.networks``); losses are summed over agents,
 so every agent's network gets exactly the gradient of its own PPO loss.
 """
 
@@ -20,16 +20,16 @@ import torch
 import torch.nn as nn
 import torch.optim as optim
 
-from adv_wrappers.checkpoint import Checkpointer, export_policies, load_training_state
-from adv_wrappers.networks import (
+from adv_wrappers.train.checkpoint import Checkpointer, export_policies, load_training_state
+from adv_wrappers.train.networks import (
     ActorSpec,
     MLPActor,
     clip_grad_norm_per_member_,
     stack_agents,
     stacked_mlp,
 )
-from adv_wrappers.tracking import Run
-from adv_wrappers.training import (
+from adv_wrappers.train.tracking import Run
+from adv_wrappers.train.envs import (
     PAPER_000_PRESETS,
     EpisodeStats,
     check_trainable,

@@ -22,16 +22,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.optim as optim
 
-from adv_wrappers.checkpoint import Checkpointer, export_policies, load_training_state
-from adv_wrappers.networks import (
+from adv_wrappers.train.checkpoint import Checkpointer, export_policies, load_training_state
+from adv_wrappers.train.networks import (
     ActorSpec,
     MLPActor,
     clip_grad_norm_per_member_,
     stack_agents,
     stacked_mlp,
 )
-from adv_wrappers.tracking import Run
-from adv_wrappers.training import (
+from adv_wrappers.train.tracking import Run
+from adv_wrappers.train.envs import (
     EpisodeStats,
     check_trainable,
     env_seed,

@@ -14,18 +14,18 @@ Tensors:
 key                             what
 ==============================  ===============================================================
 ``policies/<name>/<param>``     the policy ``<name>``: weights of a one-member
-                                :class:`~adv_wrappers.networks.MLPActor`
+                                :class:`~adv_wrappers.train.networks.MLPActor`
 ``training/model/<param>``      the trainer's whole model (actors and critics), for ``--resume``
 ``training/optimizer/<i>/<k>``  optimizer state tensor ``k`` of parameter ``i``
 ``training/rng/<name>``         RNG states: ``torch``, ``numpy`` (MT19937 keys), ``python``
                                 (Mersenne Twister words), ``cuda/<device>``
 ==============================  ===============================================================
 
-The record (``python -m adv_wrappers.checkpoint FILE`` prints it) has ``format_version``,
+The record (``python -m adv_wrappers.train.checkpoint FILE`` prints it) has ``format_version``,
 ``algorithm``, ``env_id``, ``env_kwargs``, ``threat`` (a dict, ``None`` for naive training),
 ``agents`` and ``spaces`` (each agent's observation and action space as JSON, see
 :func:`space_to_json`), ``policies`` (name -> ``{"agent", "actor"}``: the agent whose spaces
-it acts in and its :class:`~adv_wrappers.networks.ActorSpec`), ``args`` (the trainer's
+it acts in and its :class:`~adv_wrappers.train.networks.ActorSpec`), ``args`` (the trainer's
 ``Args`` as a dict), ``seed``, ``global_step``, ``iteration``, ``complete`` (``True`` for the
 end-of-training checkpoint), ``run`` (run name, W&B run ID), ``created``, ``git_commit``
 (read from ``.git``, ``None`` outside a repository), ``versions`` (Python and packages),
@@ -42,8 +42,8 @@ Torch and safetensors are imported by this module (``import adv_wrappers`` does 
 Example:
     >>> import tempfile, torch
     >>> from gymnasium import spaces
-    >>> from adv_wrappers.checkpoint import export_policies, load_policy, save_policies
-    >>> from adv_wrappers.networks import ActorSpec, MLPActor
+    >>> from adv_wrappers.train.checkpoint import export_policies, load_policy, save_policies
+    >>> from adv_wrappers.train.networks import ActorSpec, MLPActor
     >>> _ = torch.manual_seed(0)
     >>> obs_space, act_space = spaces.Box(0.0, 1.0, (2,)), spaces.Discrete(2)
     >>> actor = MLPActor(ActorSpec(input_dim=2, action_dim=2, head="categorical"), members=2)
@@ -83,7 +83,7 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
 
 from adv_wrappers.errors import CheckpointError, InvalidArgumentError, UnsupportedSpaceError
-from adv_wrappers.networks import ActorSpec, MLPActor
+from adv_wrappers.train.networks import ActorSpec, MLPActor
 
 __all__ = [
     "FORMAT_VERSION",
@@ -562,7 +562,7 @@ class CheckpointPolicy:
         agent: the agent the policy acts for.
         name: its name in the checkpoint.
         observation_space, action_space: the spaces it was trained on.
-        spec: its :class:`~adv_wrappers.networks.ActorSpec`.
+        spec: its :class:`~adv_wrappers.train.networks.ActorSpec`.
         actor: the ``torch`` module (one member).
         record: the checkpoint's record.
         deterministic: greedy (``True``) or sampled actions.
@@ -1043,10 +1043,10 @@ class Checkpointer:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    """``python -m adv_wrappers.checkpoint FILE``: print a checkpoint's record as JSON."""
+    """``python -m adv_wrappers.train.checkpoint FILE``: print a checkpoint's record as JSON."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) != 1:
-        print("usage: python -m adv_wrappers.checkpoint FILE", file=sys.stderr)
+        print("usage: python -m adv_wrappers.train.checkpoint FILE", file=sys.stderr)
         return 2
     try:
         record = read_record(argv[0])

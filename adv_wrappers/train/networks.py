@@ -12,7 +12,7 @@ per member (:func:`clip_grad_norm_per_member_`).
 What a checkpoint stores of a policy is an :class:`ActorSpec` (a small JSON dict) and the
 weights of one member; :class:`MLPActor` rebuilds it without importing the trainer.
 
-Input convention (shared by training and :func:`adv_wrappers.checkpoint.load_policy`): an
+Input convention (shared by training and :func:`adv_wrappers.train.checkpoint.load_policy`): an
 agent's observation is flattened to a float32 vector, zero-padded to ``ActorSpec.pad_to``
 (the vector env pads heterogeneous observations the same way) and, with parameter sharing,
 followed by the agent's one-hot over the trained agents (:func:`stack_agents`).
@@ -21,7 +21,7 @@ Torch is imported by this module (``import adv_wrappers`` does not import it).
 
 Example:
     >>> import torch
-    >>> from adv_wrappers.networks import ActorSpec, MLPActor, stack_agents
+    >>> from adv_wrappers.train.networks import ActorSpec, MLPActor, stack_agents
     >>> _ = torch.manual_seed(0)
     >>> spec = ActorSpec(input_dim=4, action_dim=3, head="categorical", hidden_sizes=(8,))
     >>> actor = MLPActor(spec, members=2)           # one network per agent, 2 agents

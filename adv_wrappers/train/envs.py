@@ -9,20 +9,20 @@
 * :func:`gae` - generalized advantage estimation with termination, truncation and masks.
 * :class:`EpisodeStats` - per-agent episodic returns of the vector env's copies.
 * :func:`evaluate`, :func:`record_video` - play policies (e.g. loaded with
-  :func:`adv_wrappers.checkpoint.load_policy`) in a fresh env.
+  :func:`adv_wrappers.train.checkpoint.load_policy`) in a fresh env.
 
 Threat configurations are JSON dicts so they can be stored in checkpoints:
 ``{"name": "k_corruption_v0", "kwargs": {"k": 1, "adversary": "random"}}``. ``name`` is a key
 of :data:`adv_wrappers.registry.THREAT_MODELS`. Wherever a policy is expected (a threat's
 ``adversary``, a frozen agent), a *policy reference* ``{"checkpoint": PATH, "agent": ID}``
 (optional ``"name"``, ``"deterministic"``, ``"seed"``) is loaded with
-:func:`~adv_wrappers.checkpoint.load_policy` when the env is built (in its worker process for
+:func:`~adv_wrappers.train.checkpoint.load_policy` when the env is built (in its worker process for
 the subprocess backend).
 
 Torch is imported by :func:`gae` and :func:`seed_everything` only when called.
 
 Example:
-    >>> from adv_wrappers.training import make_env
+    >>> from adv_wrappers.train.envs import make_env
     >>> from adv_wrappers.vector import make_vector_env
     >>> env_fn = make_env("adv/xnor_xor-v0", {"max_cycles": 4},
     ...                   threat={"name": "k_corruption_v0", "kwargs": {"k": 1, "adversary": "random"}})
@@ -95,7 +95,7 @@ def _check_policy_refs(value: Any, where: str) -> None:
 def _resolve_policy_refs(value: Any) -> Any:
     if isinstance(value, Mapping):
         if "checkpoint" in value:
-            from adv_wrappers.checkpoint import load_policy
+            from adv_wrappers.train.checkpoint import load_policy
 
             return load_policy(
                 value["checkpoint"],
@@ -292,7 +292,7 @@ def parse_args(
     args = tyro.cli(args_cls, args=argv)
     resume = getattr(args, "resume", None)
     if resume:
-        from adv_wrappers.checkpoint import read_record
+        from adv_wrappers.train.checkpoint import read_record
 
         return _args_from_record(args_cls, read_record(resume).get("args") or {}, resume)
     env_id = getattr(args, "env_id")  # noqa: B009 (ArgsT is any dataclass with env_id)

@@ -5,7 +5,7 @@
 ``videos/``), starts W&B with ``--track`` and shows a ``tqdm`` progress bar with the global
 step, steps per second and the recent episodic return. :meth:`Run.check_finite` stops the
 run, with a message naming the last good checkpoint, when a loss or a weight becomes NaN or
-infinite. Resumed runs (:class:`~adv_wrappers.checkpoint.ResumeState`) continue in the same
+infinite. Resumed runs (:class:`~adv_wrappers.train.checkpoint.ResumeState`) continue in the same
 folder: TensorBoard drops the events that the killed run logged after its checkpoint
 (``purge_step``) and W&B continues the same run ID.
 
@@ -179,7 +179,7 @@ class Run:
             context = ", ".join(f"{k}={v}" for k, v in where.items())
             last = self.checkpoint_dir / "last.safetensors"
             try:
-                from adv_wrappers.checkpoint import read_record
+                from adv_wrappers.train.checkpoint import read_record
 
                 record = read_record(last)
                 saved = (
@@ -206,9 +206,9 @@ class Run:
     ) -> dict[str, float]:
         """Evaluate a checkpoint's greedy policies in a fresh env; log, print, record a video.
 
-        Every agent's policy is loaded with :func:`~adv_wrappers.checkpoint.load_policy`
+        Every agent's policy is loaded with :func:`~adv_wrappers.train.checkpoint.load_policy`
         (exactly as the wrappers would use it) and played for ``episodes`` episodes
-        (:func:`~adv_wrappers.training.evaluate`, episode ``i`` seeded ``seed + i``). Logs
+        (:func:`~adv_wrappers.train.envs.evaluate`, episode ``i`` seeded ``seed + i``). Logs
         ``eval/episodic_return`` (mean over agents) and ``eval/episodic_return/<agent>``.
 
         Args:
@@ -229,8 +229,8 @@ class Run:
         """
         import numpy as np
 
-        from adv_wrappers.checkpoint import load_policy
-        from adv_wrappers.training import evaluate, record_video
+        from adv_wrappers.train.checkpoint import load_policy
+        from adv_wrappers.train.envs import evaluate, record_video
 
         print(f"final checkpoint: {checkpoint}")
         policies = {a: load_policy(checkpoint, agent=a) for a in agents}
