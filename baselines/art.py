@@ -47,14 +47,6 @@ from adv_wrappers.train.checkpoint import (
     load_policy,
     load_training_state,
 )
-from adv_wrappers.train.networks import (
-    ActorSpec,
-    MLPActor,
-    clip_grad_norm_per_member_,
-    stack_agents,
-    stacked_mlp,
-)
-from adv_wrappers.train.tracking import Run
 from adv_wrappers.train.envs import (
     PAPER_000_PRESETS,
     check_trainable,
@@ -66,6 +58,14 @@ from adv_wrappers.train.envs import (
     record_video,
     seed_everything,
 )
+from adv_wrappers.train.networks import (
+    ActorSpec,
+    MLPActor,
+    clip_grad_norm_per_member_,
+    stack_agents,
+    stacked_mlp,
+)
+from adv_wrappers.train.tracking import Run
 from adv_wrappers.vector import SubprocParallelVectorEnv, SyncParallelVectorEnv
 
 

@@ -44,6 +44,8 @@ import torch.nn as nn
 import torch.optim as optim
 
 from adv_wrappers import adversary_id, all_subsets
+from adv_wrappers.errors import InvalidArgumentError
+from adv_wrappers.state_perturbation import perturber_id
 from adv_wrappers.train.checkpoint import (
     Checkpointer,
     export_policies,
@@ -51,10 +53,6 @@ from adv_wrappers.train.checkpoint import (
     load_training_state,
     read_record,
 )
-from adv_wrappers.errors import InvalidArgumentError
-from adv_wrappers.train.networks import ActorSpec, MLPActor, clip_grad_norm_per_member_, stacked_mlp
-from adv_wrappers.state_perturbation import perturber_id
-from adv_wrappers.train.tracking import Run
 from adv_wrappers.train.envs import (
     PAPER_000_PRESETS,
     EpisodeStats,
@@ -66,6 +64,8 @@ from adv_wrappers.train.envs import (
     parse_args,
     seed_everything,
 )
+from adv_wrappers.train.networks import ActorSpec, MLPActor, clip_grad_norm_per_member_, stacked_mlp
+from adv_wrappers.train.tracking import Run
 from adv_wrappers.vector import make_vector_env
 
 

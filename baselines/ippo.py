@@ -21,14 +21,6 @@ import torch.nn as nn
 import torch.optim as optim
 
 from adv_wrappers.train.checkpoint import Checkpointer, export_policies, load_training_state
-from adv_wrappers.train.networks import (
-    ActorSpec,
-    MLPActor,
-    clip_grad_norm_per_member_,
-    stack_agents,
-    stacked_mlp,
-)
-from adv_wrappers.train.tracking import Run
 from adv_wrappers.train.envs import (
     PAPER_000_PRESETS,
     EpisodeStats,
@@ -39,6 +31,14 @@ from adv_wrappers.train.envs import (
     parse_args,
     seed_everything,
 )
+from adv_wrappers.train.networks import (
+    ActorSpec,
+    MLPActor,
+    clip_grad_norm_per_member_,
+    stack_agents,
+    stacked_mlp,
+)
+from adv_wrappers.train.tracking import Run
 from adv_wrappers.vector import make_vector_env
 
 

@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 import adv_wrappers  # noqa: F401  (registers the adv/ envs)
 from adv_envs import echo_v0
 from adv_wrappers import CheckpointError, freeze_v0, k_corruption_v0
+from adv_wrappers.errors import InvalidArgumentError
 from adv_wrappers.train.checkpoint import (
     export_policies,
     load_policy,
@@ -39,9 +40,13 @@ from adv_wrappers.train.checkpoint import (
     space_to_json,
     write_checkpoint,
 )
-from adv_wrappers.errors import InvalidArgumentError
-from adv_wrappers.train.networks import ActorSpec, MLPActor, clip_grad_norm_per_member_, stack_agents
 from adv_wrappers.train.envs import EpisodeStats, evaluate, gae, make_env, parse_args
+from adv_wrappers.train.networks import (
+    ActorSpec,
+    MLPActor,
+    clip_grad_norm_per_member_,
+    stack_agents,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINES = ROOT / "baselines"
