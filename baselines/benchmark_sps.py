@@ -29,7 +29,8 @@ import numpy as np
 import tyro
 
 import adv_envs  # noqa: F401  (registers adv/ envs)
-from adv_wrappers.train.envs import PAPER_000_PRESETS, make_env
+from adv_wrappers.train.config import PAPER_000_PRESETS
+from adv_wrappers.train.envs import make_env
 from adv_wrappers.vector import make_vector_env
 
 BASELINES = Path(__file__).resolve().parent

@@ -19,27 +19,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.optim as optim
 
-from adv_wrappers.train.checkpoint import Checkpointer, export_policies, load_training_state
-from adv_wrappers.train.envs import (
-    EpisodeStats,
-    check_trainable,
-    env_seed,
-    gae,
-    make_env,
-    parse_args,
-    seed_everything,
-)
-from adv_wrappers.train.networks import (
-    ActorSpec,
-    MLPActor,
-    clip_grad_norm_per_member_,
-    stack_agents,
-    stacked_mlp,
-)
-from adv_wrappers.train.tracking import Run
+from adv_wrappers.train.checkpoint import Checkpointer, export_policies
+from adv_wrappers.train.config import env_seed, parse_args, start_run
+from adv_wrappers.train.envs import check_trainable, make_env
+from adv_wrappers.train.networks import ActorSpec, MLPActor, stack_agents, stacked_mlp
+from adv_wrappers.train.ppo import ppo_update
+from adv_wrappers.train.rollout import EpisodeStats, Rollout, env_action, gae, trajectory_ends
 from adv_wrappers.vector import make_vector_env
 
 
@@ -206,33 +193,11 @@ class Agent(nn.Module):
         return action.transpose(0, 1), logprob, entropy, self.get_value(state)
 
 
-def value_error(value, target, huber_delta):
-    """0.5 * squared error, or MAPPO's Huber loss (the same below ``huber_delta``)."""
-    if huber_delta is None:
-        return 0.5 * (value - target) ** 2
-    return F.huber_loss(value, target, reduction="none", delta=huber_delta)
-
-
-def masked_mean(x, mask, count):
-    """Per-agent mean of x [B, A] over the samples where the agent acted -> [A]."""
-    return torch.where(mask, x, 0.0).sum(0) / count
-
-
 if __name__ == "__main__":
     args = parse_args(Args, PRESETS)
-    args.batch_size = int(args.num_envs * args.num_steps)
-    args.num_iterations = args.total_timesteps // args.batch_size
-    if args.num_iterations < 1:
-        raise SystemExit(f"total_timesteps must be >= num_envs * num_steps = {args.batch_size}")
-    resume = load_training_state(args.resume) if args.resume else None
-    run = Run(args, resume)
+    run, resume, device = start_run(args)  # batch sizes, run folder, seeding, device
 
-    # TRY NOT TO MODIFY: seeding
-    seed_everything(args.seed, args.torch_deterministic)
-    torch.set_num_threads(args.torch_threads)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-
-    # env setup
+    # env setup: the vector env also returns the global state (infos["state"])
     env_kwargs = json.loads(args.env_kwargs)
     threat = (
         {"name": args.threat, "kwargs": json.loads(args.threat_kwargs)} if args.threat else None
@@ -240,7 +205,6 @@ if __name__ == "__main__":
     env_fn = make_env(args.env_id, env_kwargs, threat)
     envs = make_vector_env(env_fn, args.num_envs, backend=args.vector_backend, state=True)
     obs_dim, action_space = check_trainable(envs)
-    discrete = isinstance(action_space, gym.spaces.Discrete)
     state_shape = envs.state_space.shape
 
     agent = Agent(obs_dim, int(np.prod(state_shape)), action_space, envs.num_agents, args)
@@ -252,188 +216,75 @@ if __name__ == "__main__":
         spaces={a: (envs.observation_spaces[a], envs.action_spaces[a]) for a in envs.agents},
     )  # fmt: skip
 
-    # ALGO Logic: Storage setup
-    shape = (args.num_steps, args.num_envs, envs.num_agents)
-    obs_shape = envs.single_observation_space.shape
-    action_shape = () if discrete else (int(np.prod(action_space.shape)),)
-    obs = torch.zeros(shape + obs_shape).to(device)
-    states = torch.zeros(shape[:2] + state_shape).to(device)
-    actions = torch.zeros(shape + action_shape, dtype=torch.long if discrete else torch.float)
-    actions = actions.to(device)
-    logprobs = torch.zeros(shape).to(device)
-    rewards = torch.zeros(shape).to(device)
-    values = torch.zeros(shape).to(device)
-    masks = torch.zeros(shape, dtype=torch.bool).to(device)  # the agent acted at this step
-    ends = torch.zeros(shape).to(device)  # its trajectory stops after this step
-    end_values = torch.zeros(shape).to(device)  # the value to bootstrap from there
+    # ALGO Logic: Storage setup (observations for the actors, states for the critics)
+    rollout = Rollout(
+        args.num_steps, args.num_envs, envs.num_agents, envs.single_observation_space.shape,
+        action_space, device, state_shape=state_shape,
+    )  # fmt: skip
 
     # TRY NOT TO MODIFY: start the game
     global_step, start_iteration = 0, 1
     if resume:
         resume.restore(agent, optimizer)  # weights, Adam moments, RNG states
         global_step, start_iteration = resume.global_step, resume.iteration + 1
-    next_obs, infos = envs.reset(seed=env_seed(args.seed, start_iteration - 1))
-    next_obs = torch.Tensor(next_obs).to(device)
-    next_state = torch.Tensor(infos["state"]).to(device)
-    next_alive = torch.tensor(infos["alive"]).to(device)
+    next_obs_np, infos = envs.reset(seed=env_seed(args.seed, start_iteration - 1))
     stats = EpisodeStats(args.num_envs, envs.num_agents)
 
     for iteration in range(start_iteration, args.num_iterations + 1):
-        # Annealing the rate if instructed to do so.
         if args.anneal_lr:
-            frac = 1.0 - (iteration - 1.0) / args.num_iterations
-            optimizer.param_groups[0]["lr"] = frac * args.learning_rate
+            optimizer.param_groups[0]["lr"] = (
+                1.0 - (iteration - 1.0) / args.num_iterations
+            ) * args.learning_rate
 
         for step in range(0, args.num_steps):
             global_step += args.num_envs
-            obs[step] = next_obs
-            states[step] = next_state
-            masks[step] = next_alive
+            # the agents observe o_t (and act if alive); the critics see the state s_t
+            next_obs = rollout.obs[step] = torch.Tensor(next_obs_np).to(device)
+            next_state = rollout.states[step] = torch.Tensor(infos["state"]).to(device)
+            rollout.masks[step] = torch.tensor(infos["alive"]).to(device)
 
-            # ALGO LOGIC: action logic
+            # ALGO LOGIC: decentralized actors, centralized critics
             with torch.no_grad():
                 action, logprob, _, value = agent.get_action_and_value(next_obs, next_state)
-                values[step] = value
-            actions[step] = action
-            logprobs[step] = logprob
+            rollout.actions[step], rollout.logprobs[step], rollout.values[step] = (
+                action, logprob, value,
+            )  # fmt: skip
 
             # TRY NOT TO MODIFY: execute the game and log data.
-            if discrete:
-                env_action = action.cpu().numpy() + int(action_space.start)
-            else:
-                low, high = action_space.low.ravel(), action_space.high.ravel()
-                env_action = np.clip(action.cpu().numpy(), low, high)
-            next_obs_np, reward, terminations, truncations, infos = envs.step(env_action)
-            rewards[step] = torch.Tensor(reward).to(device)
+            next_obs_np, reward, terminations, truncations, infos = envs.step(
+                env_action(action, action_space)
+            )
+            rollout.rewards[step] = torch.Tensor(reward).to(device)
             stats.step(reward, infos["acted"], infos["reset"])
-
-            # ALGO LOGIC: where each agent's trajectory ends, and what it bootstraps from
-            reset = infos["reset"][:, None]
-            ends[step] = torch.Tensor(terminations | truncations | reset | ~infos["alive"])
-            has_last_obs = np.where(reset, infos["final_alive"], infos["has_obs"])
-            truncated = truncations & ~terminations & has_last_obs
-            end_values[step] = 0.0
-            if truncated.any():  # bootstrap from the value of the last state
-                reset_e = infos["reset"].reshape((-1,) + (1,) * len(state_shape))
-                last_state = torch.Tensor(np.where(reset_e, infos["final_state"], infos["state"]))
-                with torch.no_grad():
-                    last_value = agent.get_value(last_state.to(device))
-                end_values[step] = last_value * torch.Tensor(truncated).to(device)
-            next_obs = torch.Tensor(next_obs_np).to(device)
-            next_state = torch.Tensor(infos["state"]).to(device)
-            next_alive = torch.tensor(infos["alive"]).to(device)
+            # a truncated trajectory bootstraps from the critic's value of the last state
+            rollout.ends[step], rollout.end_values[step] = trajectory_ends(
+                terminations, truncations, infos, next_obs_np, agent.get_value, device,
+                bootstrap_from="state",
+            )  # fmt: skip
 
         # bootstrap value if not done
         with torch.no_grad():
-            next_value = agent.get_value(next_state)
+            next_value = agent.get_value(torch.Tensor(infos["state"]).to(device))
             advantages, returns = gae(
-                rewards, values, next_value, ends, end_values, masks.float(),
-                args.gamma, args.gae_lambda,
+                rollout.rewards, rollout.values, next_value, rollout.ends, rollout.end_values,
+                rollout.masks.float(), args.gamma, args.gae_lambda,
             )  # fmt: skip
 
-        # flatten the batch (the agent axis stays: every agent learns from its own samples)
-        A = envs.num_agents
-        b_obs = obs.reshape((-1, A) + obs_shape)
-        b_states = states.reshape((-1,) + state_shape)
-        b_logprobs = logprobs.reshape(-1, A)
-        b_actions = actions.reshape((-1, A) + action_shape)
-        b_advantages = advantages.reshape(-1, A)
-        b_returns = returns.reshape(-1, A)
-        b_values = values.reshape(-1, A)
-        b_masks = masks.reshape(-1, A)
-
-        # Optimizing the policy and value network
-        b_inds = np.arange(args.batch_size)
-        clipfracs = []
-        for _epoch in range(args.update_epochs):
-            np.random.shuffle(b_inds)  # noqa: NPY002 (global RNG: seeded, checkpointed)
-            for start in range(0, args.batch_size, args.minibatch_size):
-                end = start + args.minibatch_size
-                mb_inds = b_inds[start:end]
-                mb_masks = b_masks[mb_inds]
-                mb_count = mb_masks.sum(0).clamp(min=1)  # samples per agent
-
-                _, newlogprob, entropy, newvalue = agent.get_action_and_value(
-                    b_obs[mb_inds], b_states[mb_inds], b_actions[mb_inds]
-                )
-                logratio = newlogprob - b_logprobs[mb_inds]
-                ratio = logratio.exp()
-
-                with torch.no_grad():
-                    # calculate approx_kl http://joschu.net/blog/kl-approx.html
-                    old_approx_kl = masked_mean(-logratio, mb_masks, mb_count)
-                    approx_kl = masked_mean((ratio - 1) - logratio, mb_masks, mb_count)
-                    clipped = ((ratio - 1.0).abs() > args.clip_coef).float()
-                    clipfracs += [masked_mean(clipped, mb_masks, mb_count).mean().item()]
-
-                mb_advantages = b_advantages[mb_inds]
-                if args.norm_adv:  # per agent, over its own samples
-                    adv_mean = masked_mean(mb_advantages, mb_masks, mb_count)
-                    adv_var = masked_mean(
-                        (mb_advantages - adv_mean) ** 2, mb_masks, (mb_count - 1).clamp(min=1)
-                    )
-                    mb_advantages = (mb_advantages - adv_mean) / (adv_var.sqrt() + 1e-8)
-
-                # Policy loss
-                pg_loss1 = -mb_advantages * ratio
-                pg_loss2 = -mb_advantages * torch.clamp(
-                    ratio, 1 - args.clip_coef, 1 + args.clip_coef
-                )
-                pg_loss = masked_mean(torch.max(pg_loss1, pg_loss2), mb_masks, mb_count)
-
-                # Value loss
-                v_loss_unclipped = value_error(newvalue, b_returns[mb_inds], args.huber_delta)
-                if args.clip_vloss:
-                    v_clipped = b_values[mb_inds] + torch.clamp(
-                        newvalue - b_values[mb_inds],
-                        -args.clip_coef,
-                        args.clip_coef,
-                    )
-                    v_loss_clipped = value_error(v_clipped, b_returns[mb_inds], args.huber_delta)
-                    v_loss_max = torch.max(v_loss_unclipped, v_loss_clipped)
-                    v_loss = masked_mean(v_loss_max, mb_masks, mb_count)
-                else:
-                    v_loss = masked_mean(v_loss_unclipped, mb_masks, mb_count)
-
-                entropy_loss = masked_mean(entropy, mb_masks, mb_count)
-                agent_loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef  # [A]
-                # independent networks: the sum gives each exactly the gradient of its own loss
-                loss = agent_loss.mean() if args.share_parameters else agent_loss.sum()
-                if iteration == args.debug_nan_at_iteration:
-                    loss = loss * float("nan")
-                run.check_finite(
-                    {"losses/loss": loss}, iteration=iteration, global_step=global_step
-                )
-
-                optimizer.zero_grad()
-                loss.backward()
-                clip_grad_norm_per_member_(agent.parameters(), args.max_grad_norm, agent.members)
-                optimizer.step()
-
-            if args.target_kl is not None and approx_kl.max() > args.target_kl:
-                break
-        run.check_finite(agent.named_parameters(), iteration=iteration, global_step=global_step)
-
-        y_pred, y_true = b_values[b_masks].cpu().numpy(), b_returns[b_masks].cpu().numpy()
-        var_y = np.var(y_true)
-        explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
+        # PPO on the flattened batch (the agent axis stays); the critic reads the states
+        b = rollout.flatten(advantages, returns)
+        losses = ppo_update(
+            args, b,
+            lambda mb: agent.get_action_and_value(mb["obs"], mb["states"], mb["actions"])[1:],
+            agent, optimizer, members=agent.members, shared=args.share_parameters, run=run,
+            iteration=iteration, global_step=global_step,
+        )  # fmt: skip
 
         # TRY NOT TO MODIFY: record rewards for plotting purposes
         run.log(
-            {
-                "charts/learning_rate": optimizer.param_groups[0]["lr"],
-                "losses/value_loss": v_loss.mean().item(),
-                "losses/policy_loss": pg_loss.mean().item(),
-                "losses/entropy": entropy_loss.mean().item(),
-                "losses/old_approx_kl": old_approx_kl.mean().item(),
-                "losses/approx_kl": approx_kl.mean().item(),
-                "losses/clipfrac": np.mean(clipfracs),
-                "losses/explained_variance": explained_var,
-                "charts/SPS": run.sps(global_step),
-                **stats.scalars(envs.agents),  # charts/episodic_return (mean, per agent)
-            },
+            {"charts/learning_rate": optimizer.param_groups[0]["lr"], **losses,
+             "charts/SPS": run.sps(global_step), **stats.scalars(envs.agents)},
             global_step,
-        )
+        )  # fmt: skip
         run.update_progress(global_step, stats.recent_return)
 
         if iteration % args.checkpoint_every == 0 or iteration == args.num_iterations:
@@ -443,10 +294,7 @@ if __name__ == "__main__":
                 optimizer=optimizer, complete=iteration == args.num_iterations,
             )  # fmt: skip
             # re-seed, so that a run resumed from this checkpoint sees the same episodes
-            next_obs, infos = envs.reset(seed=env_seed(args.seed, iteration))
-            next_obs = torch.Tensor(next_obs).to(device)
-            next_state = torch.Tensor(infos["state"]).to(device)
-            next_alive = torch.tensor(infos["alive"]).to(device)
+            next_obs_np, infos = envs.reset(seed=env_seed(args.seed, iteration))
             stats.clear()
     envs.close()
 

@@ -30,23 +30,18 @@ import adv_wrappers  # noqa: F401  (registers the adv/ envs)
 from adv_envs import echo_v0
 from adv_wrappers import CheckpointError, freeze_v0, k_corruption_v0
 from adv_wrappers.errors import InvalidArgumentError
-from adv_wrappers.train.checkpoint import (
-    export_policies,
-    load_policy,
-    load_training_state,
-    read_record,
-    save_policies,
-    space_from_json,
-    space_to_json,
-    write_checkpoint,
-)
-from adv_wrappers.train.envs import EpisodeStats, evaluate, gae, make_env, parse_args
+from adv_wrappers.train import load_policy, read_record
+from adv_wrappers.train._format import space_from_json, space_to_json, write_checkpoint
+from adv_wrappers.train.checkpoint import export_policies, load_training_state, save_policies
+from adv_wrappers.train.config import parse_args
+from adv_wrappers.train.envs import evaluate, make_env
 from adv_wrappers.train.networks import (
     ActorSpec,
     MLPActor,
     clip_grad_norm_per_member_,
     stack_agents,
 )
+from adv_wrappers.train.rollout import EpisodeStats, gae
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINES = ROOT / "baselines"

@@ -1,25 +1,20 @@
-"""What every trainer in ``baselines/`` shares, except the algorithm itself.
+"""The env of a run, and playing trained policies in it.
 
 * :func:`make_env` - the env of a run from its registry ID, keyword arguments, threat-model
   configuration and frozen policies, as the ``env_fn`` that
   :func:`adv_wrappers.vector.make_vector_env` takes.
-* :func:`parse_args` - ``tyro`` parsing with per-env presets and ``--resume``.
-* :func:`seed_everything`, :func:`env_seed` - seeding (and re-seeding after a checkpoint).
 * :func:`check_trainable` - the spaces a trainer can handle.
-* :func:`gae` - generalized advantage estimation with termination, truncation and masks.
-* :class:`EpisodeStats` - per-agent episodic returns of the vector env's copies.
 * :func:`evaluate`, :func:`record_video` - play policies (e.g. loaded with
-  :func:`adv_wrappers.train.checkpoint.load_policy`) in a fresh env.
+  :func:`adv_wrappers.train.load_policy`) in a fresh env.
+* :func:`victims_return` - the victims' per-episode return from :func:`evaluate`'s results.
 
 Threat configurations are JSON dicts so they can be stored in checkpoints:
 ``{"name": "k_corruption_v0", "kwargs": {"k": 1, "adversary": "random"}}``. ``name`` is a key
 of :data:`adv_wrappers.registry.THREAT_MODELS`. Wherever a policy is expected (a threat's
 ``adversary``, a frozen agent), a *policy reference* ``{"checkpoint": PATH, "agent": ID}``
 (optional ``"name"``, ``"deterministic"``, ``"seed"``) is loaded with
-:func:`~adv_wrappers.train.checkpoint.load_policy` when the env is built (in its worker process for
+:func:`~adv_wrappers.train.load_policy` when the env is built (in its worker process for
 the subprocess backend).
-
-Torch is imported by :func:`gae` and :func:`seed_everything` only when called.
 
 Example:
     >>> from adv_wrappers.train.envs import make_env
@@ -32,19 +27,20 @@ Example:
     ('agent_0', 'agent_1') (2, 2, 2) 2
 
 Change logs:
+    * v0.2.0 - Moved here from ``adv_wrappers.training`` (its argument, seeding and rollout
+      parts are in :mod:`adv_wrappers.train.config` and :mod:`adv_wrappers.train.rollout`);
+      :func:`victims_return` added.
     * v0.1.0 - Initially added.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
-import random
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import gymnasium
 import numpy as np
@@ -58,21 +54,9 @@ from adv_wrappers.freeze import freeze_v0
 from adv_wrappers.registry import THREAT_MODELS
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
-__all__ = [
-    "EpisodeStats",
-    "check_trainable",
-    "env_seed",
-    "evaluate",
-    "gae",
-    "make_env",
-    "parse_args",
-    "record_video",
-    "seed_everything",
-]
-
-ArgsT = TypeVar("ArgsT")
+__all__ = ["check_trainable", "evaluate", "make_env", "record_video", "victims_return"]
 
 
 # --------------------------------------------------------------------------- envs
@@ -95,7 +79,7 @@ def _check_policy_refs(value: Any, where: str) -> None:
 def _resolve_policy_refs(value: Any) -> Any:
     if isinstance(value, Mapping):
         if "checkpoint" in value:
-            from adv_wrappers.train.checkpoint import load_policy
+            from adv_wrappers.train import load_policy
 
             return load_policy(
                 value["checkpoint"],
@@ -225,252 +209,7 @@ def check_trainable(envs: Any) -> tuple[int, gymnasium.Space]:
     return int(np.prod(envs.single_observation_space.shape)), first
 
 
-# --------------------------------------------------------------------------- arguments
-
-
-def _args_from_record(args_cls: type[ArgsT], saved: Mapping[str, Any], resume: str) -> ArgsT:
-    defaults = args_cls()
-    names = {f.name for f in dataclasses.fields(args_cls)}  # type: ignore[arg-type]
-    values = {}
-    for name, value in saved.items():
-        if name not in names:
-            warnings.warn(f"--resume: ignoring unknown saved argument {name!r}", stacklevel=3)
-            continue
-        if isinstance(getattr(defaults, name), tuple) and isinstance(value, list):
-            value = tuple(value)
-        values[name] = value
-    values["resume"] = resume
-    return args_cls(**values)
-
-
-# Paper 000 (ART), App. D, Table 7 (RLlib PPO), per env: what Naive (ippo.py), Fixed-K and ART
-# (art.py) all train with, so that they share their hyperparameters (Sec. 5.1). Batch size =
-# num_envs * num_steps environment steps; num_steps is a multiple of the episode length (25,
-# 500, 1000), so ant uses 16 x 4000 = 64000 steps per batch instead of 65536. RLlib clips the
-# value loss at an absolute 10, not at clip_coef, and does not anneal the learning rate.
-PAPER_000_PRESETS: dict[str, dict[str, Any]] = {
-    "adv/independent_spread-v0": dict(
-        total_timesteps=800_000, num_envs=8, num_steps=500, minibatch_size=128,
-        update_epochs=30, learning_rate=3e-4, gamma=0.99, clip_coef=0.3, gae_lambda=1.0,
-        ent_coef=0.0, vf_coef=1.0, clip_vloss=False, anneal_lr=False,
-    ),
-    "adv/multi_ant-v0": dict(
-        total_timesteps=13_000_000, num_envs=16, num_steps=4000, minibatch_size=4096,
-        update_epochs=30, learning_rate=5e-5, gamma=0.99, clip_coef=0.2, gae_lambda=0.95,
-        ent_coef=0.0, vf_coef=0.5, clip_vloss=False, anneal_lr=False,
-    ),
-    "adv/pursuit-v0": dict(
-        total_timesteps=10_000_000, num_envs=10, num_steps=500, minibatch_size=500,
-        update_epochs=30, learning_rate=5e-5, gamma=0.99, clip_coef=0.3, gae_lambda=0.95,
-        ent_coef=0.01, vf_coef=1.0, clip_vloss=False, anneal_lr=False,
-    ),
-}  # fmt: skip
-
-
-def parse_args(
-    args_cls: type[ArgsT],
-    presets: Mapping[str, Mapping[str, Any]] | None = None,
-    argv: Sequence[str] | None = None,
-) -> ArgsT:
-    """Parse a trainer's ``Args`` dataclass with ``tyro``, apply its env preset, or resume.
-
-    ``presets[env_id]`` replaces the dataclass defaults for that env (the flags given on the
-    command line still win). With ``--resume PATH`` the arguments are those saved in the
-    checkpoint (with ``resume=PATH``); other flags are ignored.
-
-    Args:
-        args_cls: the ``Args`` dataclass; it must have ``env_id`` and ``resume`` fields.
-        presets: env ID -> field values.
-        argv: the command line (default ``sys.argv[1:]``).
-
-    Raises:
-        CheckpointError: ``--resume`` names a missing or unreadable checkpoint.
-        SystemExit: bad flags (tyro prints the usage).
-    """
-    import tyro
-
-    args = tyro.cli(args_cls, args=argv)
-    resume = getattr(args, "resume", None)
-    if resume:
-        from adv_wrappers.train.checkpoint import read_record
-
-        return _args_from_record(args_cls, read_record(resume).get("args") or {}, resume)
-    env_id = getattr(args, "env_id")  # noqa: B009 (ArgsT is any dataclass with env_id)
-    preset = (presets or {}).get(env_id)
-    if preset:
-        default = dataclasses.replace(args_cls(), env_id=env_id, **preset)  # type: ignore[type-var]
-        args = tyro.cli(args_cls, args=argv, default=default)
-    return args
-
-
-# --------------------------------------------------------------------------- seeding
-
-
-def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
-    """Seed ``random``, ``numpy.random`` and ``torch`` (CleanRL's preamble).
-
-    Args:
-        seed: the run's seed.
-        torch_deterministic: set ``torch.backends.cudnn.deterministic``.
-    """
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 (the legacy global generator, as in CleanRL)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.deterministic = torch_deterministic
-
-
-def env_seed(seed: int, iteration: int) -> int:
-    """The seed for ``envs.reset`` before ``iteration + 1``: ``seed`` at the start, then one
-    derived from ``(seed, iteration)`` after each checkpoint.
-
-    Trainers reset the vector env with it right after writing a periodic checkpoint, so a run
-    resumed from that checkpoint sees exactly the episodes the uninterrupted run saw.
-    """
-    if iteration == 0:
-        return int(seed)
-    return int(np.random.SeedSequence([int(seed), int(iteration)]).generate_state(1)[0])
-
-
-# --------------------------------------------------------------------------- GAE
-
-
-def gae(
-    rewards: torch.Tensor,
-    values: torch.Tensor,
-    next_value: torch.Tensor,
-    ends: torch.Tensor,
-    end_values: torch.Tensor,
-    masks: torch.Tensor,
-    gamma: float,
-    gae_lambda: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalized advantage estimation (Schulman et al. 2016) over a rollout.
-
-    All inputs are ``[T, ...]`` (e.g. ``[num_steps, num_envs, num_agents]``) except
-    ``next_value`` (``[...]``)::
-
-        delta_t = r_t + gamma * ((1 - end_t) * V_{t+1} + end_t * end_value_t) - V_t
-        A_t     = mask_t * (delta_t + gamma * lambda * (1 - end_t) * A_{t+1})
-
-    with ``V_T = next_value``. ``end_t`` = 1 when the slot's trajectory stops after step
-    ``t`` (terminated, truncated, the agent left, or the copy was reset); ``end_value_t`` is
-    the value to bootstrap from there: 0 after a termination, ``V(final observation)``
-    after a truncation. A slot with ``mask_t = 0`` (the agent did not act) gets advantage 0
-    and passes nothing back; a slot that does not end at ``t`` must act at ``t + 1``.
-
-    Args:
-        rewards: ``r_t``.
-        values: ``V(o_t)``.
-        next_value: the value of the observation after the last step.
-        ends: 1.0 where the trajectory ends after step ``t``.
-        end_values: bootstrap values at the ends (ignored elsewhere).
-        masks: 1.0 where the agent acted at step ``t``.
-        gamma: discount.
-        gae_lambda: the GAE lambda.
-
-    Returns:
-        ``(advantages, returns)`` with ``returns = advantages + values``.
-    """
-    import torch
-
-    steps = rewards.shape[0]
-    advantages = torch.zeros_like(rewards)
-    lastgaelam = torch.zeros_like(next_value)
-    for t in reversed(range(steps)):
-        nextvalues = next_value if t == steps - 1 else values[t + 1]
-        cont = 1.0 - ends[t]
-        delta = rewards[t] + gamma * (cont * nextvalues + ends[t] * end_values[t]) - values[t]
-        lastgaelam = (delta + gamma * gae_lambda * cont * lastgaelam) * masks[t]
-        advantages[t] = lastgaelam
-    return advantages, advantages + values
-
-
-# --------------------------------------------------------------------------- episodes
-
-
-class EpisodeStats:
-    """Per-agent returns and lengths of the episodes of a vector env's copies.
-
-    Args:
-        num_envs: the number of copies.
-        num_agents: the agent axis size.
-
-    An agent's return is the sum of its rewards over the episode; agents that never acted
-    in an episode get ``NaN`` for it. Finished episodes are kept until :meth:`scalars`
-    summarizes them for logging.
-    """
-
-    def __init__(self, num_envs: int, num_agents: int) -> None:
-        self.returns = np.zeros((num_envs, num_agents), dtype=np.float64)
-        self.present = np.zeros((num_envs, num_agents), dtype=bool)
-        self.lengths = np.zeros(num_envs, dtype=np.int64)
-        self._finished: list[tuple[np.ndarray, np.ndarray]] = []
-        self.recent_return = float("nan")
-        """Mean over agents of the mean return of the episodes last summarized."""
-
-    def step(
-        self, rewards: np.ndarray, acted: np.ndarray, reset: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Add one vector step; return the episodes that finished in it.
-
-        Args:
-            rewards: ``[E, A]`` rewards of the step.
-            acted: ``[E, A]`` agents that acted (``infos["acted"]``).
-            reset: ``[E]`` copies whose episode ended (``infos["reset"]``).
-
-        Returns:
-            ``(returns, lengths)``: ``[F, A]`` (NaN for absent agents) and ``[F]`` for the
-            ``F`` finished episodes.
-        """
-        self.returns += rewards
-        self.present |= acted
-        self.lengths += 1
-        done = np.flatnonzero(reset)
-        returns = np.where(self.present[done], self.returns[done], np.nan)
-        lengths = self.lengths[done].copy()
-        self.returns[done] = 0.0
-        self.present[done] = False
-        self.lengths[done] = 0
-        if done.size:
-            self._finished.append((returns, lengths))
-        return returns, lengths
-
-    def scalars(self, agents: Sequence[str], prefix: str = "charts") -> dict[str, float]:
-        """Summarize (and forget) the episodes finished since the last call, for logging.
-
-        Args:
-            agents: the names of the agent axis.
-            prefix: the TensorBoard section.
-
-        Returns:
-            ``{prefix}/episodic_return`` (mean over agents of each agent's mean return),
-            ``{prefix}/episodic_return/<agent>`` and ``{prefix}/episodic_length``; empty if
-            no episode finished.
-        """
-        if not self._finished:
-            return {}
-        returns = np.concatenate([r for r, _ in self._finished])
-        lengths = np.concatenate([n for _, n in self._finished])
-        self._finished.clear()
-        with warnings.catch_warnings():  # an agent absent from every episode: NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            per_agent = np.nanmean(returns, axis=0)
-        self.recent_return = float(np.nanmean(per_agent))
-        scalars = {
-            f"{prefix}/episodic_return": self.recent_return,
-            f"{prefix}/episodic_length": float(lengths.mean()),
-        }
-        for agent, value in zip(agents, per_agent, strict=True):
-            scalars[f"{prefix}/episodic_return/{agent}"] = float(value)
-        return scalars
-
-    def clear(self) -> None:
-        """Forget the episodes in progress (after ``envs.reset``)."""
-        self.returns.fill(0.0)
-        self.present.fill(False)
-        self.lengths.fill(0)
+# --------------------------------------------------------------------------- playing
 
 
 def _play(
@@ -589,3 +328,23 @@ def record_video(
         gif = path.with_suffix(".gif")
         iio.imwrite(gif, stack, duration=1000 / fps, loop=0)
         return gif
+
+
+def victims_return(
+    results: Mapping[str, np.ndarray], victims: Sequence[str] | None, agents: Sequence[str]
+) -> np.ndarray:
+    """Per episode, the mean return of the victims present, from :func:`evaluate`'s results.
+
+    Args:
+        results: agent -> ``[episodes]`` returns (``NaN`` where absent).
+        victims: the victims, or ``None`` for every agent of ``agents`` found in ``results``
+            (the benign team).
+        agents: the benign agents.
+
+    Returns:
+        ``[episodes]`` float array.
+    """
+    names = list(victims) if victims is not None else [a for a in agents if a in results]
+    with warnings.catch_warnings():  # an episode without any victim present: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.stack([results[a] for a in names]), axis=0)

@@ -1,0 +1,178 @@
+"""A trainer's configuration: ``tyro`` parsing with per-env presets and ``--resume``, seeding,
+the derived batch sizes, and the PPO presets of Nika et al. (TMLR 2024), App. D.
+
+* :func:`parse_args` - ``tyro`` parsing with per-env presets, or the arguments of a checkpoint.
+* :func:`start_run` - CleanRL's preamble in one call: batch sizes, resume state, run folder,
+  seeding and device.
+* :func:`seed_everything`, :func:`env_seed` - seeding (and re-seeding after a checkpoint).
+* :data:`PAPER_000_PRESETS` - the PPO hyperparameters that Naive, Fixed-K and ART share.
+
+Change logs:
+    * v0.2.0 - Moved here from ``adv_wrappers.training``; :func:`start_run` added.
+    * v0.1.0 - Initially added.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from adv_wrappers.train.checkpoint import ResumeState
+    from adv_wrappers.train.tracking import Run
+
+__all__ = ["PAPER_000_PRESETS", "env_seed", "parse_args", "seed_everything", "start_run"]
+
+ArgsT = TypeVar("ArgsT")
+
+
+def _args_from_record(args_cls: type[ArgsT], saved: Mapping[str, Any], resume: str) -> ArgsT:
+    defaults = args_cls()
+    names = {f.name for f in dataclasses.fields(args_cls)}  # type: ignore[arg-type]
+    values = {}
+    for name, value in saved.items():
+        if name not in names:
+            warnings.warn(f"--resume: ignoring unknown saved argument {name!r}", stacklevel=3)
+            continue
+        if isinstance(getattr(defaults, name), tuple) and isinstance(value, list):
+            value = tuple(value)
+        values[name] = value
+    values["resume"] = resume
+    return args_cls(**values)
+
+
+# Paper 000 (ART), App. D, Table 7 (RLlib PPO), per env: what Naive (ippo.py), Fixed-K and ART
+# (art.py) all train with, so that they share their hyperparameters (Sec. 5.1). Batch size =
+# num_envs * num_steps environment steps; num_steps is a multiple of the episode length (25,
+# 500, 1000), so ant uses 16 x 4000 = 64000 steps per batch instead of 65536. RLlib clips the
+# value loss at an absolute 10, not at clip_coef, and does not anneal the learning rate.
+PAPER_000_PRESETS: dict[str, dict[str, Any]] = {
+    "adv/independent_spread-v0": dict(
+        total_timesteps=800_000, num_envs=8, num_steps=500, minibatch_size=128,
+        update_epochs=30, learning_rate=3e-4, gamma=0.99, clip_coef=0.3, gae_lambda=1.0,
+        ent_coef=0.0, vf_coef=1.0, clip_vloss=False, anneal_lr=False,
+    ),
+    "adv/multi_ant-v0": dict(
+        total_timesteps=13_000_000, num_envs=16, num_steps=4000, minibatch_size=4096,
+        update_epochs=30, learning_rate=5e-5, gamma=0.99, clip_coef=0.2, gae_lambda=0.95,
+        ent_coef=0.0, vf_coef=0.5, clip_vloss=False, anneal_lr=False,
+    ),
+    "adv/pursuit-v0": dict(
+        total_timesteps=10_000_000, num_envs=10, num_steps=500, minibatch_size=500,
+        update_epochs=30, learning_rate=5e-5, gamma=0.99, clip_coef=0.3, gae_lambda=0.95,
+        ent_coef=0.01, vf_coef=1.0, clip_vloss=False, anneal_lr=False,
+    ),
+}  # fmt: skip
+
+
+def parse_args(
+    args_cls: type[ArgsT],
+    presets: Mapping[str, Mapping[str, Any]] | None = None,
+    argv: Sequence[str] | None = None,
+) -> ArgsT:
+    """Parse a trainer's ``Args`` dataclass with ``tyro``, apply its env preset, or resume.
+
+    ``presets[env_id]`` replaces the dataclass defaults for that env (the flags given on the
+    command line still win). With ``--resume PATH`` the arguments are those saved in the
+    checkpoint (with ``resume=PATH``); other flags are ignored.
+
+    Args:
+        args_cls: the ``Args`` dataclass; it must have ``env_id`` and ``resume`` fields.
+        presets: env ID -> field values.
+        argv: the command line (default ``sys.argv[1:]``).
+
+    Raises:
+        CheckpointError: ``--resume`` names a missing or unreadable checkpoint.
+        SystemExit: bad flags (tyro prints the usage).
+    """
+    import tyro
+
+    args = tyro.cli(args_cls, args=argv)
+    resume = getattr(args, "resume", None)
+    if resume:
+        from adv_wrappers.train import read_record
+
+        return _args_from_record(args_cls, read_record(resume).get("args") or {}, resume)
+    env_id = getattr(args, "env_id")  # noqa: B009 (ArgsT is any dataclass with env_id)
+    preset = (presets or {}).get(env_id)
+    if preset:
+        default = dataclasses.replace(args_cls(), env_id=env_id, **preset)  # type: ignore[type-var]
+        args = tyro.cli(args_cls, args=argv, default=default)
+    return args
+
+
+# --------------------------------------------------------------------------- seeding
+
+
+def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
+    """Seed ``random``, ``numpy.random`` and ``torch`` (CleanRL's preamble).
+
+    Args:
+        seed: the run's seed.
+        torch_deterministic: set ``torch.backends.cudnn.deterministic``.
+    """
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (the legacy global generator, as in CleanRL)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+
+
+def env_seed(seed: int, iteration: int) -> int:
+    """The seed for ``envs.reset`` before ``iteration + 1``: ``seed`` at the start, then one
+    derived from ``(seed, iteration)`` after each checkpoint.
+
+    Trainers reset the vector env with it right after writing a periodic checkpoint, so a run
+    resumed from that checkpoint sees exactly the episodes the uninterrupted run saw.
+    """
+    if iteration == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(iteration)]).generate_state(1)[0])
+
+
+
+
+def start_run(args: Any) -> tuple[Run, ResumeState | None, torch.device]:
+    """CleanRL's preamble: batch sizes, resume state, run folder, seeding and device.
+
+    Sets ``args.batch_size = num_envs * num_steps`` and ``args.num_iterations =
+    total_timesteps // batch_size``; loads the ``--resume`` checkpoint's training state;
+    opens the :class:`~adv_wrappers.train.tracking.Run`; seeds ``random``, ``numpy`` and
+    ``torch`` with ``args.seed``; sets torch's CPU threads; picks CUDA when available and
+    ``args.cuda``.
+
+    Args:
+        args: a trainer's ``Args`` (``num_envs``, ``num_steps``, ``total_timesteps``,
+            ``resume``, ``seed``, ``torch_deterministic``, ``torch_threads``, ``cuda`` and
+            what :class:`~adv_wrappers.train.tracking.Run` reads).
+
+    Returns:
+        ``(run, resume, device)``; ``resume`` is ``None`` for a new run.
+
+    Raises:
+        SystemExit: ``total_timesteps`` below one batch.
+        CheckpointError: ``--resume`` names a missing or unreadable checkpoint.
+    """
+    import torch
+
+    from adv_wrappers.train.checkpoint import load_training_state
+    from adv_wrappers.train.tracking import Run
+
+    args.batch_size = int(args.num_envs * args.num_steps)
+    args.num_iterations = args.total_timesteps // args.batch_size
+    if args.num_iterations < 1:
+        raise SystemExit(f"total_timesteps must be >= num_envs * num_steps = {args.batch_size}")
+    resume = load_training_state(args.resume) if args.resume else None
+    run = Run(args, resume)
+    seed_everything(args.seed, args.torch_deterministic)
+    torch.set_num_threads(args.torch_threads)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    return run, resume, device
