@@ -2,11 +2,14 @@
 
 Four threat models, each a versioned factory returning a ``BaseParallelWrapper``:
 
-* :func:`k_corruption_v0` - at most k of n agents corrupted each episode (paper 000, ART).
-* :func:`byzantine_v0` - Byzantine agent types theta drawn from a prior (paper 002).
+* :func:`k_corruption_v0` - at most k of n agents corrupted each episode (Nika et al.
+  (TMLR 2024), ART).
+* :func:`byzantine_v0` - Byzantine agent types theta drawn from a prior (Li et al.
+  (ICLR 2024)).
 * :func:`partial_control_v0` - an adversary acts for one agent with probability epsilon
-  (paper 003).
-* :func:`state_perturbation_v0` - observations perturbed inside an epsilon-ball (paper 004).
+  (Liu et al. (ICLR 2024)).
+* :func:`state_perturbation_v0` - observations perturbed inside an epsilon-ball (He et al.
+  (TMLR 2023)).
 
 Plus :func:`freeze_v0` (fixed policies inside), :func:`to_single_agent` (Gymnasium view),
 AEC versions for turn-based games (:func:`k_corruption_aec_v0`, :func:`partial_control_aec_v0`)

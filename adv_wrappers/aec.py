@@ -289,8 +289,8 @@ class AECThreatWrapper(ActionThreatBase, BaseWrapper[AgentID, ObsType, ActionTyp
 class KCorruptionAECWrapper(KCorruptionEpisodes, AECThreatWrapper):
     """At most ``k`` of the ``n`` players of a turn-based game are taken over each episode.
 
-    The AEC version of :class:`~adv_wrappers.k_corruption.KCorruptionWrapper` (paper 000,
-    Nika et al., Sec. 2.2), with the same arguments, subset draw, ``reset`` options, RNG,
+    The AEC version of :class:`~adv_wrappers.k_corruption.KCorruptionWrapper` (Nika et
+    al. (TMLR 2024), Sec. 2.2), with the same arguments, subset draw, ``reset`` options, RNG,
     rewards, info keys and errors; see that class for the threat model. AEC-specific: with
     the exposed slot a corrupted agent ``j`` is renamed ``f"{j}_adversary"`` for the episode
     (selected at j's turns, observing ``env.observe(j)``, rewarded minus the victims' mean
@@ -360,8 +360,8 @@ class KCorruptionAECWrapper(KCorruptionEpisodes, AECThreatWrapper):
 class PartialControlAECWrapper(PartialControlEpisodes, AECThreatWrapper):
     """At each turn of player ``agent``, the adversary's action is executed with prob. epsilon.
 
-    The AEC version of :class:`~adv_wrappers.partial_control.PartialControlWrapper` (paper
-    003, Liu et al., Sec. 3, Eq. 3.1-3.2), with the same arguments, per-turn coin (one
+    The AEC version of :class:`~adv_wrappers.partial_control.PartialControlWrapper` (Liu et
+    al. (ICLR 2024), Sec. 3, Eq. 3.1-3.2), with the same arguments, per-turn coin (one
     uniform draw of the wrapper's RNG per turn of alpha, adversary iff ``u < epsilon``),
     rewards, info keys and errors. AEC-specific: at alpha's turn, ``agent`` (benign, when
     ``benign_policy=None``) is selected first and then ``f"{agent}_adversary"`` (when

@@ -1,4 +1,4 @@
-"""Byzantine agent types (paper 002, Li et al., BARDec-POMDP, Sec. 2.2-2.3)."""
+"""Byzantine agent types (Li et al. (ICLR 2024), BARDec-POMDP, Sec. 2.2-2.3)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from adv_wrappers.errors import InvalidArgumentError, InvalidPriorError, Unsuppo
 
 
 def default_prior(n: int) -> dict[tuple[int, ...], float]:
-    """Paper 002's prior: p(theta = 0) = 0.5 and p(theta = e_i) = 0.5 / n for each agent i."""
+    """Li et al. (ICLR 2024), App. C.2: p(theta = 0) = 0.5, p(theta = e_i) = 0.5 / n per agent i."""
     prior = {(0,) * n: 0.5}
     for i in range(n):
         prior[tuple(int(j == i) for j in range(n))] = 0.5 / n
@@ -66,7 +66,7 @@ def check_prior(prior: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
 class ByzantineWrapper(ActionThreatWrapper):
     """Nature draws a type vector theta in {0,1}^n each episode; Byzantine agents are attacked.
 
-    Paper 002 (Li et al., "Byzantine Robust Cooperative MARL as a Bayesian Game", Sec. 2.2):
+    Li et al. (ICLR 2024), "Byzantine Robust Cooperative MARL as a Bayesian Game", Sec. 2.2:
     at the start of an episode a type theta is drawn from a prior p(theta); if
     theta_i = 1 the action of agent i is replaced by the action of an adversary
     pi_hat_i(. | H_i, theta) for the whole episode; the shared reward is computed on the

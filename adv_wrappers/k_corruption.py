@@ -1,4 +1,4 @@
-"""k-of-n agent corruption (paper 000, Nika et al., Sec. 2.2 "Attack Model")."""
+"""k-of-n agent corruption (Nika et al. (TMLR 2024), Sec. 2.2 "Attack Model")."""
 
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ class KCorruptionEpisodes:
 class KCorruptionWrapper(KCorruptionEpisodes, ActionThreatWrapper):
     """At most ``k`` of the ``n`` agents are taken over by an attacker in every episode.
 
-    Paper 000 (Nika et al., "Defending Against Unknown Corrupted Agents", Sec. 2.2): at test
+    Nika et al. (TMLR 2024), "Defending Against Unknown Corrupted Agents", Sec. 2.2: at test
     time an attacker picks any subset K of at most k < n agents and plays them arbitrarily;
     for general-sum games it minimizes the return of a chosen victim i (K is a subset of
     N \\ {i}, the set N_i of ART's subset-selection distribution omega_i), for cooperative

@@ -1,4 +1,4 @@
-"""epsilon_pi partial control of one agent (paper 003, Liu et al., Sec. 3, Eq. 3.1-3.2)."""
+"""epsilon_pi partial control of one agent (Liu et al. (ICLR 2024), Sec. 3, Eq. 3.1-3.2)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class PartialControlEpisodes:
 class PartialControlWrapper(PartialControlEpisodes, ActionThreatWrapper):
     """Each step, agent ``agent`` executes the adversary's action with probability epsilon.
 
-    Paper 003 (Liu et al., "Rethinking Adversarial Policies", Sec. 3): an attacker controls
+    Liu et al. (ICLR 2024), "Rethinking Adversarial Policies", Sec. 3: an attacker controls
     agent alpha only partially; the policy actually deployed for alpha is the mixture
     pi_alpha = (1 - eps) * pi_hat_alpha + eps * pi_tilde_alpha of its benign policy
     pi_hat_alpha and the adversarial policy pi_tilde_alpha (Eq. 3.2); the attacker

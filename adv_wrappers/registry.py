@@ -29,7 +29,8 @@ class ThreatModel:
     Attributes:
         name: the versioned factory name, e.g. ``"k_corruption_v0"``.
         factory: the parallel factory.
-        paper: the paper file and section it implements.
+        paper: the paper and section it implements, as a citation key of
+            ``docs/references.md`` (e.g. ``"Nika et al. (TMLR 2024), Sec. 2.2"``).
         slot_argument: the argument choosing who attacks (``"adversary"`` or ``"attack"``).
         embedded_value: the value of ``slot_argument`` for a random embedded attacker.
         needs_box_observations: the attacked agents must have Box observation spaces.
@@ -76,7 +77,7 @@ THREAT_MODELS: dict[str, ThreatModel] = {
         ThreatModel(
             name="k_corruption_v0",
             factory=k_corruption_v0,
-            paper="000 Sec. 2.2",
+            paper="Nika et al. (TMLR 2024), Sec. 2.2",
             slot_argument="adversary",
             embedded_value="random",
             needs_box_observations=False,
@@ -86,7 +87,7 @@ THREAT_MODELS: dict[str, ThreatModel] = {
         ThreatModel(
             name="byzantine_v0",
             factory=byzantine_v0,
-            paper="002 Sec. 2.2-2.3",
+            paper="Li et al. (ICLR 2024), Sec. 2.2-2.3",
             slot_argument="adversary",
             embedded_value="random",
             needs_box_observations=False,
@@ -95,7 +96,7 @@ THREAT_MODELS: dict[str, ThreatModel] = {
         ThreatModel(
             name="partial_control_v0",
             factory=partial_control_v0,
-            paper="003 Sec. 3",
+            paper="Liu et al. (ICLR 2024), Sec. 3",
             slot_argument="adversary",
             embedded_value="random",
             needs_box_observations=False,
@@ -105,7 +106,7 @@ THREAT_MODELS: dict[str, ThreatModel] = {
         ThreatModel(
             name="state_perturbation_v0",
             factory=state_perturbation_v0,
-            paper="004 App. A-D",
+            paper="He et al. (TMLR 2023), App. A-D",
             slot_argument="attack",
             embedded_value="uniform",
             needs_box_observations=True,

@@ -1,4 +1,4 @@
-"""Bounded observation perturbation (paper 004, He et al., SAMG; paper 002's "w/ N" noise)."""
+"""Bounded observation perturbation (He et al. (TMLR 2023), SAMG; Li et al. (ICLR 2024) noise)."""
 
 from __future__ import annotations
 
@@ -80,13 +80,14 @@ def project(delta: np.ndarray, epsilon: float, norm: str) -> np.ndarray:
 class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
     """Attacked agents observe a perturbed observation inside an epsilon-ball of the truth.
 
-    Paper 004 (He et al., "Robust Multi-Agent RL with State Uncertainty", SAMG, App. A-D):
+    He et al. (TMLR 2023), "Robust Multi-Agent RL with State Uncertainty", SAMG, App. A-D:
     an adversary chi_i per agent replaces the state agent i observes by a perturbed state
     from an admissible set P_s^i, to minimize the agents' return; the environment's
     transitions and rewards are those of the true state. Here the admissible set of an
     observation ``o`` is ``{o' : ||o' - o|| <= epsilon} intersected with [low, high]`` (the
     observation space's bounds), in the l-infinity (default) or l2 norm. Random noise in
-    the ball is the papers' "w/ N" baseline (paper 004 Tables 4-5, paper 002's l-inf noise).
+    the ball is the papers' "w/ N" baseline (He et al. (TMLR 2023), Tables 4-5) and the
+    l-inf noise attack of Li et al. (ICLR 2024), Sec. 4.
 
     Perturbations are computed as ``o' = clip(o + delta, low, high)`` with ``delta`` in the
     ball; since ``o`` is inside the bounds, clipping only moves coordinates towards ``o``,

@@ -30,7 +30,8 @@ class EnvInfo:
         id: the registry ID, ``"adv/<name>-v<version>"`` (a contract: users type it).
         module: the module under ``adv_envs`` with ``parallel_env``/``env`` entry points; its
             docstring is the env's docs page (``docs/envs/<module>.md``).
-        paper: the paper file number and section it follows.
+        paper: the paper and section it follows, as a citation key of ``docs/references.md``
+            (e.g. ``"Nika et al. (TMLR 2024), App. C.1"``).
         kind: ``"cooperative"``, ``"general-sum"`` or ``"zero-sum"``.
         turn_based: AEC only (no ``parallel_env``).
         extra: the pyproject extra its dependencies come from.
@@ -48,30 +49,65 @@ ENVS: tuple[EnvInfo, ...] = (
     EnvInfo(
         "adv/independent_spread-v0",
         "independent_spread",
-        "000 App. C.1",
+        "Nika et al. (TMLR 2024), App. C.1",
         "general-sum",
         extra="mpe",
     ),
-    EnvInfo("adv/xnor_xor-v0", "xnor_xor", "002 App. C.1; 004 App. A-B", "cooperative"),
-    EnvInfo("adv/lbf-v0", "lbf", "002 Sec. 4, App. C.1", "cooperative", extra="lbf"),
-    EnvInfo("adv/multi_ant-v0", "multi_ant", "000 App. C.2", "cooperative", extra="mujoco"),
-    EnvInfo("adv/pursuit-v0", "pursuit", "000 App. C.3", "cooperative", extra="sisl"),
-    EnvInfo("adv/kuhn_poker-v0", "kuhn_poker", "003 Sec. 7, App. E", "zero-sum", turn_based=True),
+    EnvInfo(
+        "adv/xnor_xor-v0",
+        "xnor_xor",
+        "Li et al. (ICLR 2024), App. C.1; He et al. (TMLR 2023), App. A-B",
+        "cooperative",
+    ),
+    EnvInfo(
+        "adv/lbf-v0", "lbf", "Li et al. (ICLR 2024), Sec. 4, App. C.1", "cooperative", extra="lbf"
+    ),
+    EnvInfo(
+        "adv/multi_ant-v0",
+        "multi_ant",
+        "Nika et al. (TMLR 2024), App. C.2",
+        "cooperative",
+        extra="mujoco",
+    ),
+    EnvInfo(
+        "adv/pursuit-v0",
+        "pursuit",
+        "Nika et al. (TMLR 2024), App. C.3",
+        "cooperative",
+        extra="sisl",
+    ),
+    EnvInfo(
+        "adv/kuhn_poker-v0",
+        "kuhn_poker",
+        "Liu et al. (ICLR 2024), Sec. 7, App. E",
+        "zero-sum",
+        turn_based=True,
+    ),
     EnvInfo(
         "adv/cooperative_navigation-v0",
         "cooperative_navigation",
-        "004 App. E.1.1, E.6",
+        "He et al. (TMLR 2023), App. E.1.1, E.6",
         "cooperative",
         extra="mpe",
     ),
     EnvInfo(
-        "adv/exchange_target-v0", "exchange_target", "004 App. E.1.2", "cooperative", extra="mpe"
+        "adv/exchange_target-v0",
+        "exchange_target",
+        "He et al. (TMLR 2023), App. E.1.2",
+        "cooperative",
+        extra="mpe",
     ),
-    EnvInfo("adv/keep_away-v0", "keep_away", "004 App. E.1.3", "general-sum", extra="mpe"),
+    EnvInfo(
+        "adv/keep_away-v0",
+        "keep_away",
+        "He et al. (TMLR 2023), App. E.1.3",
+        "general-sum",
+        extra="mpe",
+    ),
     EnvInfo(
         "adv/physical_deception-v0",
         "physical_deception",
-        "004 App. E.1.4",
+        "He et al. (TMLR 2023), App. E.1.4",
         "general-sum",
         extra="mpe",
     ),

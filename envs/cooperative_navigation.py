@@ -1,14 +1,14 @@
 """Cooperative Navigation: N agents must cover N landmarks together without colliding.
 
-MPE's Spread (Lowe et al., 2017) as used by He et al., "Robust Multi-Agent RL with State
-Uncertainty" (paper 004), App. E.1.1 (3 agents, 3 landmarks) and App. E.6 (the same task with
+MPE's Spread (Lowe et al., 2017) as used by He et al. (TMLR 2023), "Robust Multi-Agent RL with
+State Uncertainty", App. E.1.1 (3 agents, 3 landmarks) and App. E.6 (the same task with
 6 agents, `N=6`), with the 25-step episodes of its Table 3. This module is a thin wrapper
 around mpe2's `simple_spread_v3` that fixes the paper's configuration and validates its
 arguments; the dynamics, observations and rewards are mpe2's.
 
 | | |
 |---|---|
-| Agents | `agent_0` ... `agent_{N-1}` (default `N=3`; paper 004 E.6: `N=6`) |
+| Agents | `agent_0` ... `agent_{N-1}` (default `N=3`; the paper's App. E.6: `N=6`) |
 | Actions | `Discrete(5)`: 0 no-op, 1 left, 2 right, 3 down, 4 up; with `continuous_actions=True` `Box(0, 1, (5,), float32)` |
 | Observations | `Box(-inf, inf, (6N,), float32)`: `[v_i (2), p_i (2), l_k - p_i for every landmark k (2N), p_j - p_i for every other agent j (2(N-1)), the other agents' communication (2(N-1), always 0: agents are silent)]` |
 | State | `Box(-inf, inf, (6N^2,), float32)`: mpe2's state, the concatenated observations of all agents in agent order |
@@ -30,12 +30,12 @@ Bad values raise `adv_wrappers.errors.InvalidArgumentError`.
 
 ## Differences from the paper
 
-Paper 004 describes the task only in words ("agents want to occupy all the landmarks ... they
+The paper describes the task only in words ("agents want to occupy all the landmarks ... they
 will be penalized when collisions happen") and ran the original MPE code; mpe2's rewards are
 scaled differently from it. In the original code every agent receives the *sum* over agents of
 `-Σ_k min_j ‖p_j - l_k‖ - (collisions, counting the agent itself)`; mpe2 (and this env) mixes
 the shared distance term and the agent's own collision count with `local_ratio`. Episode
-returns are therefore not comparable with the numbers of paper 004's Tables 4-5.
+returns are therefore not comparable with the numbers of the paper's Tables 4-5.
 
 ## Version History
 

@@ -1,7 +1,7 @@
 """Exchange Target: two agents must each reach a landmark that only the other agent knows.
 
-MPE's Reference scenario (Lowe et al., 2017) as used by He et al., "Robust Multi-Agent RL with
-State Uncertainty" (paper 004), App. E.1.2: 2 agents, 3 landmarks, 25-step episodes (its
+MPE's Reference scenario (Lowe et al., 2017) as used by He et al. (TMLR 2023), "Robust Multi-Agent
+RL with State Uncertainty", App. E.1.2: 2 agents, 3 landmarks, 25-step episodes (its
 Table 3). Each agent's target landmark is known only to the other agent, so both have to speak
 (10 symbols) and listen while they move; both are "generous": an agent is paid more for the
 other agent's progress than for its own. This module is a thin wrapper around mpe2's
@@ -35,11 +35,11 @@ Bad values raise `adv_wrappers.errors.InvalidArgumentError`.
 
 ## Differences from the paper
 
-Paper 004 describes the task only in words and ran the original MPE code, where each agent's
+The paper describes the task only in words and ran the original MPE code, where each agent's
 reward is the negative *squared* distance `-‖p_j - g_i‖²` with no mixing between agents. mpe2
 (and this env) uses the unsquared distance mixed with the agents' mean by `local_ratio`, which
 is what makes the agents "generous" as the paper describes. Episode returns are therefore not
-comparable with paper 004's Table 4.
+comparable with the paper's Table 4.
 
 ## Version History
 

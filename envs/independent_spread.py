@@ -1,12 +1,12 @@
 """Independent Spread: every agent walks to its own landmark and must not bump into the others.
 
 A general-sum variant of the multi-agent particle environment's Spread (Lowe et al., 2017),
-following Nika et al., "Defending Against Unknown Corrupted Agents" (paper 000), App. C.1 and
+following Nika et al. (TMLR 2024), "Defending Against Unknown Corrupted Agents", App. C.1 and
 the Independent Spread rows of Table 1. Each of the `N` agents is assigned its own landmark
 (agent `i` gets landmark `i`) and is paid for its own progress only: the negative L2 distance
 to its landmark minus a large penalty (10) for every other agent it collides with. Because the
 rewards are individual, an attacker that corrupts some agents can single out one victim, which
-is why paper 000 reports the worst case over victims. The physics are MPE's (mpe2's particle
+is why the paper reports the worst case over victims. The physics are MPE's (mpe2's particle
 world: a point mass with damping, soft collision forces), the scenario is this module's own.
 
 | | |
@@ -29,7 +29,7 @@ Observation of agent `i` (all positions in world coordinates, in `[-1, 1]` at re
 | `[6:2N+4]` | every other agent `j` in index order, relative: `p_j - p_i` |
 
 An agent never sees the other agents' landmarks; the others can only guess its landmark from
-how it moves, which is what a corrupted agent exploits to block it (paper 000, Fig. 2).
+how it moves, which is what a corrupted agent exploits to block it (Nika et al. (TMLR 2024), Fig. 2).
 
 At reset the agents and landmarks are placed uniformly at random in `[-1, 1]^2` with zero
 velocity. Collisions are counted after the physics step, from the new positions; two agents in
@@ -70,7 +70,7 @@ Example:
 
 ## Differences from the paper
 
-- Paper 000 lists the observation as the agent's position and the relative positions of its
+- The paper lists the observation as the agent's position and the relative positions of its
   landmark and of the other agents; the agent's velocity is added here (as in every MPE
   scenario), because actions change the velocity and without it the observation is not Markov.
 - The paper gives neither the number of agents nor the episode length; the defaults (3 agents,

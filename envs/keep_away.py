@@ -1,7 +1,7 @@
 """Keep-away: an agent wants to reach its target landmark, an adversary pushes it away.
 
-MPE's Push scenario (Lowe et al., 2017) as used by He et al., "Robust Multi-Agent RL with State
-Uncertainty" (paper 004), App. E.1.3: 1 agent, 1 adversary, 25-step episodes (its Table 3).
+MPE's Push scenario (Lowe et al., 2017) as used by He et al. (TMLR 2023), "Robust Multi-Agent RL with
+State Uncertainty", App. E.1.3: 1 agent, 1 adversary, 25-step episodes (its Table 3).
 The agent knows which landmark is the target; the adversary does not, and must keep the agent
 away from it by pushing it (the two bodies collide) or by sitting on the landmark. This module
 is a thin wrapper around mpe2's `simple_push_v3` that fixes the paper's configuration and
@@ -33,7 +33,7 @@ Bad values raise `adv_wrappers.errors.InvalidArgumentError`.
 
 ## Differences from the paper
 
-Paper 004 (like MPE's README) speaks of 1 landmark; the MPE code it ran, and mpe2, place 2
+The paper (like MPE's README) speaks of 1 landmark; the MPE code it ran, and mpe2, place 2
 landmarks of which one, drawn at random each episode, is the target: the agent knows which,
 the adversary has to infer it. This env keeps the code's 2 landmarks. The "adversary" here is a
 player of the game, not an attacker of `adv_wrappers`; a threat model can still corrupt either

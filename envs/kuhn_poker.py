@@ -1,7 +1,7 @@
-"""Kuhn poker: the two-player, three-card zero-sum poker game of paper 003's experiments.
+"""Kuhn poker: the two-player, three-card zero-sum poker game of Liu et al. (ICLR 2024).
 
-Kuhn (1950) poker as used in paper 003 (Liu et al., "Rethinking Adversarial Policies",
-Sec. 7 and App. E.1/E.3), where the victim's exploitability under the partial-control
+Kuhn (1950) poker as used by Liu et al. (ICLR 2024), "Rethinking Adversarial Policies",
+Sec. 7 and App. E.1/E.3, where the victim's exploitability under the partial-control
 attack (Sec. 3, Def. 4.1) is computed exactly by game-tree search: the deck is J < Q < K,
 each player antes 1 chip and gets one private card, ``player_0`` acts first, and a
 player can pass (check, or fold when facing a bet) or bet (bet 1 chip, or call a bet).
@@ -76,7 +76,7 @@ are indexed by).
 
 ## Differences from the paper
 
-None in the rules. Paper 003 runs the game in OpenSpiel; this env reproduces OpenSpiel's
+None in the rules. The paper runs the game in OpenSpiel; this env reproduces OpenSpiel's
 `kuhn_poker` (same rules, same action numbering, observation = its information-state
 tensor), which the tests check against `pyspiel`: observations and payoffs for every deal
 and betting sequence, and the exact tools' payoffs, best responses and exploitability. The paper's policies are MLPs (App. E.3); that is the trainers' business.

@@ -1,7 +1,7 @@
 """Exact tools for Kuhn poker: tabular policies, expected payoffs, best responses, exploitability.
 
-Pure Python/numpy companions of `adv_envs.kuhn_poker` for paper 003 (Liu et al.,
-"Rethinking Adversarial Policies", ICLR 2024): Algorithm 1's min oracle for Kuhn poker is
+Pure Python/numpy companions of `adv_envs.kuhn_poker` for Liu et al. (ICLR 2024),
+"Rethinking Adversarial Policies": Algorithm 1's min oracle for Kuhn poker is
 "achieved through game tree search" (Sec. 7), i.e. the attacker's exact best response
 under partial control, and Fig. 2 reports the victim's exploitability (Def. 4.1).
 
@@ -34,7 +34,7 @@ player 0's payoff; player 1's is its negative).
 ## Best response and the partial-control min oracle
 
 The responder `r` plays against a fixed opponent policy `pi_o`. When an attacker controls
-`r` only with probability `eps` (paper 003, Eq. 3.2), `r` executes
+`r` only with probability `eps` (Liu et al., Eq. 3.2), `r` executes
 
     sigma_r = (1 - eps) * benign_r + eps * attacker_r
 
@@ -69,7 +69,7 @@ oracle's victim value is `-value`.
   `exploitability = NashConv / 2`, the *average* over the two players of the
   best-response gains. It is 0 exactly at a Nash equilibrium; uniform random play has
   exploitability 11/24.
-* Paper 003's one-sided exploitability (Def. 4.1, :func:`one_sided_exploitability`) of
+* Liu et al.'s one-sided exploitability (Def. 4.1, :func:`one_sided_exploitability`) of
   one victim policy `pi_nu`: `Expl(pi_nu) = -min_{pi_alpha} V_nu(pi_nu, (1 - eps)
   pi_hat_alpha + eps pi_alpha)`, with `V_nu` the victim's expected payoff. It is the
   attacker's best-response value and is not centred: at `eps = 1` it is at least the
@@ -259,7 +259,7 @@ def all_deterministic_policies(player: int) -> Iterator[TabularPolicy]:
 
 
 def mix(benign: TabularPolicy, attacker: TabularPolicy, epsilon: float) -> TabularPolicy:
-    """The executed policy ``(1 - epsilon) * benign + epsilon * attacker`` (paper 003, Eq. 3.2)."""
+    """The executed policy ``(1 - epsilon) * benign + epsilon * attacker`` (Liu et al., Eq. 3.2)."""
     _check_policy(benign, "benign")
     _check_policy(attacker, "attacker")
     if benign.player != attacker.player:
@@ -360,7 +360,7 @@ def best_response(
 
     The responder is ``1 - opponent.player``. It executes ``(1 - epsilon) * benign +
     epsilon * pi`` and ``pi`` maximises its expected payoff (minimises the opponent's):
-    Algorithm 1's min oracle of paper 003 with the victim ``opponent``.
+    Algorithm 1's min oracle of Liu et al. with the victim ``opponent``.
 
     Args:
         opponent: the fixed policy of the other player (the victim ``pi_nu``).
@@ -427,7 +427,7 @@ def exploitability(policy_0: TabularPolicy, policy_1: TabularPolicy) -> float:
 def one_sided_exploitability(
     victim: TabularPolicy, *, epsilon: float = 1.0, benign: TabularPolicy | None = None
 ) -> float:
-    """Paper 003's Def. 4.1: ``-min_{pi_alpha} V_victim(victim, (1 - eps) benign + eps pi_alpha)``.
+    """Liu et al.'s Def. 4.1: ``-min_{pi_alpha} V_victim(victim, (1 - eps) benign + eps pi_alpha)``.
 
     ``benign`` is the attacked player's benign policy (required when epsilon < 1).
     """

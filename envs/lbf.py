@@ -1,9 +1,9 @@
 """Level-Based Foraging 12x12, 4 agents, 4 food, forced cooperation, collisions off.
 
-The Level-Based Foraging task (Papoudakis et al., 2020) as configured by paper 002
-(Li et al., "Byzantine Robust Cooperative MARL as a Bayesian Game", Sec. 4 and App. C.1): agents
+The Level-Based Foraging task (Papoudakis et al., 2020) as configured by Li et al.
+(ICLR 2024), "Byzantine Robust Cooperative MARL as a Bayesian Game", Sec. 4 and App. C.1: agents
 with levels walk on a grid and load food; a food is loaded when the agents adjacent to it that
-choose LOAD have a total level at least the food's level. Paper 002 uses the *cooperative*
+choose LOAD have a total level at least the food's level. The paper uses the *cooperative*
 (forced-cooperation) map `12x12-4p-4f` and turns agent collisions **off**, so that an adversarial
 agent cannot win by physically blocking its allies. The game rules, spawning, observations and
 reward values are those of the `lbforaging` package (2.0); this module adds the collision-off
@@ -26,7 +26,7 @@ movement, the parallel PettingZoo API, the team reward, a global state and a hea
   in a row or column). With `force_coop=True` every food has level equal to the sum of the three
   lowest agent levels (all agent levels if fewer than three agents); otherwise each food level
   is uniform in 1..that sum.
-- **Movement with `collisions=False`** (default, paper 002): every agent whose move is legal
+- **Movement with `collisions=False`** (default, as in the paper): every agent whose move is legal
   moves, whatever the others do; several agents may end up in, or pass through, the same cell.
   Food cells and the grid border still block movement.
 - **Movement with `collisions=True`** (lbforaging's rule): agents that target the same cell
@@ -44,7 +44,7 @@ movement, the parallel PettingZoo API, the team reward, a global state and a hea
 |---|---|---|
 | `field_size` | `12` | int >= 5: the grid is `field_size` x `field_size` |
 | `n_agents` | `4` | int >= 1 |
-| `n_food` | `4` | int >= 1 with `13 * (n_food - 1) + n_agents <= 0.9 * (field_size - 2) ** 2`, so that spawning always finds room (`12x12` with 4 agents: up to 7); `3` gives the `12x12-4p-3f` map of paper 002 Sec. 4 |
+| `n_food` | `4` | int >= 1 with `13 * (n_food - 1) + n_agents <= 0.9 * (field_size - 2) ** 2`, so that spawning always finds room (`12x12` with 4 agents: up to 7); `3` gives the `12x12-4p-3f` map of the paper's Sec. 4 |
 | `max_agent_level` | `3` | int >= 1: agent levels are uniform in `1..max_agent_level` |
 | `sight` | `None` | `None` (= `field_size`, full observability) or an int in `1..field_size`: the half-width of each agent's observation window |
 | `force_coop` | `True` | bool: every food needs the three lowest agent levels together (see Rules) |
@@ -78,9 +78,9 @@ Agents of levels 1 and 2 load a level-3 food together (two foods of level 3 on t
 
 ```
 
-## Differences from paper 002 and lbforaging
+## Differences from the paper and lbforaging
 
-- Paper 002 names the map `12x12-4p-3f-c` in Sec. 4 and `12x12-4p-4f` in App. C.1 (the
+- The paper names the map `12x12-4p-3f-c` in Sec. 4 and `12x12-4p-4f` in App. C.1 (the
   authors' released configuration uses 3 food); the default here is 4 food, `n_food=3` the
   other variant. Both are the forced-cooperation (`-c`) version.
 - The paper does not state the agent levels, sight or episode length. The defaults follow
@@ -140,7 +140,7 @@ _AGENT_COLOURS = np.array(
 
 
 class LBFParallelEnv(ParallelEnv):
-    """Level-Based Foraging (paper 002's configuration) as a PettingZoo parallel env.
+    """Level-Based Foraging (Li et al. (ICLR 2024)'s configuration) as a PettingZoo parallel env.
 
     The game itself is an ``lbforaging.ForagingEnv`` in :attr:`game`; see the module
     docstring for the rules, spaces and arguments.

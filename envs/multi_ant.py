@@ -1,7 +1,7 @@
 """Multi-agent Ant 4x2: four agents, one leg each, paid for moving the ant forward together.
 
-The cooperative multi-agent MuJoCo Ant of paper 000 (Nika et al., "Defending Against Unknown
-Corrupted Agents", App. C.2), after Peng et al. (2021): the Ant's eight hinge joints are split
+The cooperative multi-agent MuJoCo Ant of Nika et al. (TMLR 2024), "Defending Against Unknown
+Corrupted Agents", App. C.2, after Peng et al. (2021): the Ant's eight hinge joints are split
 into four legs (MaMuJoCo's `"4x2"` factorization, `gymnasium_robotics.mamujoco_v1`), each
 controlled by one agent that applies torque to its hip (torso to upper leg) and ankle (upper to
 lower leg) joints. Every agent receives the same reward: the ant's forward progress since the
@@ -50,7 +50,7 @@ True
 
 ```
 
-## Differences from paper 000
+## Differences from the paper
 
 - "Forward momentum compared to the preceding frame" is read as the torso's mean forward
   velocity over the step, `(x_after - x_before) / dt`, the forward term of Gymnasium's Ant and
@@ -90,7 +90,7 @@ HEALTHY_Z_RANGE = (0.2, 1.0)
 
 
 class MultiAntParallelEnv(ParallelEnv):
-    """MaMuJoCo Ant 4x2 with paper 000's shared reward; see the module docstring."""
+    """MaMuJoCo Ant 4x2 with the shared reward of Nika et al. (TMLR 2024); see the module docstring."""
 
     metadata = {
         "name": "multi_ant_v0",

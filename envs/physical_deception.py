@@ -1,7 +1,7 @@
 """Physical Deception: two agents cover the target landmark while hiding it from an adversary.
 
-MPE's Adversary scenario (Lowe et al., 2017) as used by He et al., "Robust Multi-Agent RL with
-State Uncertainty" (paper 004), App. E.1.4: 2 cooperating agents, 1 adversary, 2 landmarks of
+MPE's Adversary scenario (Lowe et al., 2017) as used by He et al. (TMLR 2023), "Robust Multi-Agent
+RL with State Uncertainty", App. E.1.4: 2 cooperating agents, 1 adversary, 2 landmarks of
 which one is the target, 25-step episodes (its Table 3). Everybody wants to be at the target,
 but only the cooperating agents know which landmark it is; they are paid when one of them is
 close to it and when the adversary is far from it, so their best play is to cover every
@@ -26,7 +26,7 @@ drawn uniformly, and drawn in green.
 
 | argument | default | allowed values |
 |---|---|---|
-| `N` | `2` | int >= 1: number of cooperating agents and of landmarks (2 in paper 004) |
+| `N` | `2` | int >= 1: number of cooperating agents and of landmarks (2 in the paper) |
 | `max_cycles` | `25` | int >= 1: episode length in steps |
 | `continuous_actions` | `False` | bool |
 | `render_mode` | `None` | `None`, `"rgb_array"` or `"human"` |

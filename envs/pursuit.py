@@ -1,7 +1,7 @@
 """Pursuit: eight pursuers on a grid must surround and capture thirty randomly moving evaders.
 
-SISL's Pursuit (Gupta et al., 2017) in the configuration of Nika et al., "Defending Against
-Unknown Corrupted Agents" (paper 000), App. C.3: 8 pursuers, 30 evaders, a 7x7 view, a reward
+SISL's Pursuit (Gupta et al., 2017) in the configuration of Nika et al. (TMLR 2024), "Defending
+Against Unknown Corrupted Agents", App. C.3: 8 pursuers, 30 evaders, a 7x7 view, a reward
 of 5 for every capture and an urgency reward of -0.1 per step. An evader is captured when it
 is enclosed on all four sides by pursuers or walls. This module is a thin wrapper around
 PettingZoo's `pursuit_v5` that fixes the paper's configuration and validates its arguments;
@@ -58,13 +58,13 @@ Bad values raise `adv_wrappers.errors.InvalidArgumentError`.
 
 ## Differences from the paper
 
-Paper 000 gives the numbers above (8 pursuers, 30 evaders, 7x7 view, capture 5, urgency
+The paper gives the numbers above (8 pursuers, 30 evaders, 7x7 view, capture 5, urgency
 -0.1) and the surround rule, all PettingZoo's defaults; it says nothing about the map size,
 episode length, the small tag reward or how the capture reward is shared, so PettingZoo's
 defaults are kept (16x16, 500 steps, `tag_reward=0.01`, shared reward). PettingZoo's
 `constraint_window` (spawn in a sub-window of the map) is fixed at its default 1.0, the whole
 map: smaller windows can make PettingZoo's start-position search loop forever. "Cooperative" and
-"a common reward function" in paper 000 (Sec. 6) match `shared_reward=True`.
+"a common reward function" in the paper (Sec. 6) match `shared_reward=True`.
 
 ## Version History
 

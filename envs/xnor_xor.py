@@ -1,14 +1,14 @@
-"""XNOR/XOR: the two-agent two-state game of papers 002 and 004, with exact reference values.
+"""XNOR/XOR: the two-agent two-state game of Li et al. and He et al., with exact values.
 
 Two agents, two states. In state s1 the agents are paid 1 for *equal* actions (XNOR), in s2
 for *different* actions (XOR); equal actions switch the state, different actions keep it.
-It is the iterated toy game of paper 002 (Li et al., App. C.1, taken from Han et al. 2022:
+It is the iterated toy game of Li et al. (ICLR 2024), App. C.1 (taken from Han et al. 2022:
 100 steps, one agent may be a Byzantine adversary) and the two-agent two-state game of
-paper 004 (He et al., App. A-B, Eqs. 12-14: discount 0.99, every state may be perturbed into
+He et al. (TMLR 2023), App. A-B (Eqs. 12-14: discount 0.99, every state may be perturbed into
 every state). Small enough for exact answers: `adv_envs.xnor_xor_exact` computes the values
 of any tabular joint policy with or without a state-perturbation adversary, the worst-case
-perturbation (paper 004 Prop. 4.1), episodic returns and the worst-case Byzantine ally
-(paper 002); see its module docstring for the math and the paper's numbers.
+perturbation (He et al., Prop. 4.1), episodic returns and the worst-case Byzantine ally
+(Li et al.); see its module docstring for the math and the paper's numbers.
 
 | | |
 |---|---|
@@ -18,35 +18,35 @@ perturbation (paper 004 Prop. 4.1), episodic returns and the worst-case Byzantin
 | State | the same one-hot vector (`state_space` equals an observation space) |
 | Rewards | shared: both agents get `1.0` if (s1 and equal actions) or (s2 and different actions), else `0.0` |
 | Transitions | deterministic: equal actions switch s1 <-> s2, different actions keep the state |
-| Episode | truncated after `max_cycles` steps (default 100, paper 002); with `discount=gamma` also terminated after each step with probability `1 - gamma` |
+| Episode | truncated after `max_cycles` steps (default 100, as in Li et al.); with `discount=gamma` also terminated after each step with probability `1 - gamma` |
 | Start | s1 or s2 with probabilities `initial_state_probs` (default 1/2 each) |
 
-The initial state. Paper 002's text does not state it; its public code
+The initial state. Li et al.'s text does not state it; its public code
 (`DIG-Beihang/EIR-MAPPO`, `eir_mappo/env/toy_example/toy_example.py`) draws s1 or s2 with
-probability 1/2 each and runs 100 steps: that is the default. Paper 004 keeps the initial
+probability 1/2 each and runs 100 steps: that is the default. He et al. keep the initial
 distribution `Pr(s_0)` general and quotes values per state; its robust policy pi_1 (App. C.4)
 is robust only for episodes that always start in s2: use `initial_state_probs=(0, 1)`, or
-`reset(options={"initial_state": "s2"})` for one episode. (Paper 002's code also appends the
+`reset(options={"initial_state": "s2"})` for one episode. (Li et al.'s code also appends the
 agent index, the previous state and the previous actions to the observation; here the
-observation is the state, as in paper 004.)
+observation is the state, as in He et al.)
 
-Discount. Paper 004's values are discounted (gamma = 0.99, infinite horizon). With
+Discount. He et al.'s values are discounted (gamma = 0.99, infinite horizon). With
 `discount=gamma` every step ends the episode (termination, not truncation) with probability
 `1 - gamma` after its reward, so the expected *undiscounted* return of an episode from s is
-the discounted value `V(s)` of paper 004 (with `max_cycles=None`; with a finite `max_cycles`
+the discounted value `V(s)` of He et al. (with `max_cycles=None`; with a finite `max_cycles`
 it is the discounted value truncated after `max_cycles` steps, which
 `xnor_xor_exact.episodic_value(..., horizon=max_cycles, gamma=gamma)` gives exactly). Without
 `discount` (default) episodes last exactly `max_cycles` steps.
 
 Threat models. `state_perturbation_v0` perturbs the one-hot observation inside an epsilon
-ball (intersected with the bounds `[0, 1]^2`, which the wrapper enforces). Paper 004's
+ball (intersected with the bounds `[0, 1]^2`, which the wrapper enforces). He et al.'s
 perturbation set is P_s = {s1, s2}: the adversary shows the agent the *other state*. Moving
 s1 = `[1, 0]` to s2 = `[0, 1]` changes each coordinate by 1, so the exact one-hot flip needs
 `epsilon >= 1` in l-inf (`>= sqrt(2)` in l2); with `epsilon=1, norm="linf"` the ball is the
 whole square and contains P_s. It also contains points that are no state (e.g.
 `[0.4, 0.6]`), and an agent that reads the state as the argmax of its observation is
 already fooled by `epsilon > 1/2` in l-inf (`> sqrt(2)/2` in l2), not by smaller ones:
-paper 002's l-inf noise with epsilon = 1.0 can flip the state, epsilon = 0.2 cannot. To apply
+Li et al.'s l-inf noise with epsilon = 1.0 can flip the state, epsilon = 0.2 cannot. To apply
 a perturbation `chi_i(o | s)` exactly, embed an attack policy that returns
 `u = onehot(o) - obs` (in `[-1, 1]^2`) with `epsilon=1`; the tests of this env do that, one
 wrapper per agent. `byzantine_v0` replaces one agent's actions: the worst-case ally of

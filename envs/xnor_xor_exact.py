@@ -2,7 +2,8 @@
 are judged by. NumPy only; every number is computed by a linear solve, an enumeration or
 backward induction, never by sampling.
 
-The game (paper 004 App. A-B, Eqs. 12-13; the iterated XNOR/XOR toy of paper 002 App. C.1).
+The game (He et al. (TMLR 2023), App. A-B, Eqs. 12-13; the iterated XNOR/XOR toy of Li et al.
+(ICLR 2024), App. C.1).
 Two agents, two states s1, s2 (indices 0, 1), two actions a1, a2 (indices 0, 1); the paper's
 agents 1, 2 are ``agent_0``, ``agent_1`` of the env, and index 0 / 1 below. The shared
 reward and the deterministic transition are::
@@ -17,7 +18,7 @@ state the agent *observes* (s1, s2), columns = the probabilities of a1, a2. Rows
 probability vectors (entries >= 0, sum 1 within 1e-9). :data:`COOPERATIVE`,
 :data:`UNIFORM`, :data:`ALWAYS_EQUAL` and :data:`ROBUST_PI1` are the paper's policies.
 
-State perturbation (paper 004, SAMG). An adversary per agent i sees the true state s and
+State perturbation (He et al., SAMG). An adversary per agent i sees the true state s and
 chooses the state the agent observes: ``chi[i][s, o] = chi_i(o | s)`` (a 2x2 row-stochastic
 array; ``None`` for an agent means "no perturbation", the identity). The admissible set is
 P_s = {s1, s2} (Eq. 14: any state may be perturbed to any state). Agent i then acts with the
@@ -33,9 +34,9 @@ expected reward ``r(s1) = q(s1)``, ``r(s2) = 1 - q(s2)`` and transition matrix
 Functions:
 
 * :func:`evaluate` - discounted infinite-horizon values ``V(s) = E[sum_t gamma^t r_t | s_0 = s]``
-  with or without perturbation: the Bellman equation (paper 004 Eq. 20)
+  with or without perturbation: the Bellman equation (He et al., Eq. 20)
   ``V = r + gamma P V``, solved exactly, ``V = (I - gamma P)^{-1} r``.
-* :func:`worst_case_perturbation` - the optimal adversary of paper 004 Prop. 4.1. With the
+* :func:`worst_case_perturbation` - the optimal adversary of He et al., Prop. 4.1. With the
   agents' policies fixed, the joint adversary is an MDP on the true state whose actions are
   the pairs of perturbed states (rho^1, rho^2), with reward
   ``r_hat(s, rho) = -sum_a pi(a | rho) r(s, a)`` (Eq. 15) and transitions
@@ -50,7 +51,7 @@ Functions:
   (default ``gamma = 1``: the undiscounted return of an ``H``-step episode), by backward
   induction ``V_0 = 0``, ``V_k = r_{H-k} + gamma P_{H-k} V_{k-1}``; policies may depend on the
   step (``(H, 2, 2)`` tables: row ``t`` is used at step ``t``, t = 0 is the first step).
-* :func:`byzantine_best_response` - paper 002's threat on this game: one agent is taken over
+* :func:`byzantine_best_response` - Li et al.'s threat on this game: one agent is taken over
   by a worst-case "ally" that sees the true state (and the step count) and knows the
   defender's policy; the defender plays its table. The adversary's problem is a
   finite-horizon MDP, solved by backward induction::
@@ -61,7 +62,7 @@ Functions:
   (a = the defender's action, b = the adversary's). In this game the best response is
   the same at every step (proved in its docstring): a stationary ally is a worst case.
 
-What the values say (gamma = 0.99, paper 004 App. B): :data:`COOPERATIVE` is worth 100 in
+What the values say (gamma = 0.99, He et al., App. B): :data:`COOPERATIVE` is worth 100 in
 both states clean and 0 against its worst-case perturbation; :data:`UNIFORM` is worth 50
 whatever the adversary does; :data:`ALWAYS_EQUAL` is worth 1/(1-gamma^2) ~ 50.25 from s1 and
 gamma/(1-gamma^2) ~ 49.75 from s2 under any perturbation; :data:`ROBUST_PI1` (App. C.4) is
@@ -72,7 +73,7 @@ whose actions ignore the observation (:data:`ALWAYS_EQUAL`, :data:`ROBUST_PI1` a
 a1 <-> a2 mirrors). The four other deterministic policies that are equal (or different) in
 both states, e.g. both agents "a1 in s1, a2 in s2", change their joint action when one
 agent alone is shown the other state, so their worst case is 0 in both states, not what
-B.3 says (the tests check all 16). Episodic, 100 steps (paper 002):
+B.3 says (the tests check all 16). Episodic, 100 steps (Li et al.):
 the cooperative policy gets 100 clean; against a Byzantine worst-case ally every
 deterministic defender gets 0 and the uniform defender gets 50 (no defender can get more:
 the ally can always hold the expected reward of a step to at most 1/2).
@@ -102,7 +103,7 @@ PROB_TOL = 1e-9
 TIE_TOL = 1e-9
 """Values closer than this are ties (broken as documented by each function)."""
 
-# REWARD[s, a0, a1] and NEXT_STATE[s, a0, a1] (paper 004 Eqs. 12-13)
+# REWARD[s, a0, a1] and NEXT_STATE[s, a0, a1] (He et al., Eqs. 12-13)
 _EQUAL = np.eye(2, dtype=bool)
 REWARD = np.stack([_EQUAL, ~_EQUAL]).astype(np.float64)
 REWARD.flags.writeable = False
@@ -117,15 +118,15 @@ def _frozen(a: Any) -> np.ndarray:
 
 
 COOPERATIVE = (_frozen([[1, 0], [1, 0]]), _frozen([[1, 0], [0, 1]]))
-"""Paper 004 App. B.1: pi^1(a1|s1) = pi^1(a1|s2) = pi^2(a1|s1) = pi^2(a2|s2) = 1 (equal in s1,
+"""He et al., App. B.1: pi^1(a1|s1) = pi^1(a1|s2) = pi^2(a1|s1) = pi^2(a2|s2) = 1 (equal in s1,
 different in s2): optimal without adversary (100 in both states at gamma = 0.99)."""
 UNIFORM = (_frozen([[0.5, 0.5], [0.5, 0.5]]), _frozen([[0.5, 0.5], [0.5, 0.5]]))
-"""Paper 004 App. B.2 (pi_2 of Thm. 4.3): every probability 0.5; 50 against any adversary."""
+"""He et al., App. B.2 (pi_2 of Thm. 4.3): every probability 0.5; 50 against any adversary."""
 ALWAYS_EQUAL = (_frozen([[1, 0], [1, 0]]), _frozen([[1, 0], [1, 0]]))
-"""Paper 004 App. B.3 case (3), both agents always a1: the state cycles s1, s2, s1, ... and
+"""He et al., App. B.3 case (3), both agents always a1: the state cycles s1, s2, s1, ... and
 no perturbation changes that (the actions ignore the observation)."""
 ROBUST_PI1 = (_frozen([[1, 0], [1, 0]]), _frozen([[0, 1], [0, 1]]))
-"""Paper 004 App. B.5 / C.4, pi_1: pi^1(a1|s1) = pi^1(a1|s2) = pi^2(a2|s1) = pi^2(a2|s2) = 1
+"""He et al., App. B.5 / C.4, pi_1: pi^1(a1|s1) = pi^1(a1|s2) = pi^2(a2|s1) = pi^2(a2|s2) = 1
 (always different): 0 from s1, 100 from s2, whatever the adversary does; the robust agent
 policy when the episode always starts in s2."""
 
@@ -264,12 +265,12 @@ def evaluate(pi0: Any, pi1: Any, gamma: float = 0.99, chi: Any = None) -> np.nda
     """Exact discounted values ``(V(s1), V(s2))`` of a joint tabular policy.
 
     ``V(s) = E[sum_{t>=0} gamma^t r_t | s_0 = s]`` where agent i acts on the state its
-    adversary shows it, ``o ~ chi_i(. | s)``. Solves the Bellman equation of paper 004
-    Eq. (20), ``V = r + gamma P V``, as ``V = (I - gamma P)^{-1} r``.
+    adversary shows it, ``o ~ chi_i(. | s)``. Solves the Bellman equation of He et
+    al., Eq. (20), ``V = r + gamma P V``, as ``V = (I - gamma P)^{-1} r``.
 
     Args:
         pi0, pi1: the agents' 2x2 policy tables ``pi_i[o, a]``.
-        gamma: discount factor in [0, 1) (paper 004: 0.99).
+        gamma: discount factor in [0, 1) (He et al.: 0.99).
         chi: ``None`` (no adversary) or a perturbation (see :func:`check_chi`).
 
     Returns:
@@ -295,7 +296,7 @@ def _deterministic_chi(maps: dict[int, tuple[int, int]]) -> np.ndarray:
 def worst_case_perturbation(
     pi0: Any, pi1: Any, gamma: float = 0.99, *, attacked: Sequence[int] = (0, 1)
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The optimal state-perturbation adversary against a fixed joint policy (paper 004 Prop. 4.1).
+    """The optimal state-perturbation adversary against a fixed joint policy (He et al., Prop. 4.1).
 
     The joint adversary is the MDP of Prop. 4.1 (actions: the pairs of perturbed states;
     reward minus the agents' expected reward, Eq. 15; transitions Eq. 16). It has an
@@ -312,7 +313,7 @@ def worst_case_perturbation(
     Args:
         pi0, pi1: the agents' 2x2 policy tables ``pi_i[o, a]``.
         gamma: discount factor in [0, 1).
-        attacked: the agents that have an adversary (default both, as in paper 004).
+        attacked: the agents that have an adversary (default both, as in He et al.).
 
     Returns:
         ``(chi, values)``: ``chi[i, s, o] = chi_i(o | s)`` (shape ``(2, 2, 2)``, 0/1 entries;
@@ -360,7 +361,7 @@ def episodic_value(
     """Exact expected return of an ``horizon``-step episode, from each start state.
 
     ``V_H(s) = E[sum_{t=0}^{H-1} gamma^t r_t | s_0 = s]`` (default gamma = 1: the
-    undiscounted episode return, paper 002's 100-step toy). Backward induction:
+    undiscounted episode return, Li et al.'s 100-step toy). Backward induction:
     ``V_0 = 0``, ``V_k = r_{H-k} + gamma P_{H-k} V_{k-1}`` with ``(r_t, P_t)`` the chain of the
     policies used at step t. With the env's ``discount`` argument set to gamma, this is also
     the expected *undiscounted* return of an env episode truncated at ``max_cycles = H``.
@@ -395,7 +396,7 @@ def byzantine_best_response(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact worst-case Byzantine ally against a tabular defender, over a finite horizon.
 
-    Paper 002's threat on the toy game: agent ``adversary_agent`` is taken over by an
+    Li et al.'s threat on the toy game: agent ``adversary_agent`` is taken over by an
     adversary that sees the true state and the step count, knows the defender's policy
     (not its sampled action: moves are simultaneous) and minimizes the shared return; the
     other agent plays ``defender_policy`` on the true state. Backward induction
@@ -420,7 +421,7 @@ def byzantine_best_response(
     Args:
         defender_policy: 2x2 table ``pi_d[s, a]`` of the agent that is not taken over.
         adversary_agent: 0 or 1, the agent the adversary controls.
-        horizon: episode length H >= 1 (paper 002: 100).
+        horizon: episode length H >= 1 (Li et al.: 100).
         gamma: discount in [0, 1] (default 1, undiscounted episode return).
 
     Returns:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import doctest
 import importlib
+import importlib.util
 import io
 import pkgutil
 import re
@@ -41,6 +42,40 @@ def test_docstring_examples(name):
     assert result.failed == 0
     if name in MUST_HAVE_EXAMPLES:
         assert result.attempted > 0, f"{name} has no docstring example"
+
+
+def _env_pages_generator():
+    """``docs/gen_env_pages.py``, a developer script outside the installed package."""
+    spec = importlib.util.spec_from_file_location(
+        "gen_env_pages", ROOT / "docs" / "gen_env_pages.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("info", adv_envs.ENVS, ids=lambda info: info.id)
+def test_env_docs_page_is_the_docstring(info):
+    path = ROOT / "docs" / "envs" / f"{info.module}.md"
+    assert path.is_file(), f"run python docs/gen_env_pages.py ({path} is missing)"
+    assert path.read_text() == _env_pages_generator().page(info), (
+        f"{path} is stale: run python docs/gen_env_pages.py"
+    )
+    for section in ("Version History", "Arguments"):
+        assert section in path.read_text(), f"{info.id}: its docstring has no {section!r} section"
+
+
+def test_env_docs_index_is_current():
+    """The index table (IDs, papers, spaces; steps/s from the committed JSON)."""
+    path = ROOT / "docs" / "envs" / "index.md"
+    assert path.read_text() == _env_pages_generator().index(ROOT / "docs"), (
+        f"{path} is stale: run python docs/gen_env_pages.py"
+    )
+
+
+def test_env_docs_generator_is_not_installed():
+    assert importlib.util.find_spec("adv_envs.make_docs") is None
 
 
 @pytest.mark.parametrize("tm_name", list(THREAT_MODELS))

@@ -374,7 +374,7 @@ def test_monte_carlo_play_matches_exact_expected_payoff():
 
 
 def test_partial_control_wrapper_matches_the_exact_mixture():
-    """Paper 003's attack through ``partial_control_aec_v0``: benign player_1 and the exact
+    """Liu et al. (ICLR 2024)'s attack through ``partial_control_aec_v0``: benign player_1 and the exact
     min-oracle attacker embedded, eps = 0.5; the victim player_0 plays from outside."""
     rng = np.random.default_rng(12)
     victim, benign = random_policy(0, rng), random_policy(1, rng)

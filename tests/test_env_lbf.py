@@ -1,4 +1,4 @@
-"""``adv/lbf-v0``: paper 002's Level-Based Foraging (collisions off, forced cooperation).
+"""``adv/lbf-v0``: the Level-Based Foraging of Li et al. (ICLR 2024) (collisions off, forced cooperation).
 
 Exact values on hand-placed layouts (``set_layout``): movement with and without collisions,
 loading, lbforaging's normalized reward and the team reward, observation and state vectors,
@@ -50,7 +50,7 @@ def test_two_agents_moving_into_the_same_cell(collisions):
     env.step(acts(agent_0=EAST, agent_1=WEST))
     if collisions:  # lbforaging: both moves fail
         assert positions(env) == [(3, 3), (3, 5), (0, 0), (11, 11)]
-    else:  # paper 002: both arrive and share the cell
+    else:  # Li et al.: both arrive and share the cell
         assert positions(env) == [(3, 4), (3, 4), (0, 0), (11, 11)]
     obs = env.state()
     assert obs[:6].tolist() == ([3, 3, 1, 3, 5, 1] if collisions else [3, 4, 1, 3, 4, 1])

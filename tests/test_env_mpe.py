@@ -1,5 +1,5 @@
-"""The MPE envs: adv/independent_spread-v0 (paper 000 App. C.1, this project's scenario) and the
-thin mpe2 wrappers of paper 004 App. E.1 (cooperative navigation, exchange target, keep-away,
+"""The MPE envs: adv/independent_spread-v0 (Nika et al. (TMLR 2024), App. C.1, this project's
+scenario) and the thin mpe2 wrappers of He et al. (TMLR 2023), App. E.1 (cooperative navigation, exchange target, keep-away,
 physical deception): configurations, exact rewards and observations of hand-placed worlds.
 
 Hand placing: after reset, positions are set and velocities zeroed; a no-op step then leaves

@@ -1,4 +1,4 @@
-"""``adv/multi_ant-v0``: paper 000's MaMuJoCo Ant 4x2 with its shared reward.
+"""``adv/multi_ant-v0``: the MaMuJoCo Ant 4x2 of Nika et al. (TMLR 2024), with its shared reward.
 
 The reward is pinned against the torso's x read from the MuJoCo data before and after every
 step of a scripted rollout, a constructed unhealthy step checks termination and the missing

@@ -1,4 +1,4 @@
-"""adv/pursuit-v0: paper 000 App. C.3's configuration, and exact reward accounting on
+"""adv/pursuit-v0: the configuration of Nika et al. (TMLR 2024), App. C.3, and exact reward accounting on
 hand-placed pursuers and evaders (capture 5 shared over 8 pursuers, urgency -0.1 per step)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``adv/xnor_xor-v0`` and its exact tools (``adv_envs.xnor_xor_exact``).
 
-Three layers: the exact tools reproduce paper 004 App. B-C (gamma = 0.99) and paper 002's
-100-step Byzantine numbers, and agree with independent computations (value iteration,
+Three layers: the exact tools reproduce He et al. (TMLR 2023), App. B-C (gamma = 0.99) and
+Li et al. (ICLR 2024)'s 100-step Byzantine numbers, and agree with independent computations (value iteration,
 brute-force enumeration, random perturbations); the env agrees with the tools exactly for
 deterministic policies and by Monte Carlo for stochastic ones, clean, under the worst-case
 perturbation applied through ``state_perturbation_v0`` and under the worst-case ally
@@ -146,9 +146,9 @@ def test_env_step_is_the_game(s, a0, a1):
     assert infos["agent_0"]["state"] == s and not any(terms.values()) and not any(truncs.values())
 
 
-# ---------------------------------------------------------------------- paper 004, gamma = 0.99
+# ----------------------------------------------------------- He et al. (TMLR 2023), gamma = 0.99
 def test_cooperative_policy_100_clean_0_against_worst_case():
-    """Paper 004 App. A.2 / B.1."""
+    """He et al., App. A.2 / B.1."""
     np.testing.assert_allclose(X.evaluate(*X.COOPERATIVE, GAMMA), [100, 100], atol=1e-9)
     chi, values = X.worst_case_perturbation(*X.COOPERATIVE, GAMMA)
     np.testing.assert_allclose(values, [0, 0], atol=1e-9)
@@ -163,7 +163,7 @@ def test_cooperative_policy_100_clean_0_against_worst_case():
 
 
 def test_uniform_policy_is_50_whatever_the_adversary():
-    """Paper 004 App. B.2 (pi_2 of Thm. 4.3)."""
+    """He et al., App. B.2 (pi_2 of Thm. 4.3)."""
     rng = np.random.default_rng(0)
     np.testing.assert_allclose(X.evaluate(*X.UNIFORM, GAMMA), [50, 50], atol=1e-9)
     np.testing.assert_allclose(X.worst_case_perturbation(*X.UNIFORM, GAMMA)[1], [50, 50], atol=1e-9)
@@ -174,7 +174,7 @@ def test_uniform_policy_is_50_whatever_the_adversary():
 
 
 def test_always_equal_and_always_different_constant_policies():
-    """Paper 004 App. B.3 cases (3) and (2): 1/(1-g^2) ~ 50.25 from s1, g/(1-g^2) ~ 49.75
+    """He et al., App. B.3 cases (3) and (2): 1/(1-g^2) ~ 50.25 from s1, g/(1-g^2) ~ 49.75
     from s2 (s1 pays, then s2 does not, and so on); always different: 0 from s1, 100 from s2."""
     equal = [1 / (1 - GAMMA**2), GAMMA / (1 - GAMMA**2)]
     assert round(equal[0], 2) == 50.25 and round(equal[1], 2) == 49.75
@@ -192,7 +192,7 @@ def test_always_equal_and_always_different_constant_policies():
 
 
 def test_all_16_deterministic_policies_against_the_worst_case():
-    """Paper 004 App. B.3 classifies the 16 deterministic policies in three cases. Case (1)
+    """He et al., App. B.3 classifies the 16 deterministic policies in three cases. Case (1)
     (equal actions in one state, different in the other) is worth 0: checked for all 8.
     Cases (2) and (3) hold for the 4 policies whose actions ignore the observation; the 4
     others that are equal (or different) in both states change their joint action when only
@@ -218,7 +218,7 @@ def test_all_16_deterministic_policies_against_the_worst_case():
 
 
 def test_robust_policy_pi1_is_worth_100_from_s2():
-    """Paper 004 App. B.5 (Thm. 4.3) and C.4: pi_1 gets 0 from s1 and 100 from s2 under the
+    """He et al., App. B.5 (Thm. 4.3) and C.4: pi_1 gets 0 from s1 and 100 from s2 under the
     worst case; 100 is the largest possible value (rewards <= 1), so with s_0 = s2 pi_1 is a
     robust agent policy; from s1 the uniform policy (50) does better: no policy dominates."""
     _, worst = X.worst_case_perturbation(*X.ROBUST_PI1, GAMMA)
@@ -229,7 +229,7 @@ def test_robust_policy_pi1_is_worth_100_from_s2():
 
 
 def value_iteration(pi0, pi1, gamma, attacked=(0, 1), iterations=500):
-    """Paper 004 Prop. 4.1's adversary MDP solved by value iteration, independently of the
+    """He et al.'s Prop. 4.1 adversary MDP solved by value iteration, independently of the
     module: actions = pairs of perturbed states (rho0, rho1), the agents' value is
     min over rho of sum_a pi0(a0|rho0) pi1(a1|rho1) [r(s, a) + gamma V(s')]."""
     reward = np.array([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]]])  # Eq. 13
@@ -269,7 +269,7 @@ def test_worst_case_matches_value_iteration_and_beats_random_perturbations(attac
     )
 
 
-# ---------------------------------------------------------------------- episodic (paper 002)
+# ------------------------------------------------------------- episodic (Li et al. (ICLR 2024))
 def test_episodic_values():
     np.testing.assert_allclose(X.episodic_value(*X.COOPERATIVE, 100), [100, 100])
     np.testing.assert_allclose(X.episodic_value(*X.UNIFORM, 100), [50, 50])
@@ -486,7 +486,7 @@ def test_discount_terminates_geometrically():
 # ---------------------------------------------------------------------- env vs exact tools
 @pytest.mark.parametrize("start", [0, 1])
 def test_env_clean_episodic_return_matches_exact(start):
-    env = xnor_xor.parallel_env()  # 100 steps, undiscounted: paper 002's episode
+    env = xnor_xor.parallel_env()  # 100 steps, undiscounted: Li et al.'s episode
     rng = np.random.default_rng(10 + start)
     policies = {"agent_0": Tabular(MIXED[0], rng), "agent_1": Tabular(MIXED[1], rng)}
     samples, _ = returns(env, policies, 400, seed=start, options={"initial_state": start})
@@ -496,7 +496,7 @@ def test_env_clean_episodic_return_matches_exact(start):
 
 @pytest.mark.parametrize("max_cycles", [None, 5])
 def test_env_discount_matches_discounted_values(max_cycles):
-    """With discount=gamma the undiscounted return estimates paper 004's discounted value
+    """With discount=gamma the undiscounted return estimates He et al.'s discounted value
     (gamma = 0.9 keeps episodes short: the mechanism does not depend on gamma)."""
     gamma = 0.9
     env = xnor_xor.parallel_env(discount=gamma, max_cycles=max_cycles)
@@ -607,7 +607,7 @@ def test_env_byzantine_uniform_and_mixed_defenders_match_exact(adversary_agent):
         env = byzantine_env(adversary_agent, stationary)
         samples, _ = returns(env, {defender: Tabular(d, rng)}, n, seed=2)
         # the default start is uniform: the exact expectation is the mean over s1, s2;
-        # a random ally (paper 002's "random agent") would leave any defender 50
+        # a random ally (Li et al.'s "random agent") would leave any defender 50
         random_ally = X.episodic_value(d, X.UNIFORM[1], 100).mean()
         assert random_ally == pytest.approx(50)
         assert_mc(samples, value.mean(), must_differ_from=None if d is X.UNIFORM[0] else 50)
