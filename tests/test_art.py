@@ -117,7 +117,7 @@ def run_art(tmp_path: Path, *args: str, harm: bool = False, timeout: int = 300) 
 
 
 def record(path: Path) -> dict:
-    from adv_wrappers.train.checkpoint import read_record
+    from adv_wrappers.train.policy import read_record
 
     return read_record(path)
 
@@ -147,7 +147,7 @@ def one_torch_thread():
 
 def check_policies(final: Path, env_id: str, env_kwargs: dict) -> dict:
     """Every benign policy loads against the clean env and acts; so does every adversary."""
-    from adv_wrappers.train.checkpoint import load_policy
+    from adv_wrappers.train.policy import load_policy
 
     rec = record(final)
     art = rec["extra"]["art"]

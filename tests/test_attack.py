@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from adv_envs import echo_v0
 from adv_wrappers import InvalidArgumentError, byzantine_v0, state_perturbation_v0
-from adv_wrappers.train.checkpoint import load_policy, read_record
+from adv_wrappers.train import load_policy, read_record
 from adv_wrappers.train.envs import evaluate, make_env
 from tests.test_trainers import XNOR_FLAGS, kill_when, only, train
 

@@ -179,7 +179,7 @@ class Run:
             context = ", ".join(f"{k}={v}" for k, v in where.items())
             last = self.checkpoint_dir / "last.safetensors"
             try:
-                from adv_wrappers.train.checkpoint import read_record
+                from adv_wrappers.train.policy import read_record
 
                 record = read_record(last)
                 saved = (
@@ -229,8 +229,8 @@ class Run:
         """
         import numpy as np
 
-        from adv_wrappers.train.checkpoint import load_policy
         from adv_wrappers.train.envs import evaluate, record_video
+        from adv_wrappers.train.policy import load_policy
 
         print(f"final checkpoint: {checkpoint}")
         policies = {a: load_policy(checkpoint, agent=a) for a in agents}
