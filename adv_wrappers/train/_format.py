@@ -491,19 +491,23 @@ def check_policy_tensors(
             }
     except (RuntimeError, ValueError, OverflowError) as exc:
         raise CheckpointError(f"{where}: its architecture cannot be built: {exc}") from None
+    problems = []
+    for key in sorted(set(expected) & set(stored)):
+        dtype, stored_shape = stored[key]
+        if stored_shape != expected[key]:
+            problems.append(
+                f"tensor {key!r} has shape {list(stored_shape)} but needs {list(expected[key])}"
+            )
+        if dtype != "F32":
+            problems.append(f"tensor {key!r} is {dtype}; policies are float32 (F32)")
     missing = sorted(set(expected) - set(stored))
     extra = sorted(set(stored) - set(expected))
     if missing or extra:
-        raise CheckpointError(
-            f"{where}: its tensors do not match its architecture {spec.to_json()}: "
-            f"missing {missing}, unexpected {extra}"
+        problems.append(f"missing {missing}, unexpected {extra}")
+    if problems:
+        shown = "; ".join(problems[:4]) + (
+            f"; and {len(problems) - 4} more" if len(problems) > 4 else ""
         )
-    for key, shape in expected.items():
-        dtype, stored_shape = stored[key]
-        if stored_shape != shape:
-            raise CheckpointError(
-                f"{where}: tensor {key!r} has shape {list(stored_shape)} but its architecture "
-                f"{spec.to_json()} needs {list(shape)}"
-            )
-        if dtype != "F32":
-            raise CheckpointError(f"{where}: tensor {key!r} is {dtype}; policies are float32 (F32)")
+        raise CheckpointError(
+            f"{where}: its tensors do not match its architecture {spec.to_json()}: {shown}"
+        )

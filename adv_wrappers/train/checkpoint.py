@@ -385,7 +385,8 @@ def load_training_state(path: str | os.PathLike[str]) -> ResumeState:
 
     Raises:
         CheckpointError: missing, truncated or corrupt file; a policy-only checkpoint (no
-            training state).
+            training state); a record without its run name and counters, or whose run name
+            is a path.
     """
     record, handle = open_checkpoint(path)
     if not record.get("training"):
@@ -393,21 +394,35 @@ def load_training_state(path: str | os.PathLike[str]) -> ResumeState:
             f"checkpoint {str(path)!r} has no training state (a policy-only checkpoint); "
             "it cannot be resumed"
         )
+    try:
+        run = record.get("run") or {}
+        run_name = str(run["name"])
+        counters = {
+            "global_step": int(record["global_step"]),
+            "iteration": int(record["iteration"]),
+        }
+        args = dict(record.get("args") or {})
+        wandb_id = run.get("wandb_id")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} has a corrupt record: {exc!r}") from None
+    if Path(run_name).name != run_name or run_name in ("", ".", ".."):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has a corrupt record: run name {run_name!r} is not a "
+            "plain folder name"
+        )
     tensors = read_tensors(path, record, handle)
     path = Path(path)
-    run = record.get("run") or {}
-    run_name = str(run.get("name"))
     parent = path.resolve().parent
     run_dir = parent.parent if parent.name == "checkpoints" else Path("runs") / run_name
     return ResumeState(
         path=path,
         record=record,
-        args=dict(record.get("args") or {}),
-        global_step=int(record["global_step"]),
-        iteration=int(record["iteration"]),
+        args=args,
+        global_step=counters["global_step"],
+        iteration=counters["iteration"],
         run_name=run_name,
         run_dir=run_dir,
-        wandb_id=run.get("wandb_id"),
+        wandb_id=wandb_id,
         tensors=tensors,
     )
 
