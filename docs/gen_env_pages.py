@@ -25,10 +25,39 @@ from adv_envs import ENVS, EnvInfo
 DOCS = Path(__file__).resolve().parent
 
 
+def _fence_doctests(doc: str) -> str:
+    """Indented ``>>>`` blocks (a Google-style ``Example:`` section) as fenced ``pycon`` code.
+
+    In Markdown an indented block right under ``Example:`` continues that paragraph, and
+    ``>>>`` starts a block quote; fenced blocks already in the docstring are kept as they are.
+    """
+    out: list[str] = []
+    block: list[str] = []
+    in_fence = False
+    for line in [*doc.splitlines(), ""]:
+        stripped = line.strip()
+        if block:
+            if stripped:
+                block.append(line)
+                continue
+            indent = min(len(b) - len(b.lstrip()) for b in block)
+            if out and out[-1].strip():
+                out.append("")
+            out += ["```pycon", *(b[indent:] for b in block), "```"]
+            block = []
+        if stripped.startswith("```"):
+            in_fence = not in_fence
+        if not in_fence and stripped.startswith(">>>"):
+            block.append(line)
+        else:
+            out.append(line)
+    return "\n".join(out[:-1])
+
+
 def page(info: EnvInfo) -> str:
     """The docs page of one env: a title and its module docstring."""
     module = importlib.import_module(f"adv_envs.{info.module}")
-    doc = inspect.cleandoc(module.__doc__ or "")
+    doc = _fence_doctests(inspect.cleandoc(module.__doc__ or ""))
     return f"# `{info.id}`\n\n<!-- generated from adv_envs.{info.module} by docs/gen_env_pages.py -->\n\n{doc}\n"
 
 
