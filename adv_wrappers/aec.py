@@ -60,10 +60,9 @@ from pettingzoo.utils.env_logger import EnvLogger
 from pettingzoo.utils.wrappers import BaseWrapper
 from typing_extensions import override
 
-from adv_wrappers.core import ActionThreatBase
+from adv_wrappers.core import ActionThreatBase, check_env_kind
 from adv_wrappers.errors import (
     InvalidActionError,
-    InvalidArgumentError,
     MissingActionError,
 )
 from adv_wrappers.k_corruption import KCorruptionEpisodes, SubsetSampler
@@ -72,14 +71,6 @@ from adv_wrappers.policies import PolicySlot, _action_mask
 
 MAX_PLAY_OUT_STEPS = 1_000_000
 """How many internal turns in a row the wrapper plays before it gives up (RuntimeError)."""
-
-
-def _check_aec(env: Any, factory: str) -> None:
-    if not isinstance(env, AECEnv):
-        raise InvalidArgumentError(
-            f"{factory} wraps an AECEnv, got {type(env).__name__}; for a ParallelEnv use "
-            f"{factory.replace('_aec', '')}"
-        )
 
 
 class AECThreatWrapper(ActionThreatBase, BaseWrapper[AgentID, ObsType, ActionType]):
@@ -311,7 +302,9 @@ class KCorruptionAECWrapper(KCorruptionEpisodes, AECThreatWrapper):
         adversary_observes: ``"agent"`` (default) or ``"state"`` (``env.state()``).
 
     Raises:
-        InvalidArgumentError: ``env`` not an AECEnv; k not an int in [0, n-1]; unknown
+        EnvKindError: ``env`` is not an AECEnv (for a ParallelEnv the message names
+            :func:`~adv_wrappers.k_corruption.k_corruption_v0` and ``parallel_to_aec``).
+        InvalidArgumentError: k not an int in [0, n-1]; unknown
             ``subset`` mode; a subset (fixed, sampled or from ``reset`` options) larger than
             k, with duplicates or containing the victim; ``options`` not a dict; fewer
             candidates than k for ``subset="exact"``; bad ``adversary`` or
@@ -350,7 +343,7 @@ class KCorruptionAECWrapper(KCorruptionEpisodes, AECThreatWrapper):
         adversary: Any = None,
         adversary_observes: str = "agent",
     ):
-        _check_aec(env, "k_corruption_aec_v0")
+        check_env_kind(env, "k_corruption_aec_v0", "aec", twin="k_corruption_v0")
         attackable = self._init_k_corruption(list(env.possible_agents), k, subset, victim)
         super().__init__(
             env, attackable=attackable, adversary=adversary, adversary_observes=adversary_observes
@@ -381,7 +374,9 @@ class PartialControlAECWrapper(PartialControlEpisodes, AECThreatWrapper):
         adversary_observes: ``"agent"`` (default) or ``"state"``.
 
     Raises:
-        InvalidArgumentError: ``env`` not an AECEnv; epsilon not a finite number in [0, 1];
+        EnvKindError: ``env`` is not an AECEnv (for a ParallelEnv the message names
+            :func:`~adv_wrappers.partial_control.partial_control_v0` and ``parallel_to_aec``).
+        InvalidArgumentError: epsilon not a finite number in [0, 1];
             victim equal to ``agent``; ``options`` not a dict; bad ``benign_policy``,
             ``adversary`` or ``adversary_observes``.
         UnknownAgentError: ``agent``, ``victim`` or a key of ``adversary`` not in the env's
@@ -423,7 +418,7 @@ class PartialControlAECWrapper(PartialControlEpisodes, AECThreatWrapper):
         victim: AgentID | None = None,
         adversary_observes: str = "agent",
     ):
-        _check_aec(env, "partial_control_aec_v0")
+        check_env_kind(env, "partial_control_aec_v0", "aec", twin="partial_control_v0")
         benign_policies = self._init_partial_control(
             list(env.possible_agents), agent, epsilon, victim, benign_policy
         )

@@ -9,7 +9,7 @@ import gymnasium
 import numpy as np
 from pettingzoo.utils.env import AgentID, ParallelEnv
 
-from adv_wrappers.core import ActionThreatWrapper
+from adv_wrappers.core import ActionThreatWrapper, check_env_kind
 from adv_wrappers.errors import InvalidArgumentError, InvalidPriorError, UnsupportedSpaceError
 
 
@@ -100,6 +100,8 @@ class ByzantineWrapper(ActionThreatWrapper):
     ``"executed_actions"``.
 
     Raises:
+        EnvKindError: ``env`` is not a ParallelEnv (an AECEnv: convert it with
+            ``pettingzoo.utils.conversions.aec_to_parallel``).
         InvalidPriorError: a prior that is not a dict, has a key that is not an n-vector
             of 0/1, puts all n agents under attack, has a negative/non-finite probability,
             repeats a vector, or does not sum to 1 (tolerance 1e-9).
@@ -136,6 +138,7 @@ class ByzantineWrapper(ActionThreatWrapper):
         reveal_types: bool = False,
         adversary_observes: str = "agent",
     ):
+        check_env_kind(env, "byzantine_v0")
         possible = list(env.possible_agents)
         n = len(possible)
         self._types, self._probs = check_prior(default_prior(n) if prior is None else prior, n)

@@ -29,12 +29,13 @@ from typing import Any
 
 import gymnasium
 import numpy as np
-from pettingzoo.utils.env import ActionType, AgentID, ObsType, ParallelEnv
+from pettingzoo.utils.env import ActionType, AECEnv, AgentID, ObsType, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper
 from typing_extensions import override
 
 from adv_wrappers.errors import (
     AgentIDCollisionError,
+    EnvKindError,
     InvalidArgumentError,
     MissingActionError,
     UnknownAgentError,
@@ -129,6 +130,62 @@ def check_adversary_observes(value: Any, env: Any) -> str:
             f"adversary_observes='state' needs an env with state() and state_space; {env} has none"
         )
     return value
+
+
+def _is_aec(env: Any) -> bool:
+    return isinstance(env, AECEnv) or (hasattr(env, "agent_selection") and hasattr(env, "last"))
+
+
+def _is_parallel(env: Any) -> bool:
+    """A ``ParallelEnv``, or an object with its interface that is not an AEC env."""
+    if isinstance(env, ParallelEnv):
+        return True
+    return (
+        not _is_aec(env)
+        and hasattr(env, "possible_agents")
+        and all(callable(getattr(env, m, None)) for m in ("reset", "step", "action_space"))
+    )
+
+
+def check_env_kind(env: Any, factory: str, kind: str = "parallel", twin: str | None = None) -> None:
+    """Check, at construction, that ``factory`` was given the kind of env it wraps.
+
+    Args:
+        env: what the factory was given.
+        factory: the factory's public name (``"k_corruption_v0"``), for the message.
+        kind: ``"parallel"`` (the factory takes a ``ParallelEnv``) or ``"aec"`` (an
+            ``AECEnv``).
+        twin: the factory for the other kind (``"k_corruption_aec_v0"``), if there is one.
+
+    Raises:
+        EnvKindError: ``env`` is an AEC env where a parallel one is needed or the reverse
+            (the message names ``twin`` and PettingZoo's conversion), or not a PettingZoo
+            env at all (a single-agent ``gymnasium.Env``, an env constructor that was not
+            called, ...).
+    """
+    if (kind == "parallel" and _is_parallel(env)) or (kind == "aec" and _is_aec(env)):
+        return
+    takes = "a ParallelEnv" if kind == "parallel" else "an AECEnv"
+    got = type(env).__name__
+    if kind == "parallel" and _is_aec(env):
+        use = f"use {twin}, or convert it with " if twin else "convert it with "
+        raise EnvKindError(
+            f"{factory} takes a ParallelEnv; got the AECEnv {got}. For an AECEnv {use}"
+            "pettingzoo.utils.conversions.aec_to_parallel(env)"
+        )
+    if kind == "aec" and _is_parallel(env):
+        use = f"use {twin}, or convert it with " if twin else "convert it with "
+        raise EnvKindError(
+            f"{factory} takes an AECEnv; got the ParallelEnv {got}. For a ParallelEnv {use}"
+            "pettingzoo.utils.conversions.parallel_to_aec(env)"
+        )
+    if isinstance(env, gymnasium.Env):
+        hint = "a single-agent gymnasium.Env"
+    elif isinstance(env, type) or callable(env):
+        hint = f"{getattr(env, '__name__', got)!r}, which builds an env: call it first"
+    else:
+        hint = f"a {got}"
+    raise EnvKindError(f"{factory} takes {takes} (a PettingZoo env); got {hint}")
 
 
 class OwnRNG:

@@ -16,6 +16,12 @@ class InvalidArgumentError(AdvWrappersError, ValueError):
     """An argument has a value outside the documented range or set of allowed values."""
 
 
+class EnvKindError(InvalidArgumentError, TypeError):
+    """A factory was given the wrong kind of env: an ``AECEnv`` where it takes a
+    ``ParallelEnv`` or the reverse, or something that is not a PettingZoo env at all. The
+    message names the factory or conversion that fits."""
+
+
 class UnknownAgentError(InvalidArgumentError, KeyError):
     """An agent ID is not one of the wrapped environment's ``possible_agents``."""
 

@@ -15,7 +15,7 @@ from pettingzoo.utils.env import AgentID, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper
 from typing_extensions import override
 
-from adv_wrappers.core import OwnRNG, check_action_keys
+from adv_wrappers.core import OwnRNG, check_action_keys, check_env_kind
 from adv_wrappers.errors import (
     InvalidArgumentError,
     PlayOutLimitError,
@@ -48,6 +48,8 @@ class FreezeWrapper(OwnRNG, BaseParallelWrapper):
     Frozen agents' own infos are merged under ``"infos"`` (dict frozen agent -> info).
 
     Raises:
+        EnvKindError: ``env`` is not a ParallelEnv (an AECEnv: convert it with
+            ``pettingzoo.utils.conversions.aec_to_parallel``).
         UnknownAgentError: a key of ``policies`` that is not in ``possible_agents``.
         InvalidArgumentError: ``policies`` not a non-empty dict, freezing every agent, or a
             value that is not ``"random"`` or callable.
@@ -74,6 +76,7 @@ class FreezeWrapper(OwnRNG, BaseParallelWrapper):
     """
 
     def __init__(self, env: ParallelEnv, policies: Mapping[AgentID, Any]):
+        check_env_kind(env, "freeze_v0")
         super().__init__(env)
         if not isinstance(policies, Mapping) or not policies:
             raise InvalidArgumentError(
@@ -178,6 +181,8 @@ class SingleAgentEnv(gymnasium.Env):
     whichever agent it controls this episode). ``info["agent"]`` names it.
 
     Raises:
+        EnvKindError: ``env`` is not a ParallelEnv (an AECEnv: convert it with
+            ``pettingzoo.utils.conversions.aec_to_parallel``).
         InvalidArgumentError: possible agents with different spaces (at construction); an
             episode that starts with zero or several agents (at ``reset``).
 
@@ -194,6 +199,7 @@ class SingleAgentEnv(gymnasium.Env):
     metadata = {"render_modes": ["rgb_array", "human"]}
 
     def __init__(self, env: ParallelEnv):
+        check_env_kind(env, "to_single_agent")
         self.env = env
         agents = list(env.possible_agents)
         first = agents[0]
@@ -237,5 +243,10 @@ def to_single_agent(env: ParallelEnv) -> SingleAgentEnv:
     """Turn a ParallelEnv with one agent left per episode into a ``gymnasium.Env``.
 
     See :class:`SingleAgentEnv`.
+
+    Raises:
+        EnvKindError: ``env`` is not a ParallelEnv.
+        InvalidArgumentError: possible agents with different spaces; at ``reset``, an
+            episode that starts with zero or several agents.
     """
     return SingleAgentEnv(env)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from pettingzoo.utils.env import AgentID, ParallelEnv
 
-from adv_wrappers.core import ActionThreatWrapper, check_agent, check_agents
+from adv_wrappers.core import ActionThreatWrapper, check_agent, check_agents, check_env_kind
 from adv_wrappers.errors import InvalidArgumentError
 
 SUBSET_MODES = ("uniform", "exact")
@@ -196,6 +196,8 @@ class KCorruptionWrapper(KCorruptionEpisodes, ActionThreatWrapper):
     ``"executed_actions"`` (dict corrupted agent -> executed action).
 
     Raises:
+        EnvKindError: ``env`` is not a ParallelEnv (for an AECEnv the message names
+            :func:`~adv_wrappers.aec.k_corruption_aec_v0` and ``aec_to_parallel``).
         InvalidArgumentError: k not an int in [0, n-1]; unknown ``subset`` mode; a fixed
             subset larger than k or containing the victim; a sampler returning more than k
             agents, duplicates or the victim; ``reset`` options doing the same; fewer
@@ -234,6 +236,7 @@ class KCorruptionWrapper(KCorruptionEpisodes, ActionThreatWrapper):
         adversary: Any = None,
         adversary_observes: str = "agent",
     ):
+        check_env_kind(env, "k_corruption_v0", twin="k_corruption_aec_v0")
         attackable = self._init_k_corruption(list(env.possible_agents), k, subset, victim)
         super().__init__(
             env, attackable=attackable, adversary=adversary, adversary_observes=adversary_observes

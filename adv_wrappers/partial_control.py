@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from pettingzoo.utils.env import AgentID, ParallelEnv
 
-from adv_wrappers.core import ActionThreatWrapper, check_agent, check_epsilon
+from adv_wrappers.core import ActionThreatWrapper, check_agent, check_env_kind, check_epsilon
 from adv_wrappers.errors import InvalidArgumentError
 from adv_wrappers.policies import check_policy
 
@@ -104,6 +104,8 @@ class PartialControlWrapper(PartialControlEpisodes, ActionThreatWrapper):
     for this step; empty at reset) and ``"executed_actions"`` (``{agent: action}``).
 
     Raises:
+        EnvKindError: ``env`` is not a ParallelEnv (for an AECEnv the message names
+            :func:`~adv_wrappers.aec.partial_control_aec_v0` and ``aec_to_parallel``).
         InvalidArgumentError: epsilon not a finite number in [0, 1]; victim equal to
             ``agent``; bad ``benign_policy``, ``adversary`` or ``adversary_observes``.
         UnknownAgentError: ``agent`` or ``victim`` not in ``possible_agents``.
@@ -140,6 +142,7 @@ class PartialControlWrapper(PartialControlEpisodes, ActionThreatWrapper):
         victim: AgentID | None = None,
         adversary_observes: str = "agent",
     ):
+        check_env_kind(env, "partial_control_v0", twin="partial_control_aec_v0")
         benign_policies = self._init_partial_control(
             list(env.possible_agents), agent, epsilon, victim, benign_policy
         )

@@ -17,6 +17,7 @@ from adv_wrappers.core import (
     check_action_keys,
     check_adversary_observes,
     check_agents,
+    check_env_kind,
     check_epsilon,
 )
 from adv_wrappers.errors import (
@@ -143,6 +144,8 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
     ``"perturbation_norm"`` then covers only the attacked agents that are outside.
 
     Raises:
+        EnvKindError: ``env`` is not a ParallelEnv (an AECEnv: convert it with
+            ``pettingzoo.utils.conversions.aec_to_parallel``).
         InvalidArgumentError: epsilon not finite or negative; unknown ``norm``, ``attack``
             string or ``adversary_observes``; an ``attack`` that is neither a string,
             a callable, a dict of callables for the attacked agents nor an object with
@@ -186,6 +189,7 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
         adversary_observes: str = "agent",
         victim_policies: Any = None,
     ):
+        check_env_kind(env, "state_perturbation_v0")
         super().__init__(env)
         self._base_possible = list(env.possible_agents)
         self.epsilon = check_epsilon(epsilon, "epsilon", upper=None)
