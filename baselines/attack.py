@@ -27,46 +27,33 @@ same seed (each is exactly what a run of that scenario alone would give):
 
 Every scenario ends with an evaluation: the trained attacker, loaded from its checkpoint,
 is embedded in the same wrapper and the victims' returns are read from the env directly
-(``eval_episodes`` episodes, also without attack, on the same seeds). The results are logged
-(``attack/*``), printed as a table and written to ``runs/<run_name>/attack_results.json``.
+(``eval_episodes`` episodes, also without attack, on the same seeds). Scenario ``s`` lives in
+``runs/<run_name>/<s>/`` (its ``ippo.py`` run under ``runs/``, its ``result.json``); a scenario
+whose result exists is skipped, so ``--resume runs/<run_name>`` (or re-running a killed
+report) continues where it stopped, a killed scenario from its last checkpoint. The results
+are logged (``attack/*``, TensorBoard in ``runs/<run_name>``), printed as a table and written
+to ``runs/<run_name>/attack_results.json``.
 """
 
 import json
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import gymnasium as gym
 import numpy as np
-import torch
-import torch.nn as nn
-import torch.optim as optim
+import tyro
 
 from adv_wrappers import adversary_id, all_subsets
 from adv_wrappers.errors import InvalidArgumentError
 from adv_wrappers.state_perturbation import perturber_id
-from adv_wrappers.train.checkpoint import (
-    Checkpointer,
-    export_policies,
-    load_policy,
-    load_training_state,
-    read_record,
-)
-from adv_wrappers.train.envs import (
-    PAPER_000_PRESETS,
-    EpisodeStats,
-    check_trainable,
-    env_seed,
-    evaluate,
-    gae,
-    make_env,
-    parse_args,
-    seed_everything,
-)
-from adv_wrappers.train.networks import ActorSpec, MLPActor, clip_grad_norm_per_member_, stacked_mlp
-from adv_wrappers.train.tracking import Run
-from adv_wrappers.vector import make_vector_env
+from adv_wrappers.train import load_policy, read_record
+from adv_wrappers.train.config import PAPER_000_PRESETS, args_from_dict, cli_flags, parse_args
+from adv_wrappers.train.envs import evaluate, make_env, victims_return
+from adv_wrappers.train.tracking import run_name
+
+IPPO = Path(__file__).resolve().parent / "ippo.py"
 
 
 @dataclass
@@ -88,10 +75,12 @@ class Args:
     wandb_entity: str | None = None
     """the entity (team) of wandb's project"""
     checkpoint_every: int = 10
-    """write `checkpoints/last.safetensors` every this many iterations (and at the end of
-    every scenario, as `checkpoints/<scenario>.safetensors`)"""
+    """every scenario's `ippo.py` run writes `checkpoints/last.safetensors` every this many
+    iterations (and `final.safetensors` at its end)"""
     resume: str | None = None
-    """a `last.safetensors` to resume from; every other flag is then taken from it"""
+    """an attack's run folder `runs/<run_name>` (or any file in it) to continue: finished
+    scenarios are skipped, a killed one resumes from its last checkpoint; every other flag is
+    then taken from the folder's `attack_args.json`"""
     eval_episodes: int = 100
     """episodes of the final evaluation of every scenario, with and without the attacker"""
     debug_nan_at_iteration: int = 0
@@ -302,75 +291,51 @@ def evaluate_scenario(args, env_kwargs, scenario, attacker_path, agents):
     kwargs = dict(scenario.threat["kwargs"])
     kwargs.pop("victim_policies", None)  # the victims act outside, on the perturbed obs
     kwargs[scenario.slot] = {  # sampled actions, each attacker network its own seed
-        j: {
-            "checkpoint": str(attacker_path),
-            "agent": adv,
-            "deterministic": False,
-            "seed": args.seed + m,
-        }  # fmt: skip
+        j: {"checkpoint": str(attacker_path), "agent": adv, "deterministic": False,
+            "seed": args.seed + m}
         for m, (j, adv) in enumerate(scenario.controlled.items())
-    }
+    }  # fmt: skip
     threat = {"name": scenario.threat["name"], "kwargs": kwargs}
     attacked = evaluate(
         make_env(args.env_id, env_kwargs, threat), policies, args.eval_episodes, args.seed
     )
-
-    def victims_return(results, victims):
-        # per episode: the mean return of the victims present (benign agents, if None)
-        names = victims if victims is not None else [a for a in agents if a in results]
-        return np.nanmean(np.stack([results[a] for a in names]), axis=0)
-
     clean_victims = scenario.victims if scenario.victims is not None else agents
-    return victims_return(clean, clean_victims), victims_return(attacked, scenario.victims)
+    return (
+        victims_return(clean, clean_victims, agents),
+        victims_return(attacked, scenario.victims, agents),
+    )
 
 
-class Agent(nn.Module):
-    """The adversaries' actor-critics, stacked: member m is the m-th exposed adversary."""
-
-    def __init__(self, obs_dim, action_space, num_agents, hidden_sizes):
-        super().__init__()
-        self.members = num_agents
-        discrete = isinstance(action_space, gym.spaces.Discrete)
-        self.critic = stacked_mlp(num_agents, (obs_dim, *hidden_sizes, 1), out_std=1.0)
-        spec = ActorSpec(
-            input_dim=obs_dim,
-            action_dim=int(action_space.n) if discrete else int(np.prod(action_space.shape)),
-            head="categorical" if discrete else "gaussian",
-            hidden_sizes=tuple(hidden_sizes),
-            pad_to=obs_dim,
-        )
-        self.actor = MLPActor(spec, num_agents)
-
-    def get_value(self, x):
-        """x: [B, A, *obs_shape] -> values [B, A]."""
-        return self.critic(x.flatten(2).transpose(0, 1)).squeeze(-1).T
-
-    def get_action_and_value(self, x, action=None):
-        """x: [B, A, *obs_shape] -> action, log-prob, entropy, value, each [B, A, ...]."""
-        x = x.flatten(2).transpose(0, 1)
-        probs = self.actor.distribution(x)
-        if action is None:
-            action = probs.sample()
-        else:
-            action = action.transpose(0, 1)
-        value = self.critic(x).squeeze(-1)
-        return action.transpose(0, 1), probs.log_prob(action).T, probs.entropy().T, value.T
+# The attacker's PPO: ippo.py with these flags of this file (the threat's flags excepted).
+IPPO_FLAGS = (
+    "seed", "torch_deterministic", "cuda", "torch_threads", "track", "wandb_project_name",
+    "wandb_entity", "checkpoint_every", "debug_nan_at_iteration", "env_id", "num_envs",
+    "vector_backend", "total_timesteps", "learning_rate", "num_steps", "anneal_lr", "gamma",
+    "gae_lambda", "minibatch_size", "update_epochs", "norm_adv", "clip_coef", "clip_vloss",
+    "ent_coef", "vf_coef", "max_grad_norm", "target_kl", "hidden_sizes",
+)  # fmt: skip
 
 
-def save(checkpointer, agent, optimizer, envs, scenario, index, results, global_step, iteration,
-         complete):  # fmt: skip
-    """Write the attacker's checkpoint (and, at a scenario's end, ``<scenario>.safetensors``)."""
-    return checkpointer.save(
-        global_step=global_step, iteration=iteration,
-        policies=export_policies(agent.actor, envs.agents), model=agent, optimizer=optimizer,
-        complete=complete, final_name=f"{scenario.name}.safetensors",
-        extra={"attack": {"scenario": index, "results": results}},
-    )  # fmt: skip
-
-
-def masked_mean(x, mask, count):
-    """Per-adversary mean of x [B, A] over the samples where it acted -> [A]."""
-    return torch.where(mask, x, 0.0).sum(0) / count
+def train_attacker(args, env_kwargs, scenario, folder):
+    """Train the scenario's adversaries with ``ippo.py`` in ``folder`` (continuing a killed
+    run from its last checkpoint); return the final checkpoint."""
+    finals = sorted(folder.glob("runs/*/checkpoints/final.safetensors"))
+    if finals and read_record(finals[-1])["complete"]:
+        return finals[-1]
+    lasts = sorted(folder.glob("runs/*/checkpoints/last.safetensors"))
+    if lasts:
+        flags = ["--resume", str(lasts[-1].resolve())]
+    else:
+        flags = cli_flags({name: getattr(args, name) for name in IPPO_FLAGS}) + cli_flags({
+            "exp_name": args.exp_name, "env_kwargs": json.dumps(env_kwargs),
+            "threat": scenario.threat["name"], "threat_kwargs": json.dumps(scenario.threat["kwargs"]),
+            "frozen": json.dumps(scenario.frozen), "eval_episodes": 0,
+        })  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    code = subprocess.run([sys.executable, str(IPPO), *flags], cwd=folder).returncode
+    if code != 0:
+        raise SystemExit(f"attack.py: training the attacker of {scenario.name} failed ({code})")
+    return sorted(folder.glob("runs/*/checkpoints/final.safetensors"))[-1]
 
 
 def mean_se(x):
@@ -378,291 +343,92 @@ def mean_se(x):
     return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
 
 
+def parse(argv):
+    """The arguments, the defender's env and preset applied (or those of ``--resume``'s
+    attack), and the run folder."""
+    args = tyro.cli(Args, args=argv)
+    if args.resume:
+        folder = Path(args.resume).resolve()
+        folder = next((p for p in (folder, *folder.parents) if (p / "attack_args.json").exists()),
+                      None)  # fmt: skip
+        if folder is None:
+            raise SystemExit(f"--resume {args.resume}: no attack_args.json in it or above it")
+        saved = json.loads((folder / "attack_args.json").read_text())
+        return args_from_dict(Args, saved, str(folder)), folder
+    if not args.defender:
+        raise SystemExit("attack.py: --defender CHECKPOINT is required")
+    record = read_record(args.defender)  # CheckpointError if missing or corrupt
+    if args.env_id and args.env_id != record["env_id"]:
+        raise InvalidArgumentError(
+            f"--env-id {args.env_id!r}: the defender was trained on {record['env_id']!r}"
+        )
+    # again, with the defender's env (and its preset)
+    args = parse_args(Args, PRESETS, [*argv, "--env-id", record["env_id"]])
+    args.defender = str(Path(args.defender).resolve())
+    if not args.env_kwargs:
+        args.env_kwargs = json.dumps(record["env_kwargs"])
+    return args, Path("runs") / run_name(args.env_id, args.exp_name, args.seed)
+
+
 if __name__ == "__main__":
-    args = parse_args(Args, PRESETS)
-    if not args.resume:
-        if not args.defender:
-            raise SystemExit("attack.py: --defender CHECKPOINT is required")
-        record = read_record(args.defender)  # CheckpointError if missing or corrupt
-        if args.env_id and args.env_id != record["env_id"]:
-            raise InvalidArgumentError(
-                f"--env-id {args.env_id!r}: the defender was trained on {record['env_id']!r}"
-            )
-        if not args.env_id:  # again, with the defender's env (and its preset)
-            args = parse_args(Args, PRESETS, [*sys.argv[1:], "--env-id", record["env_id"]])
-        if not args.env_kwargs:
-            args.env_kwargs = json.dumps(record["env_kwargs"])
-    args.batch_size = int(args.num_envs * args.num_steps)
-    args.num_iterations = args.total_timesteps // args.batch_size
-    if args.num_iterations < 1:
-        raise SystemExit(f"total_timesteps must be >= num_envs * num_steps = {args.batch_size}")
-    resume = load_training_state(args.resume) if args.resume else None
+    args, folder = parse(sys.argv[1:])
     env_kwargs = json.loads(args.env_kwargs)
     # the defenders: every agent of the clean env (loading checks their spaces)
     defender_agents = list(make_env(args.env_id, env_kwargs)().possible_agents)
     for a in defender_agents:
         load_policy(args.defender, agent=a, env=make_env(args.env_id, env_kwargs)())
     plan = scenarios(args, defender_agents)
-    run = Run(args, resume)
-    run.progress.total = args.num_iterations * args.batch_size * len(plan)  # all scenarios
-    torch.set_num_threads(args.torch_threads)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    print(f"attacking {args.defender} ({args.threat}): {len(plan)} scenario(s)")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "attack_args.json").write_text(json.dumps(asdict(args) | {"resume": None}))
+    print(f"attacking {args.defender} ({args.threat}): {len(plan)} scenario(s) in {folder}")
 
-    global_step, first, results = 0, 0, []
-    if resume:
-        done = resume.record["extra"]["attack"]
-        global_step, first, results = resume.global_step, done["scenario"], done["results"]
-    for index in range(first, len(plan)):
-        scenario = plan[index]
-        resuming = resume is not None and index == first
-        if resuming and len(results) > index:
-            continue  # the checkpoint was written after this scenario's evaluation
-        # TRY NOT TO MODIFY: seeding (every scenario from the same seed)
-        seed_everything(args.seed, args.torch_deterministic)
-
-        # env setup: defenders frozen inside, the adversaries are the only agents outside
-        env_fn = make_env(args.env_id, env_kwargs, scenario.threat, frozen=scenario.frozen)
-        envs = make_vector_env(env_fn, args.num_envs, backend=args.vector_backend)
-        if sorted(envs.agents) != sorted(scenario.controlled.values()):
+    results = []
+    for index, scenario in enumerate(plan):
+        scenario_dir = folder / scenario.name
+        done = scenario_dir / "result.json"
+        if done.exists():  # finished before this run was resumed
+            results.append(json.loads(done.read_text()))
+            continue
+        # the adversaries are the only agents outside: the defenders are frozen inside
+        exposed = make_env(args.env_id, env_kwargs, scenario.threat, frozen=scenario.frozen)()
+        exposed.close()
+        if sorted(exposed.possible_agents) != sorted(scenario.controlled.values()):
             raise InvalidArgumentError(
-                f"scenario {scenario.name}: the env exposes {list(envs.agents)}, expected the "
-                f"adversaries {sorted(scenario.controlled.values())}"
+                f"scenario {scenario.name}: the env exposes {list(exposed.possible_agents)}, "
+                f"expected the adversaries {sorted(scenario.controlled.values())}"
             )
-        obs_dim, action_space = check_trainable(envs)
-        discrete = isinstance(action_space, gym.spaces.Discrete)
-        A = envs.num_agents
+        print(f"scenario {index + 1}/{len(plan)}: {scenario.name}", flush=True)
+        attacker = train_attacker(args, env_kwargs, scenario, scenario_dir)
 
-        agent = Agent(obs_dim, action_space, A, args.hidden_sizes).to(device)
-        optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
-        checkpointer = Checkpointer(
-            run.checkpoint_dir, algorithm="attack", args=args, env_id=args.env_id,
-            env_kwargs=env_kwargs, threat=scenario.threat, run_name=run.name,
-            wandb_id=run.wandb_id,
-            spaces={a: (envs.observation_spaces[a], envs.action_spaces[a]) for a in envs.agents},
-        )  # fmt: skip
-
-        # ALGO Logic: Storage setup
-        shape = (args.num_steps, args.num_envs, A)
-        obs_shape = envs.single_observation_space.shape
-        action_shape = () if discrete else (int(np.prod(action_space.shape)),)
-        obs = torch.zeros(shape + obs_shape).to(device)
-        actions = torch.zeros(shape + action_shape, dtype=torch.long if discrete else torch.float)
-        actions = actions.to(device)
-        logprobs = torch.zeros(shape).to(device)
-        rewards = torch.zeros(shape).to(device)
-        values = torch.zeros(shape).to(device)
-        masks = torch.zeros(shape, dtype=torch.bool).to(device)  # the adversary acted
-        ends = torch.zeros(shape).to(device)  # its trajectory stops after this step
-        end_values = torch.zeros(shape).to(device)  # the value to bootstrap from there
-
-        # TRY NOT TO MODIFY: start the game
-        start_iteration = 1
-        if resuming:
-            resume.restore(agent, optimizer)  # weights, Adam moments, RNG states
-            start_iteration = resume.iteration + 1
-        next_obs, infos = envs.reset(seed=env_seed(args.seed, start_iteration - 1))
-        next_obs = torch.Tensor(next_obs).to(device)
-        next_alive = torch.tensor(infos["alive"]).to(device)
-        stats = EpisodeStats(args.num_envs, A)
-
-        for iteration in range(start_iteration, args.num_iterations + 1):
-            if args.anneal_lr:
-                frac = 1.0 - (iteration - 1.0) / args.num_iterations
-                optimizer.param_groups[0]["lr"] = frac * args.learning_rate
-
-            for step in range(0, args.num_steps):
-                global_step += args.num_envs
-                obs[step] = next_obs
-                masks[step] = next_alive
-
-                # ALGO LOGIC: action logic
-                with torch.no_grad():
-                    action, logprob, _, value = agent.get_action_and_value(next_obs)
-                    values[step] = value
-                actions[step] = action
-                logprobs[step] = logprob
-
-                # TRY NOT TO MODIFY: execute the game and log data.
-                if discrete:
-                    env_action = action.cpu().numpy() + int(action_space.start)
-                else:
-                    low, high = action_space.low.ravel(), action_space.high.ravel()
-                    env_action = np.clip(action.cpu().numpy(), low, high)
-                next_obs_np, reward, terminations, truncations, infos = envs.step(env_action)
-                rewards[step] = torch.Tensor(reward).to(device)
-                stats.step(reward, infos["acted"], infos["reset"])
-
-                # ALGO LOGIC: where each trajectory ends, and what it bootstraps from
-                reset = infos["reset"][:, None]
-                ends[step] = torch.Tensor(terminations | truncations | reset | ~infos["alive"])
-                has_last_obs = np.where(reset, infos["final_alive"], infos["has_obs"])
-                truncated = truncations & ~terminations & has_last_obs
-                end_values[step] = 0.0
-                if truncated.any():  # bootstrap from the value of the last observation
-                    reset_e = infos["reset"].reshape((-1,) + (1,) * (next_obs_np.ndim - 1))
-                    last_obs = torch.Tensor(np.where(reset_e, infos["final_obs"], next_obs_np))
-                    with torch.no_grad():
-                        last_value = agent.get_value(last_obs.to(device))
-                    end_values[step] = last_value * torch.Tensor(truncated).to(device)
-                next_obs = torch.Tensor(next_obs_np).to(device)
-                next_alive = torch.tensor(infos["alive"]).to(device)
-
-            # bootstrap value if not done
-            with torch.no_grad():
-                next_value = agent.get_value(next_obs)
-                advantages, returns = gae(
-                    rewards, values, next_value, ends, end_values, masks.float(),
-                    args.gamma, args.gae_lambda,
-                )  # fmt: skip
-
-            # flatten the batch (the adversary axis stays: each learns from its own samples)
-            b_obs = obs.reshape((-1, A) + obs_shape)
-            b_logprobs = logprobs.reshape(-1, A)
-            b_actions = actions.reshape((-1, A) + action_shape)
-            b_advantages = advantages.reshape(-1, A)
-            b_returns = returns.reshape(-1, A)
-            b_values = values.reshape(-1, A)
-            b_masks = masks.reshape(-1, A)
-
-            # Optimizing the policy and value network
-            b_inds = np.arange(args.batch_size)
-            clipfracs = []
-            for _epoch in range(args.update_epochs):
-                np.random.shuffle(b_inds)  # noqa: NPY002 (global RNG: seeded, checkpointed)
-                for start in range(0, args.batch_size, args.minibatch_size):
-                    mb_inds = b_inds[start : start + args.minibatch_size]
-                    mb_masks = b_masks[mb_inds]
-                    mb_count = mb_masks.sum(0).clamp(min=1)
-
-                    _, newlogprob, entropy, newvalue = agent.get_action_and_value(
-                        b_obs[mb_inds], b_actions[mb_inds]
-                    )
-                    logratio = newlogprob - b_logprobs[mb_inds]
-                    ratio = logratio.exp()
-
-                    with torch.no_grad():
-                        old_approx_kl = masked_mean(-logratio, mb_masks, mb_count)
-                        approx_kl = masked_mean((ratio - 1) - logratio, mb_masks, mb_count)
-                        clipped = ((ratio - 1.0).abs() > args.clip_coef).float()
-                        clipfracs += [masked_mean(clipped, mb_masks, mb_count).mean().item()]
-
-                    mb_advantages = b_advantages[mb_inds]
-                    if args.norm_adv:
-                        adv_mean = masked_mean(mb_advantages, mb_masks, mb_count)
-                        adv_var = masked_mean(
-                            (mb_advantages - adv_mean) ** 2, mb_masks, (mb_count - 1).clamp(min=1)
-                        )
-                        mb_advantages = (mb_advantages - adv_mean) / (adv_var.sqrt() + 1e-8)
-
-                    # Policy loss
-                    pg_loss1 = -mb_advantages * ratio
-                    pg_loss2 = -mb_advantages * torch.clamp(
-                        ratio, 1 - args.clip_coef, 1 + args.clip_coef
-                    )
-                    pg_loss = masked_mean(torch.max(pg_loss1, pg_loss2), mb_masks, mb_count)
-
-                    # Value loss
-                    if args.clip_vloss:
-                        v_loss_unclipped = (newvalue - b_returns[mb_inds]) ** 2
-                        v_clipped = b_values[mb_inds] + torch.clamp(
-                            newvalue - b_values[mb_inds], -args.clip_coef, args.clip_coef
-                        )
-                        v_loss_clipped = (v_clipped - b_returns[mb_inds]) ** 2
-                        v_loss_max = torch.max(v_loss_unclipped, v_loss_clipped)
-                        v_loss = 0.5 * masked_mean(v_loss_max, mb_masks, mb_count)
-                    else:
-                        v_loss = 0.5 * masked_mean(
-                            (newvalue - b_returns[mb_inds]) ** 2, mb_masks, mb_count
-                        )
-
-                    entropy_loss = masked_mean(entropy, mb_masks, mb_count)
-                    adv_loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
-                    loss = adv_loss.sum()  # independent networks: each gets its own gradient
-                    if iteration == args.debug_nan_at_iteration:
-                        loss = loss * float("nan")
-                    run.check_finite(
-                        {"losses/loss": loss}, iteration=iteration, global_step=global_step
-                    )
-
-                    optimizer.zero_grad()
-                    loss.backward()
-                    clip_grad_norm_per_member_(
-                        agent.parameters(), args.max_grad_norm, agent.members
-                    )
-                    optimizer.step()
-
-                if args.target_kl is not None and approx_kl.max() > args.target_kl:
-                    break
-            run.check_finite(agent.named_parameters(), iteration=iteration, global_step=global_step)
-
-            y_pred, y_true = b_values[b_masks].cpu().numpy(), b_returns[b_masks].cpu().numpy()
-            var_y = np.var(y_true)
-            explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
-
-            # TRY NOT TO MODIFY: record rewards for plotting purposes
-            run.log(
-                {
-                    "charts/learning_rate": optimizer.param_groups[0]["lr"],
-                    "charts/scenario": index,
-                    "losses/value_loss": v_loss.mean().item(),
-                    "losses/policy_loss": pg_loss.mean().item(),
-                    "losses/entropy": entropy_loss.mean().item(),
-                    "losses/old_approx_kl": old_approx_kl.mean().item(),
-                    "losses/approx_kl": approx_kl.mean().item(),
-                    "losses/clipfrac": np.mean(clipfracs),
-                    "losses/explained_variance": explained_var,
-                    "charts/SPS": run.sps(global_step),
-                    **stats.scalars(envs.agents),  # the adversaries' returns: -victims'
-                },
-                global_step,
-            )
-            run.update_progress(global_step, stats.recent_return)
-
-            if iteration % args.checkpoint_every == 0 and iteration < args.num_iterations:
-                save(checkpointer, agent, optimizer, envs, scenario, index, results,
-                     global_step, iteration, complete=False)  # fmt: skip
-                next_obs, infos = envs.reset(seed=env_seed(args.seed, iteration))
-                next_obs = torch.Tensor(next_obs).to(device)
-                next_alive = torch.tensor(infos["alive"]).to(device)
-                stats.clear()
-        envs.close()
-
-        # the scenario's attacker, then its evaluation (loaded as the wrappers load it)
-        save(checkpointer, agent, optimizer, envs, scenario, index, results, global_step,
-             args.num_iterations, complete=True)  # fmt: skip
-        attacker = run.checkpoint_dir / f"{scenario.name}.safetensors"
+        # the scenario's evaluation (the attacker loaded as the wrappers load it)
         clean, attacked = evaluate_scenario(args, env_kwargs, scenario, attacker, defender_agents)
         result = {
             "scenario": scenario.name, "threat": scenario.threat, "attacker": str(attacker.resolve()),
             "victims": scenario.victims, "episodes": args.eval_episodes,
             "clean": mean_se(clean), "attacked": mean_se(attacked),
         }  # fmt: skip
+        done.with_suffix(".tmp").write_text(json.dumps(result, indent=2))
+        done.with_suffix(".tmp").replace(done)  # atomic: a result exists whole or not at all
         results.append(result)
         print(
             f"{scenario.name}: victims' return {result['clean'][0]:.2f} clean, "
             f"{result['attacked'][0]:.2f} under attack ({args.eval_episodes} episodes)"
         )
-        run.log(
-            {
-                f"attack/clean_return/{scenario.name}": result["clean"][0],
-                f"attack/attacked_return/{scenario.name}": result["attacked"][0],
-            },
-            global_step,
-        )
-        # again, with the results: a resume skips this scenario
-        save(checkpointer, agent, optimizer, envs, scenario, index, results, global_step,
-             args.num_iterations, complete=True)  # fmt: skip
 
     worst = min(results, key=lambda r: r["attacked"][0])
     summary = {"defender": args.defender, "args": asdict(args), "scenarios": results,
                "worst": worst["scenario"], "worst_attacked": worst["attacked"]}  # fmt: skip
-    (run.dir / "attack_results.json").write_text(json.dumps(summary, indent=2))
-    run.log({"attack/worst_attacked_return": worst["attacked"][0]}, global_step)
+    (folder / "attack_results.json").write_text(json.dumps(summary, indent=2))
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(folder)) as writer:
+        for index, r in enumerate(results):
+            writer.add_scalar(f"attack/clean_return/{r['scenario']}", r["clean"][0], index)
+            writer.add_scalar(f"attack/attacked_return/{r['scenario']}", r["attacked"][0], index)
+        writer.add_scalar("attack/worst_attacked_return", worst["attacked"][0], 0)
     print(f"\n{'scenario':<40} {'clean':>16} {'under attack':>16}")
     for r in results:
         c, a = r["clean"], r["attacked"]
         print(f"{r['scenario']:<40} {c[0]:>9.2f} ± {c[1]:<5.2f} {a[0]:>9.2f} ± {a[1]:<5.2f}")
     print(f"worst case: {worst['scenario']} ({worst['attacked'][0]:.2f})")
-    print(f"results: {run.dir / 'attack_results.json'}")
-    run.close()
+    print(f"results: {folder / 'attack_results.json'}")

@@ -152,17 +152,21 @@ def test_smoke(threat, defender, tmp_path):
     for r in summary["scenarios"]:
         assert r["clean"] == [100.0, 0.0]  # greedy defender, clean: 100 every episode
         assert 0.0 <= r["attacked"][0] <= 100.0 and r["episodes"] == 2
-        record = read_record(r["attacker"])
+        record = read_record(r["attacker"])  # the attacker: an ippo.py run, defenders frozen
         assert (record["algorithm"], record["complete"], record["global_step"] % 400) == (
-            "attack", True, 0,
+            "ippo", True, 0,
         )  # fmt: skip
         assert record["threat"] == r["threat"] and record["threat"]["name"] == threat
-        env = make_env("adv/xnor_xor-v0", {}, record["threat"])()
-        for name in record["policies"]:  # the adversaries, loadable against the env's spaces
+        frozen = json.loads(record["args"]["frozen"])
+        assert all(ref["checkpoint"] == str(defender) for ref in frozen.values())
+        env = make_env("adv/xnor_xor-v0", {}, record["threat"], frozen=frozen)()
+        assert sorted(record["policies"]) == sorted(env.possible_agents)  # the adversaries only
+        for name in record["policies"]:  # loadable against the env's spaces
             assert name.endswith("adversary")
             load_policy(r["attacker"], agent=name, env=env)
     assert "worst case:" in result.stdout
-    assert only("wandb/offline-run-*", tmp_path).is_dir()
+    for name in names:  # every scenario's training run is tracked
+        assert only(f"runs/*/{name}/wandb/offline-run-*", tmp_path).is_dir()
 
 
 def test_bad_flags_fail_before_training(defender, tmp_path):
@@ -178,8 +182,9 @@ def test_bad_flags_fail_before_training(defender, tmp_path):
 
 
 def test_killed_multi_scenario_run_resumes_exactly(defender, tmp_path):
-    """Killed in its second scenario, resumed: the same attackers, bit for bit, and the
-    first scenario's result carried over from the checkpoint."""
+    """Killed in its second scenario's training, resumed from the attack's folder: the first
+    scenario is skipped (its result kept), the second continues from its last checkpoint,
+    and the attackers and results are those of an uninterrupted run, bit for bit."""
     flags = ["--num-envs", "2", "--num-steps", "100", "--total-timesteps", "2000",
              "--update-epochs", "2", "--checkpoint-every", "2", "--eval-episodes", "3"]  # fmt: skip
     straight, killed = tmp_path / "straight", tmp_path / "killed"
@@ -187,31 +192,32 @@ def test_killed_multi_scenario_run_resumes_exactly(defender, tmp_path):
     killed.mkdir()
     attack(straight, defender, *flags)
 
-    def in_second_scenario():  # a periodic checkpoint of scenario 2 exists
-        lasts = list(killed.glob("runs/*/checkpoints/last.safetensors"))
+    def in_second_scenario():  # scenario 1 done, a periodic checkpoint of scenario 2 exists
+        done = list(killed.glob("runs/*/*/result.json"))
+        lasts = list(killed.glob("runs/*/victim=agent_1,*/runs/*/checkpoints/last.safetensors"))
         try:
-            record = read_record(lasts[0]) if lasts else None
+            return len(done) == 1 and len(lasts) == 1 and not read_record(lasts[0])["complete"]
         except Exception:  # being replaced right now
             return False
-        return (
-            bool(record) and record["extra"]["attack"]["scenario"] == 1 and not record["complete"]
-        )
 
     command = [sys.executable, str(ATTACK), "--defender", str(defender), *flags]
     kill_when(command, killed, in_second_scenario, "checkpoint of scenario 2")
-    last = only("runs/*/checkpoints/last.safetensors", killed)
-    assert len(read_record(last)["extra"]["attack"]["results"]) == 1
-    attack(killed, defender, "--resume", str(last))
+    folder = only("runs/*/attack_args.json", killed).parent
+    assert not (folder / "attack_results.json").exists()
+    first = (folder / "victim=agent_0,attacked=agent_1" / "result.json").read_text()
+    attack(killed, defender, "--resume", str(folder))
+    assert (folder / "victim=agent_0,attacked=agent_1" / "result.json").read_text() == first
 
     a = json.loads(only("runs/*/attack_results.json", straight).read_text())["scenarios"]
     b = json.loads(only("runs/*/attack_results.json", killed).read_text())["scenarios"]
+    assert len(a) == len(b) == 2
     assert [(r["scenario"], r["clean"], r["attacked"]) for r in a] == [
         (r["scenario"], r["clean"], r["attacked"]) for r in b
     ]
     for ra, rb in zip(a, b, strict=True):
         ta, tb = load_file(ra["attacker"]), load_file(rb["attacker"])
         policies = [k for k in ta if not k.startswith("training/rng")]
-        assert [k for k in policies if not torch.equal(ta[k], tb[k])] == []
+        assert len(policies) > 0 and [k for k in policies if not torch.equal(ta[k], tb[k])] == []
 
 
 # Budget: 8,000 steps per scenario (the ippo learning test's settings). Against the greedy

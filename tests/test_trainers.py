@@ -82,21 +82,22 @@ def train(script: str, cwd: Path, *flags: str, timeout: float = 120, check: bool
 
 
 def kill_when(cmd: list[str], cwd: Path, ready, what: str, timeout: float = 120, env=None) -> None:
-    """Start ``cmd`` in ``cwd`` (environment ``env``, default: ours with W&B offline) and
-    SIGKILL it as soon as ``ready()`` is true."""
+    """Start ``cmd`` in ``cwd`` (environment ``env``, default: ours with W&B offline) in a new
+    process group and SIGKILL the group (the script and any run it started) as soon as
+    ``ready()`` is true."""
     env = env or {**os.environ, "WANDB_MODE": "offline"}
     process = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
     deadline = time.monotonic() + timeout
     try:
         while not ready():
             assert process.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline, f"no {what} within {timeout} s"
             time.sleep(0.02)
-        process.send_signal(signal.SIGKILL)
     finally:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 

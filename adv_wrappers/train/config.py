@@ -28,12 +28,24 @@ if TYPE_CHECKING:
     from adv_wrappers.train.checkpoint import ResumeState
     from adv_wrappers.train.tracking import Run
 
-__all__ = ["PAPER_000_PRESETS", "env_seed", "parse_args", "seed_everything", "start_run"]
+__all__ = [
+    "PAPER_000_PRESETS",
+    "args_from_dict",
+    "cli_flags",
+    "env_seed",
+    "parse_args",
+    "seed_everything",
+    "start_run",
+]
 
 ArgsT = TypeVar("ArgsT")
 
 
-def _args_from_record(args_cls: type[ArgsT], saved: Mapping[str, Any], resume: str) -> ArgsT:
+def args_from_dict(args_cls: type[ArgsT], saved: Mapping[str, Any], resume: str) -> ArgsT:
+    """A trainer's saved arguments (JSON: tuples came back as lists) with ``resume`` set.
+
+    Unknown names (a flag removed since the run was saved) are ignored with a warning.
+    """
     defaults = args_cls()
     names = {f.name for f in dataclasses.fields(args_cls)}  # type: ignore[arg-type]
     values = {}
@@ -99,13 +111,33 @@ def parse_args(
     if resume:
         from adv_wrappers.train import read_record
 
-        return _args_from_record(args_cls, read_record(resume).get("args") or {}, resume)
+        return args_from_dict(args_cls, read_record(resume).get("args") or {}, resume)
     env_id = getattr(args, "env_id")  # noqa: B009 (ArgsT is any dataclass with env_id)
     preset = (presets or {}).get(env_id)
     if preset:
         default = dataclasses.replace(args_cls(), env_id=env_id, **preset)  # type: ignore[type-var]
         args = tyro.cli(args_cls, args=argv, default=default)
     return args
+
+
+def cli_flags(values: Mapping[str, Any]) -> list[str]:
+    """Field values -> the command-line flags ``tyro`` parses back to them.
+
+    ``{"learning_rate": 3e-4, "anneal_lr": False, "hidden_sizes": (64, 64)}`` gives
+    ``["--learning-rate", "0.0003", "--no-anneal-lr", "--hidden-sizes", "64", "64"]``;
+    ``None`` is written ``None``. For a script that runs another trainer (``attack.py`` runs
+    ``ippo.py``), so that every value is explicit and no preset of the other script applies.
+    """
+    flags: list[str] = []
+    for name, value in values.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif isinstance(value, tuple | list):
+            flags += [flag, *map(str, value)]
+        else:
+            flags += [flag, str(value)]
+    return flags
 
 
 # --------------------------------------------------------------------------- seeding
