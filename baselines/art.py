@@ -25,7 +25,6 @@ batched matrix product.
 
 import functools
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -40,24 +39,10 @@ from torch.distributions import Categorical
 
 import adv_envs
 from adv_wrappers import adversary_id, all_subsets
-from adv_wrappers.train.checkpoint import (
-    Checkpointer,
-    ExportedPolicy,
-    export_policies,
-    load_policy,
-    load_training_state,
-)
-from adv_wrappers.train.envs import (
-    PAPER_000_PRESETS,
-    check_trainable,
-    env_seed,
-    evaluate,
-    gae,
-    make_env,
-    parse_args,
-    record_video,
-    seed_everything,
-)
+from adv_wrappers.train import load_policy
+from adv_wrappers.train.checkpoint import Checkpointer, ExportedPolicy, export_policies
+from adv_wrappers.train.config import PAPER_000_PRESETS, env_seed, parse_args, start_run
+from adv_wrappers.train.envs import check_trainable, evaluate, make_env
 from adv_wrappers.train.networks import (
     ActorSpec,
     MLPActor,
@@ -65,7 +50,14 @@ from adv_wrappers.train.networks import (
     stack_agents,
     stacked_mlp,
 )
-from adv_wrappers.train.tracking import Run
+from adv_wrappers.train.ppo import (
+    explained_variance,
+    hold_idle_members_,
+    member_minibatches,
+    ppo_loss,
+    summarize,
+)
+from adv_wrappers.train.rollout import Rollout, env_action, gae, trajectory_ends
 from adv_wrappers.vector import SubprocParallelVectorEnv, SyncParallelVectorEnv
 
 
@@ -308,100 +300,6 @@ class Agent(nn.Module):
         return value
 
 
-def member_minibatches(member, members, minibatch_size):
-    """Rows grouped by the policy (member) that learns from them, shuffled, and cut into
-    minibatches of ``minibatch_size`` rows per member: ``[steps, members, minibatch_size]`` row
-    indices, ``-1`` where a member has run out of rows."""
-    if len(member) == 0:
-        return torch.empty((0, members, minibatch_size), dtype=torch.long, device=member.device)
-    rows = torch.randperm(len(member), device=member.device)
-    rows = rows[torch.argsort(member[rows], stable=True)]
-    counts = torch.bincount(member, minlength=members)
-    first = torch.cumsum(counts, 0) - counts
-    position = torch.arange(len(rows), device=member.device) - first[member[rows]]
-    steps = math.ceil(int(counts.max()) / minibatch_size)
-    out = torch.full((steps, members, minibatch_size), -1, dtype=torch.long, device=member.device)
-    out[position // minibatch_size, member[rows], position % minibatch_size] = rows
-    return out
-
-
-def masked_mean(x, mask, count):
-    """Per-member mean of x [M, mb] over the rows where mask is set -> [M]."""
-    return torch.where(mask, x, 0.0).sum(1) / count
-
-
-def hold_idle_members_(optimizer, module, active):
-    """Zero Adam's first moment of the members without rows in this minibatch: their gradient
-    is zero, so ``optimizer.step()`` then leaves them exactly where they are."""
-    for p in module.parameters():
-        state = optimizer.state.get(p)
-        if state and p.dim() > 0 and p.shape[0] == active.numel():
-            state["exp_avg"].mul_(active.reshape(-1, *([1] * (p.dim() - 1))))
-
-
-def ppo_loss(net, rows, idx, args):
-    """PPO's clipped loss of every member of ``net`` on its minibatch ``idx`` [M, mb] of
-    ``rows`` -> per-member loss [M], members with rows [M], per-member statistics."""
-    mask = idx >= 0
-    idx = idx.clamp(min=0)
-    count = mask.sum(1).clamp(min=1)
-    _, newlogprob, entropy, newvalue = net.get_action_and_value(
-        rows["obs"][idx], rows["actions"][idx]
-    )
-    logratio = newlogprob - rows["logprobs"][idx]
-    ratio = logratio.exp()
-    with torch.no_grad():
-        # calculate approx_kl http://joschu.net/blog/kl-approx.html
-        old_approx_kl = masked_mean(-logratio, mask, count)
-        approx_kl = masked_mean((ratio - 1) - logratio, mask, count)
-        clipfrac = masked_mean(((ratio - 1.0).abs() > args.clip_coef).float(), mask, count)
-
-    mb_advantages = rows["advantages"][idx]
-    if args.norm_adv:
-        adv_mean = masked_mean(mb_advantages, mask, count)[:, None]
-        adv_var = masked_mean((mb_advantages - adv_mean) ** 2, mask, (count - 1).clamp(min=1))[
-            :, None
-        ]
-        mb_advantages = (mb_advantages - adv_mean) / (adv_var.sqrt() + 1e-8)
-
-    # Policy loss
-    pg_loss1 = -mb_advantages * ratio
-    pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
-    pg_loss = masked_mean(torch.max(pg_loss1, pg_loss2), mask, count)
-
-    # Value loss
-    mb_returns, mb_values = rows["returns"][idx], rows["values"][idx]
-    if args.clip_vloss:
-        v_clipped = mb_values + torch.clamp(newvalue - mb_values, -args.clip_coef, args.clip_coef)
-        v_loss_max = torch.max((newvalue - mb_returns) ** 2, (v_clipped - mb_returns) ** 2)
-        v_loss = 0.5 * masked_mean(v_loss_max, mask, count)
-    else:
-        v_loss = 0.5 * masked_mean((newvalue - mb_returns) ** 2, mask, count)
-
-    entropy_loss = masked_mean(entropy, mask, count)
-    loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
-    stats = {
-        "value_loss": v_loss,
-        "policy_loss": pg_loss,
-        "entropy": entropy_loss,
-        "old_approx_kl": old_approx_kl,
-        "approx_kl": approx_kl,
-        "clipfrac": clipfrac,
-    }
-    return loss, mask.any(1), stats
-
-
-def summarize(stats, active):
-    """Per-member statistics of a minibatch -> their mean over the members that had rows (max
-    for approx_kl)."""
-    if not active.any():
-        return {}
-    return {
-        k: (v[active].max() if k == "approx_kl" else v[active].mean()).item()
-        for k, v in stats.items()
-    }
-
-
 def fixed_subsets(agents, fixed, team):
     """Fixed-K: the one subset of each victim (the given K for a team victim; for per-agent
     victims the K against ``agents[0]``, shifted cyclically to each victim)."""
@@ -469,14 +367,67 @@ class VictimEpisodes:
         return finished
 
 
+PPO_KEYS = ("logprobs", "advantages", "returns", "values")
+
+
+def omega_scalars(agent, victim_names, subset_names, finished):
+    """omega's probabilities and entropy per victim, and the victims' returns per subset."""
+    scalars = {}
+    probs = torch.softmax(agent.omega.detach(), -1).cpu().numpy()
+    for v, name in enumerate(victim_names):
+        for s, subset in enumerate(subset_names[v]):
+            scalars[f"adversary/omega/{name}/{subset}"] = float(probs[v, s])
+        scalars[f"adversary/omega_entropy/{name}"] = float(
+            -(probs[v] * np.log(probs[v] + 1e-12)).sum()
+        )
+    if finished:  # columns: victim, subset, discounted return, return, length
+        ep = np.array([f[1:] for f in finished], dtype=np.float64)
+        for v, name in enumerate(victim_names):
+            for s, subset in enumerate(subset_names[v]):
+                chosen = (ep[:, 0] == v) & (ep[:, 1] == s)
+                if chosen.any():
+                    scalars[f"adversary/victim_return/{name}/{subset}"] = float(
+                        ep[chosen, 3].mean()
+                    )
+        scalars["adversary/omega_episodes"] = len(finished)
+    return scalars
+
+
+def ppo_scalars(roles, stats, last_active, clipfracs):
+    """PPO's statistics per role (benign: ``losses/*``, adversaries: ``losses/adversary_*``)."""
+    scalars = {}
+    for role, (_, rows, _) in roles.items():
+        prefix = "losses/" if role == "benign" else "losses/adversary_"
+        scalars[f"{prefix}explained_variance"] = explained_variance(rows["values"], rows["returns"])
+        last = summarize(stats[role], last_active[role]) if role in stats else {}
+        last["clipfrac"] = torch.cat(clipfracs[role]).mean().item() if clipfracs[role] else None
+        for key, value in last.items():
+            scalars[f"{prefix}{key}"] = value
+    return scalars
+
+
+def evaluate_under_attack(args, env_kwargs, run, final, agents, victims, subsets, omega, step):
+    """Each victim's greedy return against its trained adversaries on omega's most likely
+    subset (the final checkpoint, loaded as the wrappers load it)."""
+    policies = {a: load_policy(final, agent=a) for a in agents}
+    probs = torch.softmax(omega.detach(), -1).cpu().numpy()
+    scalars, line = {}, []
+    for v, victim in enumerate(victims):
+        attacked, name = subsets[v][int(probs[v].argmax())], victim or "team"
+        threat = attack_threat(final, args.k, victim, name, attacked)
+        results = evaluate(
+            make_env(args.env_id, env_kwargs, threat), policies, args.eval_episodes, args.seed
+        )
+        scored = [victim] if victim else [a for a in agents if a not in attacked]
+        under_attack = float(np.mean([np.nanmean(results[a]) for a in scored]))
+        scalars[f"eval/attacked_return/{name}"] = under_attack
+        line.append(f"{name} vs {'+'.join(attacked)}: {under_attack:.2f}")
+    run.log(scalars, step)
+    print(f"eval under attack: {'; '.join(line)} ({args.eval_episodes} greedy episodes each)")
+
+
 if __name__ == "__main__":
     args = parse_args(Args, PRESETS)
-    args.batch_size = int(args.num_envs * args.num_steps)
-    args.num_iterations = args.total_timesteps // args.batch_size
-    if args.num_iterations < 1:
-        raise SystemExit(
-            f"total_timesteps must be at least num_envs * num_steps = {args.batch_size}"
-        )
     if args.fixed_subset and args.exp_name == Path(__file__).stem:
         args.exp_name = "fixed_k"
     # ALGO LOGIC: the victims, their candidate subsets N_i (omega_i's support) and the env
@@ -516,13 +467,7 @@ if __name__ == "__main__":
     # (victim, K) of the wrapper's ground truth -> (victim, subset) indices
     index = {(victims[v], s): (v, i) for v in range(num_victims) for i, s in enumerate(subsets[v])}
 
-    resume = load_training_state(args.resume) if args.resume else None
-    run = Run(args, resume)
-
-    # TRY NOT TO MODIFY: seeding
-    seed_everything(args.seed, args.torch_deterministic)
-    torch.set_num_threads(args.torch_threads)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    run, resume, device = start_run(args)  # batch sizes, run folder, seeding, device
 
     # env setup: k_corruption_v0 with exposed adversaries, each copy told its (victim, K)
     threat = {"name": "k_corruption_v0", "kwargs": {"k": args.k}}
@@ -613,21 +558,12 @@ if __name__ == "__main__":
             )
         return policies
 
-    # ALGO Logic: Storage setup
-    shape = (args.num_steps, args.num_envs, envs.num_agents)
-    obs_shape = envs.single_observation_space.shape
-    action_shape = () if discrete else (int(np.prod(action_space.shape)),)
-    obs = torch.zeros(shape + obs_shape).to(device)
-    actions = torch.zeros(shape + action_shape, dtype=torch.long if discrete else torch.float).to(
-        device
-    )
-    logprobs = torch.zeros(shape).to(device)
-    rewards = torch.zeros(shape).to(device)
-    values = torch.zeros(shape).to(device)
-    masks = torch.zeros(shape, dtype=torch.bool).to(device)  # the slot acted at this step
-    ends = torch.zeros(shape).to(device)  # the slot's trajectory stops after this step
-    end_values = torch.zeros(shape).to(device)  # bootstrap value there (truncations)
-    victim_of = torch.zeros(shape[:2], dtype=torch.long).to(device)  # the episode's victim
+    # ALGO Logic: Storage setup (plus each step's victim, per copy)
+    rollout = Rollout(
+        args.num_steps, args.num_envs, envs.num_agents, envs.single_observation_space.shape,
+        action_space, device,
+    )  # fmt: skip
+    victim_of = torch.zeros((args.num_steps, args.num_envs), dtype=torch.long, device=device)
 
     def plan_options(plan_id, first_victim, length):
         """Episode l of copy e: victim (first_victim + l * E + e) mod V (round-robin), K ~ omega_v."""
@@ -638,14 +574,6 @@ if __name__ == "__main__":
                 logits=agent.omega[torch.as_tensor(victim, device=device)]
             ).sample()
         return {"art_plan": {"id": plan_id, "victim": victim, "subset": subset.cpu().numpy()}}
-
-    def env_step(action):
-        if discrete:
-            env_action = action.cpu().numpy() + int(action_space.start)
-        else:
-            low, high = action_space.low.ravel(), action_space.high.ravel()
-            env_action = np.clip(action.cpu().numpy(), low, high)
-        return envs.step(env_action)
 
     # TRY NOT TO MODIFY: start the game
     global_step, omega_steps, start_iteration = 0, 0, 1
@@ -671,66 +599,41 @@ if __name__ == "__main__":
         finished = []  # (copy, victim, subset, discounted return, return, length)
         for step in range(0, args.num_steps):
             global_step += args.num_envs
-            obs[step] = next_obs
-            masks[step] = next_alive
-            victim_now = torch.as_tensor(episodes.victim, device=device)
-            victim_of[step] = victim_now
+            rollout.obs[step], rollout.masks[step] = next_obs, next_alive
+            victim_now = victim_of[step] = torch.as_tensor(episodes.victim, device=device)
 
-            # ALGO LOGIC: action logic
+            # ALGO LOGIC: action logic: benign policies and the adversaries against each victim
             with torch.no_grad():
                 action, logprob, value = agent.act(
                     next_obs, victim_now, benign_slots, adversary_slots
                 )
-            values[step] = value
-            actions[step] = action
-            logprobs[step] = logprob
+            rollout.values[step], rollout.actions[step], rollout.logprobs[step] = (
+                value, action, logprob,
+            )  # fmt: skip
 
             # TRY NOT TO MODIFY: execute the game and log data.
-            next_obs_np, reward, terminations, truncations, infos = env_step(action)
-            rewards[step] = torch.as_tensor(reward).to(device)
-            reset = infos["reset"][:, None]
-            ends[step] = torch.as_tensor(terminations | truncations | ~infos["alive"] | reset).to(
-                device
+            next_obs_np, reward, terminations, truncations, infos = envs.step(
+                env_action(action, action_space)
             )
-            # bootstrap truncated trajectories from the value of their last observation
-            truncated = (
-                truncations
-                & ~terminations
-                & np.where(reset, infos["final_alive"], infos["has_obs"])
-            )
-            end_values[step] = 0.0
-            if truncated.any():
-                reset_obs = infos["reset"].reshape((-1,) + (1,) * (next_obs_np.ndim - 1))
-                final_obs = torch.as_tensor(
-                    np.where(reset_obs, infos["final_obs"], next_obs_np), dtype=torch.float
-                ).to(device)
-                with torch.no_grad():
-                    final_value = agent.get_value(
-                        final_obs, victim_now, benign_slots, adversary_slots
-                    )
-                end_values[step] = final_value * torch.as_tensor(truncated).to(device)
+            rollout.rewards[step] = torch.as_tensor(reward).to(device)
+            rollout.ends[step], rollout.end_values[step] = trajectory_ends(
+                terminations, truncations, infos, next_obs_np,
+                functools.partial(agent.get_value, victim=victim_now, benign_slots=benign_slots,
+                                  adversary_slots=adversary_slots),
+                device,
+            )  # fmt: skip
             finished += episodes.step(reward, infos)
             next_obs = torch.as_tensor(next_obs_np, dtype=torch.float).to(device)
             next_alive = torch.as_tensor(infos["alive"]).to(device)
 
         # bootstrap value if not done
         with torch.no_grad():
-            next_value = agent.get_value(
-                next_obs,
-                torch.as_tensor(episodes.victim, device=device),
-                benign_slots,
-                adversary_slots,
-            )
+            victim_now = torch.as_tensor(episodes.victim, device=device)
+            next_value = agent.get_value(next_obs, victim_now, benign_slots, adversary_slots)
             advantages, returns = gae(
-                rewards,
-                values,
-                next_value,
-                ends,
-                end_values,
-                masks.float(),
-                args.gamma,
-                args.gae_lambda,
-            )
+                rollout.rewards, rollout.values, next_value, rollout.ends, rollout.end_values,
+                rollout.masks.float(), args.gamma, args.gae_lambda,
+            )  # fmt: skip
         rollout_episodes = len(finished)
 
         # ALGO LOGIC: extra episodes for omega ("additionally generated trajectories", Sec. 5.2):
@@ -754,7 +657,7 @@ if __name__ == "__main__":
                         benign_slots,
                         adversary_slots,
                     )
-                next_obs_np, reward, _, _, infos = env_step(action)
+                next_obs_np, reward, _, _, infos = envs.step(env_action(action, action_space))
                 omega_steps += args.num_envs
                 for episode in extra.step(reward, infos):
                     if played[episode[0]] < quota[episode[0]]:
@@ -792,36 +695,29 @@ if __name__ == "__main__":
         # same rollout. Each policy learns from its own rows: benign agent i from the steps it
         # acted in episodes where it is the victim (every episode for a team victim), adversary
         # (v, j) from the steps j's adversary acted against victim v.
-        b_obs = obs.reshape((-1, envs.num_agents) + obs_shape)
-        b_actions = actions.reshape((-1, envs.num_agents) + action_shape)
+        b = rollout.flatten(advantages, returns)
         b_victim = victim_of.reshape(-1)
-        flat = {
-            "logprobs": logprobs.reshape(-1, envs.num_agents),
-            "advantages": advantages.reshape(-1, envs.num_agents),
-            "returns": returns.reshape(-1, envs.num_agents),
-            "values": values.reshape(-1, envs.num_agents),
-        }
-        b_masks = masks.reshape(-1, envs.num_agents)
         agent_ids = torch.arange(n, device=device)
-        benign_valid = b_masks[:, benign_slots]
+        benign_valid = b["masks"][:, benign_slots]
         if not (team or args.bystander_data):
             benign_valid = benign_valid & (b_victim[:, None] == agent_ids[None, :])
         roles = {}
         for role, net, slots, valid in (
             ("benign", agent.benign, benign_slots, benign_valid),
-            ("adversary", agent.adversary, adversary_slots, b_masks[:, adversary_slots]),
+            ("adversary", agent.adversary, adversary_slots, b["masks"][:, adversary_slots]),
         ):
             row_b, row_agent = valid.nonzero(as_tuple=True)
             row_slot = slots[row_agent]
-            x = b_obs[row_b, row_slot].reshape(len(row_b), -1)
+            x = b["obs"][row_b, row_slot].reshape(len(row_b), -1)
             if role == "benign":
                 member = torch.zeros_like(row_agent) if args.share_parameters else row_agent
                 if args.share_parameters:
                     x = torch.cat([x, nn.functional.one_hot(row_agent, n).float()], dim=1)
             else:
                 member = b_victim[row_b] * n + row_agent
-            rows = {"obs": x, "actions": b_actions[row_b, row_slot]} | {
-                k: v[row_b, row_slot] for k, v in flat.items()
+            rows = {"obs": x} | {
+                k: b[k][row_b, row_slot]
+                for k in ("actions", "logprobs", "advantages", "returns", "values")
             }
             roles[role] = (net, rows, member)
 
@@ -836,9 +732,16 @@ if __name__ == "__main__":
                 loss, active = torch.zeros((), device=device), {}
                 for role, (net, rows, _) in roles.items():
                     if start < len(batches[role]):
-                        member_loss, active[role], stats[role] = ppo_loss(
-                            net, rows, batches[role][start], args
+                        idx = batches[role][start]  # [members, minibatch_size], -1: no row
+                        mask, idx = idx >= 0, idx.clamp(min=0)
+                        _, newlogprob, entropy, newvalue = net.get_action_and_value(
+                            rows["obs"][idx], rows["actions"][idx]
                         )
+                        member_loss, stats[role] = ppo_loss(
+                            newlogprob, entropy, newvalue, {k: rows[k][idx] for k in PPO_KEYS},
+                            mask, args, dim=1,
+                        )  # fmt: skip
+                        active[role] = mask.any(1)
                         # independent policies: each gets the gradient of its own loss
                         loss = loss + member_loss.sum()
                         clipfracs[role].append(stats[role]["clipfrac"][active[role]])
@@ -873,37 +776,8 @@ if __name__ == "__main__":
             "charts/SPS": run.sps(global_step),
             "losses/omega_loss": omega_loss.item(),
         }
-        for role, (_, rows, _) in roles.items():
-            prefix = "losses/" if role == "benign" else "losses/adversary_"
-            y_pred, y_true = rows["values"].cpu().numpy(), rows["returns"].cpu().numpy()
-            var_y = np.var(y_true) if len(y_true) else 0.0
-            scalars[f"{prefix}explained_variance"] = (
-                np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
-            )
-            last = summarize(stats[role], last_active[role]) if role in stats else {}
-            last["clipfrac"] = torch.cat(clipfracs[role]).mean().item() if clipfracs[role] else None
-            for key, value in last.items():
-                scalars[f"{prefix}{key}"] = value
-        probs = torch.softmax(agent.omega.detach(), -1).cpu().numpy()
-        for v in range(num_victims):
-            for s in range(num_subsets):
-                scalars[f"adversary/omega/{victim_names[v]}/{subset_names[v][s]}"] = float(
-                    probs[v, s]
-                )
-            scalars[f"adversary/omega_entropy/{victim_names[v]}"] = float(
-                -(probs[v] * np.log(probs[v] + 1e-12)).sum()
-            )
-        if finished:
-            # columns: victim, subset, discounted return, return, length
-            ep = np.array([f[1:] for f in finished], dtype=np.float64)
-            for v in range(num_victims):
-                for s in range(num_subsets):
-                    chosen = (ep[:, 0] == v) & (ep[:, 1] == s)
-                    if chosen.any():
-                        scalars[
-                            f"adversary/victim_return/{victim_names[v]}/{subset_names[v][s]}"
-                        ] = float(ep[chosen, 3].mean())
-            scalars["adversary/omega_episodes"] = len(finished)
+        scalars |= ppo_scalars(roles, stats, last_active, clipfracs)
+        scalars |= omega_scalars(agent, victim_names, subset_names, finished)
         if rollout_episodes:
             ep = np.array([f[1:] for f in finished[:rollout_episodes]], dtype=np.float64)
             recent_return = float(ep[:, 3].mean())  # the victim's return under attack
@@ -930,38 +804,16 @@ if __name__ == "__main__":
             )
     envs.close()
 
-    # greedy evaluation (and video) of the final checkpoint, loaded as the wrappers load it:
-    # clean, and for each victim against its trained adversaries on omega's most likely subset
+    # greedy evaluation (and video) of the final checkpoint: clean, then under attack
     final = run.checkpoint_dir / "final.safetensors"
-    print(f"final checkpoint: {final}")
-    policies = {a: load_policy(final, agent=a) for a in agents}
+    run.final_evaluation(
+        final, make_env(args.env_id, env_kwargs), agents, episodes=args.eval_episodes,
+        seed=args.seed, global_step=global_step,
+        video_env_fn=make_env(args.env_id, env_kwargs, render_mode="rgb_array")
+        if args.capture_video else None,
+    )  # fmt: skip
     if args.eval_episodes > 0:
-        results = evaluate(
-            make_env(args.env_id, env_kwargs), policies, args.eval_episodes, seed=args.seed
+        evaluate_under_attack(
+            args, env_kwargs, run, final, agents, victims, subsets, agent.omega, global_step
         )
-        per_agent = {a: float(np.nanmean(r)) for a, r in results.items() if not np.isnan(r).all()}
-        clean = float(np.mean(list(per_agent.values())))
-        scalars = {"eval/episodic_return": clean} | {
-            f"eval/episodic_return/{a}": r for a, r in per_agent.items()
-        }
-        line = f"eval: clean mean return {clean:.2f}"
-        probs = torch.softmax(agent.omega.detach(), -1).cpu().numpy()
-        for v, name in enumerate(victim_names):
-            attacked = subsets[v][int(probs[v].argmax())]
-            threat_v = attack_threat(final, args.k, victims[v], name, attacked)
-            results = evaluate(
-                make_env(args.env_id, env_kwargs, threat_v), policies, args.eval_episodes, args.seed
-            )
-            scored = [victims[v]] if victims[v] else [a for a in agents if a not in attacked]
-            under_attack = float(np.mean([np.nanmean(results[a]) for a in scored]))
-            scalars[f"eval/attacked_return/{name}"] = under_attack
-            line += f"; {name} vs {'+'.join(attacked)}: {under_attack:.2f}"
-        run.log(scalars, global_step)
-        print(f"{line} ({args.eval_episodes} greedy episodes each)")
-    if args.capture_video:
-        video_env = make_env(args.env_id, env_kwargs, render_mode="rgb_array")
-        video = record_video(
-            video_env, policies, run.dir / "videos" / f"eval_{global_step}.mp4", seed=args.seed
-        )
-        print(f"video: {video}")
     run.close()
