@@ -207,14 +207,14 @@ if __name__ == "__main__":
     obs_dim, action_space = check_trainable(envs)
     state_shape = envs.state_space.shape
 
-    agent = Agent(obs_dim, int(np.prod(state_shape)), action_space, envs.num_agents, args)
-    agent = agent.to(device)
-    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
     checkpointer = Checkpointer(
         run.checkpoint_dir, algorithm="mappo", args=args, env_id=args.env_id,
         env_kwargs=env_kwargs, threat=threat, run_name=run.name, wandb_id=run.wandb_id,
         spaces={a: (envs.observation_spaces[a], envs.action_spaces[a]) for a in envs.agents},
     )  # fmt: skip
+    agent = Agent(obs_dim, int(np.prod(state_shape)), action_space, envs.num_agents, args)
+    agent = agent.to(device)
+    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
 
     # ALGO Logic: Storage setup (observations for the actors, states for the critics)
     rollout = Rollout(
