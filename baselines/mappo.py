@@ -287,13 +287,13 @@ if __name__ == "__main__":
         )  # fmt: skip
         run.update_progress(global_step, stats.recent_return)
 
-        if iteration % args.checkpoint_every == 0 or iteration == args.num_iterations:
-            checkpointer.save(
-                global_step=global_step, iteration=iteration,
-                policies=export_policies(agent.actor, envs.agents), model=agent,
-                optimizer=optimizer, complete=iteration == args.num_iterations,
-            )  # fmt: skip
-            # re-seed, so that a run resumed from this checkpoint sees the same episodes
+        # checkpoint every checkpoint_every iterations and at the end; then re-seed, so that a
+        # run resumed from this checkpoint sees the same episodes
+        last = iteration == args.num_iterations
+        if iteration % args.checkpoint_every == 0 or last:
+            policies = export_policies(agent.actor, envs.agents)
+            checkpointer.save(global_step=global_step, iteration=iteration, policies=policies,
+                              model=agent, optimizer=optimizer, complete=last)  # fmt: skip
             next_obs_np, infos = envs.reset(seed=env_seed(args.seed, iteration))
             stats.clear()
     envs.close()
