@@ -3,17 +3,36 @@
 Every error names the offending argument (or agent) and what is allowed, so that a
 misconfigured experiment fails at construction or at the exact step where it went wrong,
 never by silently clipping, dropping or ignoring input.
+
+``AdvWrappersError``, ``InvalidArgumentError``, ``InvalidActionError`` and
+``MissingActionError`` are defined in the bundled environments' package (``adv_envs``, the
+lower layer, which raises them too and never imports ``adv_wrappers``) and re-exported here:
+they are the same classes, so one ``except`` catches an error from a wrapper or from an env.
 """
 
 from __future__ import annotations
 
+from adv_envs._errors import (
+    AdvWrappersError,
+    InvalidActionError,
+    InvalidArgumentError,
+    MissingActionError,
+)
 
-class AdvWrappersError(Exception):
-    """Base class of every error raised by ``adv_wrappers``."""
-
-
-class InvalidArgumentError(AdvWrappersError, ValueError):
-    """An argument has a value outside the documented range or set of allowed values."""
+__all__ = [
+    "AdvWrappersError",
+    "AgentIDCollisionError",
+    "CheckpointError",
+    "EnvKindError",
+    "InvalidActionError",
+    "InvalidArgumentError",
+    "InvalidPriorError",
+    "MissingActionError",
+    "PlayOutLimitError",
+    "UnknownAgentError",
+    "UnsupportedSpaceError",
+    "VectorEnvStateError",
+]
 
 
 class EnvKindError(InvalidArgumentError, TypeError):
@@ -35,18 +54,6 @@ class InvalidPriorError(InvalidArgumentError):
 
 class UnsupportedSpaceError(AdvWrappersError, TypeError):
     """A wrapper was asked to act on a space it cannot handle (e.g. perturbing a Discrete obs)."""
-
-
-class InvalidActionError(AdvWrappersError, ValueError):
-    """A policy (adversary, benign or frozen) returned an action outside the agent's space."""
-
-
-class MissingActionError(AdvWrappersError, KeyError):
-    """``step`` was not given an action for an agent that must act, or got one for an agent
-    that is not acting."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 class PlayOutLimitError(AdvWrappersError, RuntimeError):

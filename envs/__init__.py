@@ -11,6 +11,12 @@ four papers in PettingZoo's registry under the ``adv`` namespace::
 generator and the benchmark iterate over it. Registration is by entry-point string, so
 importing ``adv_envs`` imports no simulator. ``echo_v0`` is a test fixture (observations echo
 executed actions), not registered.
+
+Layers: ``adv_envs`` is the lower layer and never imports ``adv_wrappers``, so an env can be
+used and tested without the threat models. ``adv_wrappers`` imports ``adv_envs`` only to
+register these envs (``import adv_wrappers`` does it) and re-exports the error classes they
+raise, which are defined in the private ``adv_envs._errors``: ``adv_wrappers.errors`` names
+the very same classes, so every ``except`` written against it keeps working.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from adv_wrappers.errors import InvalidArgumentError
+from adv_envs._errors import InvalidArgumentError
 
 
 def check_int(value: Any, argument: str, minimum: int = 1, maximum: int | None = None) -> int:

@@ -97,7 +97,7 @@ from gymnasium.utils import seeding
 from pettingzoo import AECEnv
 from pettingzoo.utils import wrappers
 
-from adv_wrappers.errors import InvalidActionError, InvalidArgumentError, MissingActionError
+from adv_envs._errors import InvalidActionError, InvalidArgumentError, MissingActionError
 
 CARD_NAMES = ("J", "Q", "K")
 """Card ``c`` (an int) is ``CARD_NAMES[c]``; a higher int is a higher card."""

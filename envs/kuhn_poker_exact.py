@@ -101,9 +101,9 @@ from typing import Any
 
 import numpy as np
 
+from adv_envs._checks import check_float
+from adv_envs._errors import InvalidArgumentError
 from adv_envs.kuhn_poker import ACTION_CHARS, DEALS, is_terminal, payoff
-from adv_wrappers.core import check_epsilon
-from adv_wrappers.errors import InvalidArgumentError
 
 PLAYER_HISTORIES: tuple[tuple[str, ...], tuple[str, ...]] = (("", "pb"), ("p", "b"))
 """The betting histories at which player 0 and player 1 act."""
@@ -266,7 +266,7 @@ def mix(benign: TabularPolicy, attacker: TabularPolicy, epsilon: float) -> Tabul
         raise InvalidArgumentError(
             f"benign is player {benign.player}'s policy and attacker player {attacker.player}'s"
         )
-    eps = check_epsilon(epsilon, "epsilon")
+    eps = check_float(epsilon, "epsilon", 0.0, 1.0)
     return TabularPolicy(benign.player, (1.0 - eps) * benign.probs + eps * attacker.probs)
 
 
@@ -278,7 +278,7 @@ def nash_equilibrium(alpha: float = 0.0) -> tuple[TabularPolicy, TabularPolicy]:
     (the same for every alpha) bets J after a check with probability 1/3, never Q, always
     K; facing a bet it folds J, calls with Q with probability 1/3, always calls with K.
     """
-    a = check_epsilon(alpha, "alpha", upper=1.0 / 3.0)
+    a = check_float(alpha, "alpha", 0.0, 1.0 / 3.0)
     bets_0 = {(0, ""): a, (0, "pb"): 0.0, (1, ""): 0.0, (1, "pb"): a + 1 / 3, (2, ""): 3 * a}
     bets_0[(2, "pb")] = 1.0
     bets_1 = {(0, "p"): 1 / 3, (0, "b"): 0.0, (1, "p"): 0.0, (1, "b"): 1 / 3}
@@ -373,7 +373,7 @@ def best_response(
             wrong player, epsilon not in [0, 1], or ``benign`` missing with epsilon < 1.
     """
     _check_policy(opponent, "opponent")
-    eps = check_epsilon(epsilon, "epsilon")
+    eps = check_float(epsilon, "epsilon", 0.0, 1.0)
     responder = 1 - opponent.player
     if benign is None:
         if eps < 1.0:

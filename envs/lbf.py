@@ -113,7 +113,7 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec, wrappers
 
 from adv_envs._checks import check_bool, check_int, check_render_mode
-from adv_wrappers.errors import InvalidActionError, InvalidArgumentError
+from adv_envs._errors import InvalidActionError, InvalidArgumentError
 
 RENDER_MODES = (None, "rgb_array", "human")
 _MOVES = {

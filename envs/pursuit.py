@@ -82,7 +82,7 @@ from pettingzoo.sisl.pursuit.utils.two_d_maps import rectangle_map
 from pettingzoo.utils import aec_to_parallel, wrappers
 
 from adv_envs._checks import check_bool, check_float, check_int, check_render_mode
-from adv_wrappers.errors import InvalidArgumentError
+from adv_envs._errors import InvalidArgumentError
 
 NAME = "pursuit_v0"
 RENDER_MODES = (None, "rgb_array", "human")

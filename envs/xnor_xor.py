@@ -111,7 +111,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec, wrappers
 
-from adv_wrappers.errors import InvalidActionError, InvalidArgumentError, MissingActionError
+from adv_envs._errors import InvalidActionError, InvalidArgumentError, MissingActionError
 
 S1, S2 = 0, 1
 STATE_NAMES = ("s1", "s2")

@@ -90,7 +90,7 @@ from typing import Any
 
 import numpy as np
 
-from adv_wrappers.errors import InvalidArgumentError
+from adv_envs._errors import InvalidArgumentError
 
 S1, S2 = 0, 1
 """State indices (the one-hot observation of s1 is ``[1, 0]``, of s2 ``[0, 1]``)."""
