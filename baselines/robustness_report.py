@@ -21,6 +21,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ from typing import Literal
 
 import numpy as np
 import tyro
+
+from adv_wrappers.train.envs import make_env
+from adv_wrappers.vector import make_vector_env
 
 BASELINES = Path(__file__).resolve().parent
 ENV_ID = "adv/independent_spread-v0"
@@ -118,9 +122,10 @@ def attack_results(cwd):
     return json.loads(found[-1].read_text()) if found else None
 
 
-def train_and_attack(args, method, seed):
+def train_and_attack(args, method, seed, stage):
     """Train one defender and attack it (each step skipped if done); return its results."""
     cwd = Path(args.workdir) / method / f"seed{seed}"
+    stage[method, seed] = "training"
     if defender_path(cwd) is None:
         _, script, flags = METHODS[method]
         run(
@@ -129,6 +134,7 @@ def train_and_attack(args, method, seed):
              *shlex.split(args.train_flags)],
             cwd, "train.log",
         )  # fmt: skip
+    stage[method, seed] = "attacking"
     if attack_results(cwd) is None:
         run(
             [sys.executable, str(BASELINES / "attack.py"), "--defender",
@@ -137,8 +143,53 @@ def train_and_attack(args, method, seed):
              str(args.eval_episodes), *shlex.split(args.attack_flags)],
             cwd / "attack", "attack.log",
         )  # fmt: skip
+    stage[method, seed] = "done"
     print(f"done: {method} seed {seed}", flush=True)
     return attack_results(cwd)
+
+
+# Training steps/s of the trainers at the App. D preset, as a fraction of the raw vector env's
+# steps/s (benchmark_sps.py, docs/trainer_sps.md: ippo.py 0.21-0.22, art.py 0.22-0.23).
+TRAINER_FRACTION = 0.22
+
+
+def raw_env_sps(seconds=2.0):
+    """Steps/s of the bare vector env (8 copies, random actions) on this machine, now."""
+    with make_vector_env(make_env(ENV_ID), 8) as envs:
+        envs.reset(seed=0)
+        rng = np.random.default_rng(0)
+        steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            envs.step(rng.integers(0, 5, size=(8, envs.num_agents)))
+            steps += 8
+    return steps / (time.perf_counter() - start)
+
+
+def steps_done(workdir):
+    """Environment steps finished so far by every run under ``workdir`` (their progress.json)."""
+    total = 0
+    for path in Path(workdir).glob("**/progress.json"):
+        try:
+            total += json.loads(path.read_text())["global_step"]
+        except (OSError, ValueError, KeyError):  # being replaced right now
+            pass
+    return total
+
+
+def monitor(args, stage, total, stop, every=30.0):
+    """Print overall progress, what each job is doing and an ETA every ``every`` seconds."""
+    start, first = time.time(), steps_done(args.workdir)
+    while not stop.wait(every):
+        done = steps_done(args.workdir)
+        elapsed = time.time() - start
+        rate = (done - first) / elapsed
+        eta = f"ETA {(total - done) / rate / 60:.1f} min" if rate > 0 else "ETA -"
+        jobs = ", ".join(f"{m}/seed{s}: {what}" for (m, s), what in stage.items())
+        print(
+            f"[{elapsed / 60:5.1f} min] {100 * done / total:3.0f}% of {total / 1e3:,.0f}K "
+            f"steps | {jobs} | {eta}",
+            flush=True,
+        )
 
 
 def summarize(results):
@@ -186,8 +237,23 @@ if __name__ == "__main__":
     )
     start = time.time()
     jobs = [(m, s) for m in args.methods for s in args.seeds]
+    total = len(jobs) * (args.train_timesteps + n_attacks * args.attack_timesteps)
+    parallel = min(args.jobs, len(jobs), os.cpu_count() or 1)
+    raw = raw_env_sps()
+    print(
+        f"estimate: {total:,} environment steps; this machine steps the raw env at {raw:,.0f} "
+        f"steps/s now, the trainers run at ~{TRAINER_FRACTION} of that "
+        f"(docs/trainer_sps.md), {parallel} at a time: about "
+        f"{total / (raw * TRAINER_FRACTION * parallel) / 60:.0f} min (progress every 30 s)",
+        flush=True,
+    )
+    stage = {job: "waiting" for job in jobs}
+    stop = threading.Event()
+    progress = threading.Thread(target=monitor, args=(args, stage, total, stop), daemon=True)
+    progress.start()
     with ThreadPoolExecutor(args.jobs) as pool:
-        done = list(pool.map(lambda job: train_and_attack(args, *job), jobs))
+        done = list(pool.map(lambda job: train_and_attack(args, *job, stage), jobs))
+    stop.set()
     per_run = {f"{m}/seed{s}": summarize(r) for (m, s), r in zip(jobs, done, strict=True)}
 
     rows, table = {}, []

@@ -22,6 +22,7 @@ Change logs:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import netrc
 import os
@@ -145,12 +146,22 @@ class Run:
         self.writer.flush()
 
     def update_progress(self, global_step: int, episodic_return: float | None = None) -> None:
-        """Move the progress bar to ``global_step``; show SPS and the recent return."""
-        postfix = {"SPS": self.sps(global_step)}
+        """Move the progress bar to ``global_step``; show SPS and the recent return.
+
+        Also writes ``progress.json`` in the run folder (``global_step``, ``total_timesteps``,
+        ``sps``), which a script running trainers as subprocesses (``robustness_report.py``)
+        reads to show overall progress.
+        """
+        sps = self.sps(global_step)
+        postfix = {"SPS": sps}
         if episodic_return is not None and not math.isnan(episodic_return):
             postfix["return"] = round(float(episodic_return), 2)  # type: ignore[assignment]
         self.progress.set_postfix(postfix, refresh=False)
         self.progress.update(global_step - self.progress.n)
+        progress = {"global_step": global_step, "total_timesteps": self.progress.total, "sps": sps}
+        tmp = self.dir / "progress.json.tmp"
+        tmp.write_text(json.dumps(progress))
+        tmp.replace(self.dir / "progress.json")
 
     def check_finite(
         self, tensors: Mapping[str, Any] | Iterable[tuple[str, Any]], **where: Any
