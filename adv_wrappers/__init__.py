@@ -54,13 +54,21 @@ _MOVED = {
     "adv_wrappers.training": "adv_wrappers.train.envs (make_env, check_trainable, evaluate, "
     "record_video), adv_wrappers.train.config (parse_args, seed_everything, env_seed) and "
     "adv_wrappers.train.rollout (gae, EpisodeStats)",
+    # developer tools, now scripts outside the installed packages (run from a checkout)
+    "adv_wrappers.demo": "the script baselines/demo.py (python baselines/demo.py)",
+    "adv_wrappers.benchmark": "the script baselines/benchmark_wrappers.py "
+    "(python baselines/benchmark_wrappers.py)",
+    # found only once adv_wrappers is imported (adv_envs never imports it): a bare
+    # `python -m adv_envs.benchmark` gets Python's plain "No module named" error
+    "adv_envs.benchmark": "the script baselines/benchmark_envs.py "
+    "(python baselines/benchmark_envs.py)",
 }
 
 
 class _MovedModuleFinder(importlib.abc.MetaPathFinder):
     """Turns ``import adv_wrappers.<old>`` into a ``ModuleNotFoundError`` naming the new place."""
 
-    def find_spec(self, fullname, path=None, target=None):  # type: ignore[no-untyped-def]
+    def find_spec(self, fullname, path=None, target=None):
         if fullname in _MOVED:
             raise ModuleNotFoundError(
                 f"{fullname} moved in adv-wrappers 0.2.0: use {_MOVED[fullname]} "

@@ -19,9 +19,7 @@ from adv_envs import _errors
 # Every module of adv_envs (the env modules of adv_envs.ENVS, their exact solutions, echo,
 # the private helpers), found on disk so that a new module is checked without editing this.
 MODULES = ["adv_envs"] + sorted(
-    f"adv_envs.{m.name}"
-    for m in pkgutil.iter_modules(adv_envs.__path__)
-    if m.name != "benchmark"  # a developer tool, moving out of the package to baselines/
+    f"adv_envs.{m.name}" for m in pkgutil.iter_modules(adv_envs.__path__)
 )
 
 # Imports each module in turn in a fresh interpreter; reports the first that brought in

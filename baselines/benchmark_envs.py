@@ -1,12 +1,13 @@
+# docs and experiment results can be found at docs/envs/index.md
 """Raw steps/s of every bundled env with random actions (a script, not a test).
 
-    python -m adv_envs.benchmark [--seconds 2] [--output docs/envs/steps_per_second.json]
+    python baselines/benchmark_envs.py [--seconds 2] [--output docs/envs/steps_per_second.json]
 
 Each env is built with its default arguments (the papers' configurations) and stepped with
 random actions pre-sampled from its action spaces, resets included, for ``--seconds`` of
 process CPU time, three times; the median is reported. Turn-based games count one move as a
-step. The JSON file feeds the steps/s column of ``docs/envs/index.md`` (``python -m
-adv_envs.make_docs`` writes it).
+step. The JSON file feeds the steps/s column of ``docs/envs/index.md`` (``python
+docs/gen_env_pages.py`` writes it).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
-        "command": "python -m adv_envs.benchmark",
+        "command": "python baselines/benchmark_envs.py",
         "seconds_per_measurement": args.seconds,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -1,3 +1,4 @@
+# docs and experiment results can be found at docs/index.md
 """The README's main job (until the trainers land): every threat model on one env, one table.
 
 Wraps mpe2 ``simple_spread_v3`` (3 agents, 25 steps, cooperative navigation: the env of paper
@@ -5,7 +6,7 @@ Wraps mpe2 ``simple_spread_v3`` (3 agents, 25 steps, cooperative navigation: the
 heads for "its" landmark) against a random attacker inside the wrapper, and prints the
 victims' mean episode return clean vs attacked, over seeded episodes:
 
-    python -m adv_wrappers.demo [--episodes 100] [--seed 0]
+    python baselines/demo.py [--episodes 100] [--seed 0]
 
 The clean column runs the same wrapper with the attack switched off (k=0, a prior on
 theta = 0, epsilon = 0), so the difference is the threat model's effect alone. Returns are
