@@ -583,6 +583,7 @@ if __name__ == "__main__":
         omega_steps = int(resume.record["extra"]["art"]["omega_steps"])
     recent_return = float("nan")
 
+    # ALGO LOGIC: Algorithm 1, line 1: for t = 1, ..., T (one iteration is one round t)
     for iteration in range(start_iteration, args.num_iterations + 1):
         # Annealing the rate if instructed to do so.
         if args.anneal_lr:
@@ -690,9 +691,9 @@ if __name__ == "__main__":
                 omega_loss.backward()
                 optimizer.step()
 
-        # ALGO LOGIC: Algorithm 1, lines 4-7: PPO for the benign policies (ascend V_i, on their
-        # own rewards) and the adversaries (descend V_i: reward -r_i), simultaneously from the
-        # same rollout. Each policy learns from its own rows: benign agent i from the steps it
+        # ALGO LOGIC: Algorithm 1, line 4 (the benign policies ascend V_i: PPO on their own
+        # rewards) and lines 5-7 (for every j in N_i, the adversary of j descends V_i: PPO on
+        # the reward -r_i), both by PPO from the same rollout, in one update. Each policy learns from its own rows: benign agent i from the steps it
         # acted in episodes where it is the victim (every episode for a team victim), adversary
         # (v, j) from the steps j's adversary acted against victim v.
         b = rollout.flatten(advantages, returns)
