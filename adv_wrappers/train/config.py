@@ -170,8 +170,6 @@ def env_seed(seed: int, iteration: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(iteration)]).generate_state(1)[0])
 
 
-
-
 def start_run(args: Any) -> tuple[Run, ResumeState | None, torch.device]:
     """CleanRL's preamble: batch sizes, resume state, run folder, seeding and device.
 
