@@ -300,6 +300,64 @@ class Agent(nn.Module):
         return value
 
 
+def art_record(args, agent, agents, victims, subsets, adversary_members, omega_steps):
+    """What a checkpoint records of ART: victims, subsets, omega and which policy is whose."""
+    names = [v or "team" for v in victims]
+    probs = torch.softmax(agent.omega.detach(), -1).cpu().tolist()
+    return {
+        "art": {
+            "victim_mode": "team" if victims == [None] else "agent",
+            "k": args.k,
+            "fixed_subset": list(args.fixed_subset),
+            "omega_support": args.omega_support,
+            "victims": victims,
+            "subsets": {name: [list(s) for s in subsets[v]] for v, name in enumerate(names)},
+            "omega": {name: probs[v] for v, name in enumerate(names)},
+            "benign_policies": agents,
+            "adversary_policies": {
+                name: {"agent": agents[m % len(agents)], "victim": victims[m // len(agents)]}
+                for name, (m, _) in adversary_members.items()
+            },
+            "omega_steps": omega_steps,
+        }
+    }
+
+
+def export_all(agent, agents, adversary_members):
+    """Every policy of the checkpoint: the benign ones (one per agent) and the adversaries."""
+    # (clone: with --share-parameters export_policies gives every agent the same tensors,
+    # which safetensors refuses to save)
+    policies = {
+        name: ExportedPolicy(p.agent, p.spec, {k: v.clone() for k, v in p.state_dict.items()})
+        for name, p in export_policies(agent.benign.actor, agents).items()
+    }
+    for name, (member, slot) in adversary_members.items():
+        policies[name] = ExportedPolicy(
+            slot, agent.adversary.actor.spec, agent.adversary.actor.member_state_dict(member)
+        )
+    return policies
+
+
+def candidate_subsets(args, agents, victims, team):
+    """N_i, omega_i's support, per victim: the subsets of size <= k (or exactly k) of the
+    other agents; Fixed-K: its one subset (``SystemExit`` for bad --k or --fixed-subset)."""
+    if not 1 <= args.k < len(agents):
+        raise SystemExit(
+            f"--k {args.k}: ART needs 1 <= k < n = {len(agents)} (k = 0 is Naive training: ippo.py)"
+        )
+    fixed = args.fixed_subset
+    if any(a not in agents for a in fixed) or len(fixed) > args.k or len(set(fixed)) != len(fixed):
+        raise SystemExit(
+            f"--fixed-subset {' '.join(fixed)}: needs 1 to k={args.k} distinct agents of {agents}"
+        )
+    if fixed:
+        return fixed_subsets(agents, fixed, team)
+    subsets = [all_subsets([a for a in agents if a != v], args.k) for v in victims]
+    if args.omega_support == "exactly_k":
+        subsets = [[s for s in row if len(s) == args.k] for row in subsets]
+    return subsets
+
+
 def fixed_subsets(agents, fixed, team):
     """Fixed-K: the one subset of each victim (the given K for a team victim; for per-agent
     victims the K against ``agents[0]``, shifted cyclically to each victim)."""
@@ -440,26 +498,8 @@ if __name__ == "__main__":
     agents = list(clean_env.possible_agents)
     clean_env.close()
     n = len(agents)
-    if not 1 <= args.k < n:
-        raise SystemExit(
-            f"--k {args.k}: ART needs 1 <= k < n = {n} (k = 0 is Naive training: ippo.py)"
-        )
-    unknown = [a for a in args.fixed_subset if a not in agents]
-    if (
-        unknown
-        or len(args.fixed_subset) > args.k
-        or len(set(args.fixed_subset)) != len(args.fixed_subset)
-    ):
-        raise SystemExit(
-            f"--fixed-subset {' '.join(args.fixed_subset)}: needs 1 to k={args.k} distinct agents of {agents}"
-        )
     victims = [None] if team else agents  # None: the benign team (k_corruption_v0's victim=None)
-    if args.fixed_subset:
-        subsets = fixed_subsets(agents, args.fixed_subset, team)
-    else:
-        subsets = [all_subsets([a for a in agents if a != v], args.k) for v in victims]
-        if args.omega_support == "exactly_k":
-            subsets = [[s for s in row if len(s) == args.k] for row in subsets]
+    subsets = candidate_subsets(args, agents, victims, team)
     num_victims, num_subsets = len(victims), len(subsets[0])
     learn_omega = num_subsets > 1  # Fixed-K (or a single candidate subset): omega is a point mass
     victim_names = ["team"] if team else agents
@@ -522,41 +562,6 @@ if __name__ == "__main__":
         for j in agents
         if any(j in s for s in subsets[v])
     }
-
-    def art_record(omega_steps):
-        probs = torch.softmax(agent.omega.detach(), -1).cpu().tolist()
-        return {
-            "art": {
-                "victim_mode": "team" if team else "agent",
-                "k": args.k,
-                "fixed_subset": list(args.fixed_subset),
-                "omega_support": args.omega_support,
-                "victims": victims,
-                "subsets": {
-                    victim_names[v]: [list(s) for s in subsets[v]] for v in range(num_victims)
-                },
-                "omega": {victim_names[v]: probs[v] for v in range(num_victims)},
-                "benign_policies": agents,
-                "adversary_policies": {
-                    name: {"agent": agents[m % n], "victim": victims[m // n]}
-                    for name, (m, _) in adversary_members.items()
-                },
-                "omega_steps": omega_steps,
-            }
-        }
-
-    def export_all():
-        # (clone: with --share-parameters export_policies gives every agent the same tensors,
-        # which safetensors refuses to save)
-        policies = {
-            name: ExportedPolicy(p.agent, p.spec, {k: v.clone() for k, v in p.state_dict.items()})
-            for name, p in export_policies(agent.benign.actor, agents).items()
-        }
-        for name, (member, slot) in adversary_members.items():
-            policies[name] = ExportedPolicy(
-                slot, agent.adversary.actor.spec, agent.adversary.actor.member_state_dict(member)
-            )
-        return policies
 
     # ALGO Logic: Storage setup (plus each step's victim, per copy)
     rollout = Rollout(
@@ -797,11 +802,13 @@ if __name__ == "__main__":
             checkpointer.save(
                 global_step=global_step,
                 iteration=iteration,
-                policies=export_all(),
+                policies=export_all(agent, agents, adversary_members),
                 model=agent,
                 optimizer=optimizer,
                 complete=iteration == args.num_iterations,
-                extra=art_record(omega_steps),
+                extra=art_record(
+                    args, agent, agents, victims, subsets, adversary_members, omega_steps
+                ),
             )
     envs.close()
 
