@@ -9,7 +9,7 @@ Modules, in the order data flows through a trainer:
 * :mod:`adv_wrappers.train.envs` - the env of a run (registry ID + threat + frozen policies),
   the spaces a trainer handles, evaluation of trained policies.
 * :mod:`adv_wrappers.train.config` - ``tyro`` parsing with per-env presets and ``--resume``,
-  seeding, paper 000's PPO presets.
+  seeding, the PPO presets of Nika et al. (TMLR 2024), App. D.
 * :mod:`adv_wrappers.train.rollout` - rollout storage, env-action conversion, where
   trajectories end and what truncated ones bootstrap from, GAE, episode statistics.
 * :mod:`adv_wrappers.train.ppo` - PPO's clipped loss for stacked per-member networks and the

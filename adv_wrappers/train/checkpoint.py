@@ -504,8 +504,8 @@ class Checkpointer:
             optimizer: its optimizer (``None`` if it has none).
             complete: the end-of-training checkpoint.
             extra: JSON-serializable additions (kept under ``"extra"``).
-            final_name: the file name of the complete checkpoint (a trainer that finishes
-                several trainings in one run, like ``attack.py``, names one per training).
+            final_name: the file name of the complete checkpoint (for a trainer that
+                finishes several trainings in one run and names one file per training).
 
         Returns:
             The path of ``last.safetensors``.

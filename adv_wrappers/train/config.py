@@ -60,11 +60,11 @@ def args_from_dict(args_cls: type[ArgsT], saved: Mapping[str, Any], resume: str)
     return args_cls(**values)
 
 
-# Paper 000 (ART), App. D, Table 7 (RLlib PPO), per env: what Naive (ippo.py), Fixed-K and ART
-# (art.py) all train with, so that they share their hyperparameters (Sec. 5.1). Batch size =
-# num_envs * num_steps environment steps; num_steps is a multiple of the episode length (25,
-# 500, 1000), so ant uses 16 x 4000 = 64000 steps per batch instead of 65536. RLlib clips the
-# value loss at an absolute 10, not at clip_coef, and does not anneal the learning rate.
+# Nika et al. (TMLR 2024), App. D, Table 7 (RLlib PPO), per env: what Naive (ippo.py), Fixed-K
+# and ART (art.py) all train with, so that they share their hyperparameters (Sec. 5.1).
+# Batch size = num_envs * num_steps environment steps; num_steps is a multiple of the episode
+# length (25, 500, 1000), so ant uses 16 x 4000 = 64000 steps per batch instead of 65536. RLlib
+# clips the value loss at an absolute 10, not at clip_coef, and does not anneal the learning rate.
 PAPER_000_PRESETS: dict[str, dict[str, Any]] = {
     "adv/independent_spread-v0": dict(
         total_timesteps=800_000, num_envs=8, num_steps=500, minibatch_size=128,
@@ -82,6 +82,13 @@ PAPER_000_PRESETS: dict[str, dict[str, Any]] = {
         ent_coef=0.01, vf_coef=1.0, clip_vloss=False, anneal_lr=False,
     ),
 }  # fmt: skip
+"""The PPO hyperparameters of Nika et al. (TMLR 2024), App. D (Table 7), per registry ID
+(Independent Spread, multi-agent Ant, Pursuit): field name -> value of a trainer's ``Args``.
+
+``ippo.py`` (Naive) and ``art.py`` (Fixed-K, ART; plus its ``omega_episodes``) use them as
+their presets, so the three methods share their hyperparameters (Sec. 5.1); ``attack.py``
+uses them at twice the learning rate (ART's adversaries). The name keeps the project's
+internal number of that paper."""
 
 
 def parse_args(

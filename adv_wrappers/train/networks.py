@@ -12,7 +12,7 @@ per member (:func:`clip_grad_norm_per_member_`).
 What a checkpoint stores of a policy is an :class:`ActorSpec` (a small JSON dict) and the
 weights of one member; :class:`MLPActor` rebuilds it without importing the trainer.
 
-Input convention (shared by training and :func:`adv_wrappers.train.checkpoint.load_policy`): an
+Input convention (shared by training and :func:`adv_wrappers.train.load_policy`): an
 agent's observation is flattened to a float32 vector, zero-padded to ``ActorSpec.pad_to``
 (the vector env pads heterogeneous observations the same way) and, with parameter sharing,
 followed by the agent's one-hot over the trained agents (:func:`stack_agents`).
@@ -33,6 +33,7 @@ Example:
     ['net.0.bias', 'net.0.weight', 'net.2.bias', 'net.2.weight']
 
 Change logs:
+    * v0.2.0 - Moved here from ``adv_wrappers.networks``.
     * v0.1.0 - Initially added.
 """
 

@@ -1,13 +1,17 @@
 """A training run's folder, TensorBoard, Weights & Biases, progress bar and NaN guard.
 
-:class:`Run` is what a trainer in ``baselines/`` opens once: it names the run
-(:func:`run_name`), creates ``runs/<run_name>/`` (TensorBoard event files, ``checkpoints/``,
+:class:`Run` is what a trainer in ``baselines/`` opens once (through
+:func:`adv_wrappers.train.config.start_run`): it names the run (:func:`run_name`), creates
+``runs/<run_name>/`` (TensorBoard event files, ``progress.json``, ``checkpoints/``,
 ``videos/``), starts W&B with ``--track`` and shows a ``tqdm`` progress bar with the global
-step, steps per second and the recent episodic return. :meth:`Run.check_finite` stops the
-run, with a message naming the last good checkpoint, when a loss or a weight becomes NaN or
-infinite. Resumed runs (:class:`~adv_wrappers.train.checkpoint.ResumeState`) continue in the same
-folder: TensorBoard drops the events that the killed run logged after its checkpoint
-(``purge_step``) and W&B continues the same run ID.
+step, steps per second and the recent episodic return; :meth:`Run.update_progress` also
+keeps ``progress.json`` (global step, total steps, steps per second) current for scripts
+that run trainers as subprocesses. :meth:`Run.final_evaluation` plays the final checkpoint.
+:meth:`Run.check_finite` stops the run, with a message naming the last good checkpoint, when
+a loss or a weight becomes NaN or infinite. Resumed runs
+(:class:`~adv_wrappers.train.checkpoint.ResumeState`) continue in the same folder: TensorBoard
+drops the events that the killed run logged after its checkpoint (``purge_step``) and W&B
+continues the same run ID.
 
 W&B mode: ``WANDB_MODE`` if set; otherwise online when an API key is configured
 (``WANDB_API_KEY`` or a ``~/.netrc`` entry for ``api.wandb.ai``), else offline (the run is
@@ -16,6 +20,7 @@ kept under ``wandb/`` and can be uploaded later with ``wandb sync``).
 Torch's TensorBoard writer, ``tqdm`` and ``wandb`` are imported when a :class:`Run` starts.
 
 Change logs:
+    * v0.2.0 - Moved here from ``adv_wrappers.tracking``; ``progress.json``.
     * v0.1.0 - Initially added.
 """
 
@@ -217,7 +222,7 @@ class Run:
     ) -> dict[str, float]:
         """Evaluate a checkpoint's greedy policies in a fresh env; log, print, record a video.
 
-        Every agent's policy is loaded with :func:`~adv_wrappers.train.checkpoint.load_policy`
+        Every agent's policy is loaded with :func:`~adv_wrappers.train.load_policy`
         (exactly as the wrappers would use it) and played for ``episodes`` episodes
         (:func:`~adv_wrappers.train.envs.evaluate`, episode ``i`` seeded ``seed + i``). Logs
         ``eval/episodic_return`` (mean over agents) and ``eval/episodic_return/<agent>``.
