@@ -1,10 +1,10 @@
 # docs and experiment results can be found at docs/art.md
-"""ART: Adversarially Robust Training against k corrupted agents (paper 000, Algorithm 1).
+"""ART: Adversarially Robust Training against k corrupted agents (Algorithm 1 of Nika et al.).
 
-Nika et al., "Defending Against Unknown Corrupted Agents: Reinforcement Learning of
-Adversarially Robust Nash Equilibria" (TMLR), ``shared/papers/000_df452cf2e1f0b4c5.txt``,
-Sec. 4 and 5.2. For every victim i (every agent; or the benign team in cooperative envs) ART
-learns three things by two-timescale gradient descent-ascent on L_i = E_{K~omega_i} V_i:
+Nika et al. (TMLR 2024), "Defending Against Unknown Corrupted Agents: Reinforcement Learning
+of Adversarially Robust Nash Equilibria" (docs/references.md), Sec. 4 and 5.2. For every
+victim i (every agent; or the benign team in cooperative envs) ART learns three things by
+two-timescale gradient descent-ascent on L_i = E_{K~omega_i} V_i:
 
 * omega_i, a categorical over the subsets K of size <= k of N\\{i} (logits theta_i, zero at
   the start: uniform), by REINFORCE, descending V_i (Algorithm 1, line 3);
@@ -19,8 +19,9 @@ estimate omega's gradient ("additionally generated trajectories", Sec. 5.2), are
 ``charts/omega_steps``, not in the global step. Adversaries and omega learn at
 ``adversary_lr_multiplier`` (2) times the benign learning rate (Sec. 5.2). ``--fixed-subset``
 turns this file into the Fixed-K baseline (Sec. 5.1): omega is a point mass on one subset and
-is not learned. All networks of a role are stacked (``adv_wrappers.train.networks``) and run in one
-batched matrix product.
+is not learned. All networks of a role are stacked (``adv_wrappers.train.networks``) and run
+in one batched matrix product; rollout storage, trajectory ends, GAE and the per-member PPO
+loss come from the training kit (``adv_wrappers.train.rollout``, ``adv_wrappers.train.ppo``).
 """
 
 import functools
@@ -102,7 +103,7 @@ class Args:
     vector_backend: str = "sync"
     """`sync` (one process) or `subproc` (one worker per env copy)"""
 
-    # Threat model (paper 000): at most k of the n agents corrupted, adversaries target a victim
+    # Threat model (Nika et al.): at most k of the n agents corrupted, adversaries target a victim
     k: int = 1
     """the attacker's budget: omega_i is over the non-empty subsets of size <= k (1 <= k < n)"""
     victim_mode: Literal["auto", "agent", "team"] = "auto"
@@ -168,8 +169,8 @@ class Args:
     """the number of iterations (computed in runtime)"""
 
 
-# Per-env presets: paper 000's App. D (adv_wrappers.train.envs.PAPER_000_PRESETS, the same as
-# ippo.py's, so that Naive, Fixed-K and ART share their hyperparameters, Sec. 5.1), plus the
+# Per-env presets: Nika et al.'s App. D (adv_wrappers.train.config.PAPER_000_PRESETS, the same
+# as ippo.py's, so that Naive, Fixed-K and ART share their hyperparameters, Sec. 5.1), plus the
 # extra omega episodes, which keep the omega steps near 15% / 6% / 20% (spread / ant / pursuit).
 OMEGA_EPISODES = {"adv/independent_spread-v0": 8, "adv/multi_ant-v0": 4, "adv/pursuit-v0": 2}
 PRESETS = {

@@ -1,29 +1,31 @@
 # docs and experiment results can be found at docs/attack.md
 """The non-oblivious attacker: a fresh PPO adversary trained against frozen defenders.
 
-Paper 000 (Nika et al., Sec. 5.3): "we fixed the benign policies and trained new adversaries
+Nika et al. (TMLR 2024), Sec. 5.3: "we fixed the benign policies and trained new adversaries
 from scratch that use the same hyperparameters". The defenders come from a checkpoint of any
 trainer here (``ippo.py``, ``mappo.py``, ``art.py``); they act greedily, inside the env,
 through ``freeze_v0`` (and the threat's benign slots). The threat model comes from its
 wrapper with its adversary slot *exposed*, so the only agents left outside are the
-adversaries, and PPO trains them on the reward the wrapper pays them: minus the victims'
-reward. One run attacks one or several *scenarios*, trained one after the other from the
-same seed (each is exactly what a run of that scenario alone would give):
+adversaries, and ``ippo.py`` (run as a subprocess, the defenders given with ``--frozen``)
+trains them with PPO on the reward the wrapper pays them: minus the victims' reward. This
+file has no PPO of its own. One run attacks one or several *scenarios*, trained one after
+the other from the same seed (each is exactly what a run of that scenario alone would give):
 
-* ``k_corruption_v0`` (paper 000): a victim and a subset K of at most k other agents;
-  ``--victim all`` and no ``--attacked`` give every victim and every K of size exactly k
-  in turn (the worst case over victims and adversaries of Table 1). ``--victim team``: the
-  benign agents are the victims together (cooperative envs).
-* ``byzantine_v0`` (paper 002): nature draws the types from ``--prior`` every episode; one
-  adversary network per agent acts whenever that agent is Byzantine; the victims are the
-  benign team.
-* ``partial_control_v0`` (paper 003, Eq. 3.1): the attacker's action is executed for agent
-  alpha (``--attacked``; every agent in turn by default) with probability ``--epsilon``,
-  the defender's own policy otherwise; the victims are the other agents (or ``--victim``).
-* ``state_perturbation_v0`` (paper 004): a learned chi_j per attacked agent j (``--attacked``,
-  default every agent) picks the observation j sees inside the ``--epsilon`` ball, after
-  seeing the true one (the wrapper's ``victim_policies`` timing); the victims are the
-  perturbed agents.
+* ``k_corruption_v0`` (Nika et al. (TMLR 2024)): a victim and a subset K of at most k other
+  agents; ``--victim all`` and no ``--attacked`` give every victim and every K of size
+  exactly k in turn (the worst case over victims and adversaries of Table 1).
+  ``--victim team``: the benign agents are the victims together (cooperative envs).
+* ``byzantine_v0`` (Li et al. (ICLR 2024)): nature draws the types from ``--prior`` every
+  episode; one adversary network per agent acts whenever that agent is Byzantine; the
+  victims are the benign team.
+* ``partial_control_v0`` (Liu et al. (ICLR 2024), Eq. 3.1): the attacker's action is
+  executed for agent alpha (``--attacked``; every agent in turn by default) with probability
+  ``--epsilon``, the defender's own policy otherwise; the victims are the other agents (or
+  ``--victim``).
+* ``state_perturbation_v0`` (He et al. (TMLR 2023)): a learned chi_j per attacked agent j
+  (``--attacked``, default every agent) picks the observation j sees inside the
+  ``--epsilon`` ball, after seeing the true one (the wrapper's ``victim_policies`` timing);
+  the victims are the perturbed agents.
 
 Every scenario ends with an evaluation: the trained attacker, loaded from its checkpoint,
 is embedded in the same wrapper and the victims' returns are read from the env directly
@@ -32,7 +34,8 @@ is embedded in the same wrapper and the victims' returns are read from the env d
 whose result exists is skipped, so ``--resume runs/<run_name>`` (or re-running a killed
 report) continues where it stopped, a killed scenario from its last checkpoint. The results
 are logged (``attack/*``, TensorBoard in ``runs/<run_name>``), printed as a table and written
-to ``runs/<run_name>/attack_results.json``.
+to ``runs/<run_name>/attack_results.json``. To stop an attack, kill its process group: a
+signal to this process alone leaves its ``ippo.py`` child running.
 """
 
 import json
@@ -118,7 +121,7 @@ class Args:
     """state_perturbation: the norm of the ball"""
     prior: str = ""
     """byzantine: the prior over types as JSON, types written as 0/1 strings, e.g.
-    `{"000": 0.5, "100": 0.5}` (default: paper 002's, p(0) = 0.5, p(e_i) = 0.5 / n)"""
+    `{"000": 0.5, "100": 0.5}` (default: Li et al.'s, p(0) = 0.5, p(e_i) = 0.5 / n)"""
 
     # Algorithm specific arguments
     total_timesteps: int = 500000
@@ -161,7 +164,7 @@ class Args:
     """the number of iterations per scenario (computed in runtime)"""
 
 
-# Per-env presets: paper 000's App. D, at the adversaries' learning rate of ART (twice the
+# Per-env presets: Nika et al.'s App. D, at the adversaries' learning rate of ART (twice the
 # benign one, Sec. 5.2): "new adversaries from scratch that use the same hyperparameters".
 PRESETS = {
     env_id: {**p, "learning_rate": 2 * p["learning_rate"]}

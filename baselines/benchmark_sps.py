@@ -1,9 +1,9 @@
 # docs and experiment results can be found at docs/performance.md
 """Training throughput of ``ippo.py`` and ``art.py`` against the raw simulator, same CPU, one run.
 
-For one env (Independent Spread by default, paper 000's App. D preset) it measures, in
-interleaved rounds (these machines are shared and noisy, so only ratios inside one run are
-reported):
+For one env (Independent Spread by default, the App. D preset of Nika et al. (TMLR 2024)) it
+measures, in interleaved rounds (these machines are shared and noisy, so only ratios inside
+one run are reported):
 
 * the raw simulator: the same vector env the trainers use (``num_envs`` copies, sync),
   stepped with uniformly random actions (steps/s summed over copies);
@@ -39,7 +39,7 @@ BASELINES = Path(__file__).resolve().parent
 @dataclass
 class Args:
     env_id: str = "adv/independent_spread-v0"
-    """the env (its paper-000 preset sets num_envs, num_steps, epochs, minibatch)"""
+    """the env (its PAPER_000_PRESETS entry sets num_envs, num_steps, epochs, minibatch)"""
     timesteps: int = 24_000
     """steps of every trainer run (a multiple of the preset's batch)"""
     raw_steps: int = 2_000

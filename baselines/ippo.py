@@ -4,10 +4,13 @@
 Each agent has its own actor-critic trained with PPO on its own reward (de Witt et al. 2020,
 "Is Independent Learning All You Need in the StarCraft Multi-Agent Challenge?"); with
 ``--share-parameters`` one network serves every agent, which sees its one-hot ID. This is the
-"Naive Training" baseline of paper 000 (Nika et al., Sec. 6), trained with the App. D
+"Naive Training" baseline of Nika et al. (TMLR 2024), Sec. 5.1, trained with the App. D
 hyperparameters when ``--env-id`` has a preset. The networks of all agents are stacked and
-run in one batched matrix product (``adv_wrappers.train.networks``); losses are summed over agents,
-so every agent's network gets exactly the gradient of its own PPO loss.
+run in one batched matrix product (``adv_wrappers.train.networks``); losses are summed over
+agents, so every agent's network gets exactly the gradient of its own PPO loss
+(``adv_wrappers.train.ppo.ppo_update``). With ``--frozen`` some agents act inside the env
+with fixed policies (``freeze_v0``) and only the others are trained: ``attack.py`` trains its
+attackers this way, against frozen defenders.
 """
 
 import json
@@ -124,7 +127,8 @@ class Args:
     """the number of iterations (computed in runtime)"""
 
 
-# Per-env presets (applied unless a flag overrides them): paper 000's App. D, shared with art.py.
+# Per-env presets (applied unless a flag overrides them): Nika et al. (TMLR 2024), App. D,
+# shared with art.py.
 PRESETS = PAPER_000_PRESETS
 
 

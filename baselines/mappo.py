@@ -7,8 +7,8 @@ agent acts on its own observation; its value V_i(s) is learned from the global `
 one actor and one critic serve every agent by default (parameter sharing, the agent's one-hot
 appended to the inputs; ``--no-share-parameters`` gives every agent its own networks). Each
 agent has its own value V_i(s) and advantage, so general-sum envs work too. This is the
-clean baseline of papers 002 (EIR-MAPPO, App. C) and 004 (SAMG, App. E), trained with their
-hyperparameter tables when ``--env-id`` has a preset.
+clean baseline of Li et al. (ICLR 2024; EIR-MAPPO, App. C) and He et al. (TMLR 2023; SAMG,
+App. E), trained with their hyperparameter tables when ``--env-id`` has a preset.
 """
 
 import json
@@ -127,10 +127,10 @@ class Args:
 
 
 # Per-env presets, applied unless a flag overrides them (one minibatch per epoch: minibatch
-# size = num_envs * num_steps). Paper 002 (EIR-MAPPO), App. C, Table 1 (toy = XNOR/XOR) and
+# size = num_envs * num_steps). Li et al. (ICLR 2024), App. C, Table 1 (toy = XNOR/XOR) and
 # Table 7 (LBF): 10/20 rollout threads of 200 steps, 5 epochs, clip 0.05, gradient norm 10,
 # entropy 0.01, 128 hidden units, Huber loss (delta 10), fixed learning rate; the paper gives
-# no step budget. Paper 004 (SAMG), App. E, Table 3 (MAPPO column, cooperative navigation):
+# no step budget. He et al. (TMLR 2023), App. E, Table 3 (MAPPO column, cooperative navigation):
 # learning rate 7e-4, gamma 0.99, one ReLU hidden layer of 64, 10k episodes of 25 steps.
 # Both use PopArt value normalization, which this file does not implement.
 PRESETS = {

@@ -1,7 +1,7 @@
 # docs and experiment results can be found at docs/robustness_report.md
 """Train defenders, attack each with fresh attackers, report clean vs. worst-case return.
 
-The evaluation protocol of paper 000 (Nika et al., Sec. 5.3 and Table 1) end to end, for
+The evaluation protocol of Nika et al. (TMLR 2024), Sec. 5.3 and Table 1, end to end, for
 Independent Spread: every method is trained with its trainer (``ippo.py`` for Naive,
 ``art.py`` for Fixed-K and ART), one run per seed; then ``attack.py`` trains a new PPO
 adversary from scratch against the frozen defenders for every victim i and every subset K of
@@ -13,6 +13,12 @@ its result already exists, so an interrupted report continues where it stopped (
 finished one is re-tabulated in seconds). ``--preset quick`` is the README's main job (about
 10 minutes on 2 CPU cores, small budgets stated in the output); ``--preset paper`` is
 Table 1's protocol (800K steps per method and per attacker, App. D hyperparameters).
+
+It first prints an estimate of the whole report (the raw env's steps/s measured on this
+machine, times ``TRAINER_FRACTION``, ``--jobs`` at a time), then every 30 s the percent of
+all environment steps done (summed from the ``progress.json`` of every training run under
+``--workdir``), each job's stage and an ETA. The subprocesses' output goes to ``train.log``
+and ``attack/attack.log`` in each job's folder.
 """
 
 import dataclasses
@@ -44,8 +50,8 @@ METHODS = {
     "art_k1": ("ART(k=1)", "art.py", ["--k", "1"]),
     "art_k2": ("ART(k=2)", "art.py", ["--k", "2"]),
 }
-# Paper 000, Table 1, Independent Spread: (no adversary, 1 adversary), mean and standard
-# error over 5 seeds.
+# Nika et al. (TMLR 2024), Table 1, Independent Spread: (no adversary, 1 adversary), mean and
+# standard error over 5 seeds.
 PAPER_TABLE1 = {
     "naive": ((-34.0, 1.9), (-493.2, 11.2)),
     "fixed_k1": ((-142.8, 24.5), (-271.2, 31.0)),
