@@ -1,4 +1,4 @@
-"""baselines/art.py (ART, paper 000 Algorithm 1, and its Fixed-K switch) run end to end.
+"""baselines/art.py (ART, Nika et al. (TMLR 2024) Algorithm 1, and Fixed-K) run end to end.
 
 Every trainer run is a subprocess on CPU with a tiny budget (W&B offline). Besides smoke runs
 that reload their checkpoints as the wrappers load policies, two checks can fail for real:

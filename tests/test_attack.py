@@ -223,7 +223,7 @@ def test_killed_multi_scenario_run_resumes_exactly(defender, tmp_path):
 # Budget: 8,000 steps per scenario (the ippo learning test's settings). Against the greedy
 # defender of seed 1 (100/100 clean), measured over 100 episodes: a random ally leaves it
 # 49.6-49.9 (seeds 1-8); trained attackers of seeds 1-8 leave it 0.00-0.04, the exact
-# optimum against any deterministic defender being 0 (paper 002; test_env_xnor_xor).
+# optimum against any deterministic defender being 0 (Li et al. (ICLR 2024); test_env_xnor_xor).
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_trained_attacker_beats_a_random_one(seed, defender, tmp_path):
     attack(
