@@ -1,8 +1,8 @@
 # docs and experiment results can be found at docs/index.md
-"""The README's main job (until the trainers land): every threat model on one env, one table.
+"""The wrapper-only demo (no training): every threat model on one env, one table.
 
-Wraps mpe2 ``simple_spread_v3`` (3 agents, 25 steps, cooperative navigation: the env of paper
-004 E.1.1) with each registered threat model, plays a scripted benign policy (each agent
+Wraps mpe2 ``simple_spread_v3`` (3 agents, 25 steps, cooperative navigation: the env of He et
+al. (TMLR 2023), App. E.1.1) with each registered threat model, plays a scripted benign policy (each agent
 heads for "its" landmark) against a random attacker inside the wrapper, and prints the
 victims' mean episode return clean vs attacked, over seeded episodes:
 
