@@ -52,7 +52,8 @@ _MOVED = {
     "adv_wrappers.networks": "adv_wrappers.train.networks",
     "adv_wrappers.tracking": "adv_wrappers.train.tracking",
     "adv_wrappers.training": "adv_wrappers.train.envs (make_env, check_trainable, evaluate, "
-    "record_video), adv_wrappers.train.config (parse_args, seed_everything, env_seed) and "
+    "record_video), adv_wrappers.train.config (parse_args, seed_everything, env_seed, "
+    "PAPER_000_PRESETS) and "
     "adv_wrappers.train.rollout (gae, EpisodeStats)",
     # developer tools, now scripts outside the installed packages (run from a checkout)
     "adv_wrappers.demo": "the script baselines/demo.py (python baselines/demo.py)",

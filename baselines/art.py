@@ -52,6 +52,7 @@ from adv_wrappers.train.networks import (
     stacked_mlp,
 )
 from adv_wrappers.train.ppo import (
+    LOSS_FIELDS,
     explained_variance,
     hold_idle_members_,
     member_minibatches,
@@ -426,9 +427,6 @@ class VictimEpisodes:
         return finished
 
 
-PPO_KEYS = ("logprobs", "advantages", "returns", "values")
-
-
 def omega_scalars(agent, victim_names, subset_names, finished):
     """omega's probabilities and entropy per victim, and the victims' returns per subset."""
     scalars = {}
@@ -722,10 +720,7 @@ if __name__ == "__main__":
                     x = torch.cat([x, nn.functional.one_hot(row_agent, n).float()], dim=1)
             else:
                 member = b_victim[row_b] * n + row_agent
-            rows = {"obs": x} | {
-                k: b[k][row_b, row_slot]
-                for k in ("actions", "logprobs", "advantages", "returns", "values")
-            }
+            rows = {"obs": x} | {k: b[k][row_b, row_slot] for k in ("actions", *LOSS_FIELDS)}
             roles[role] = (net, rows, member)
 
         clipfracs = {role: [] for role in roles}
@@ -745,7 +740,7 @@ if __name__ == "__main__":
                             rows["obs"][idx], rows["actions"][idx]
                         )
                         member_loss, stats[role] = ppo_loss(
-                            newlogprob, entropy, newvalue, {k: rows[k][idx] for k in PPO_KEYS},
+                            newlogprob, entropy, newvalue, {k: rows[k][idx] for k in LOSS_FIELDS},
                             mask, args, dim=1,
                         )  # fmt: skip
                         active[role] = mask.any(1)

@@ -39,6 +39,8 @@ signal to this process alone leaves its ``ippo.py`` child running.
 """
 
 import json
+import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -328,14 +330,22 @@ def train_attacker(args, env_kwargs, scenario, folder):
     lasts = sorted(folder.glob("runs/*/checkpoints/last.safetensors"))
     if lasts:
         flags = ["--resume", str(lasts[-1].resolve())]
-    else:
+    else:  # (a run killed before its first checkpoint left nothing to continue from)
+        shutil.rmtree(folder / "runs", ignore_errors=True)
         flags = cli_flags({name: getattr(args, name) for name in IPPO_FLAGS}) + cli_flags({
             "exp_name": args.exp_name, "env_kwargs": json.dumps(env_kwargs),
             "threat": scenario.threat["name"], "threat_kwargs": json.dumps(scenario.threat["kwargs"]),
             "frozen": json.dumps(scenario.frozen), "eval_episodes": 0,
         })  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
-    code = subprocess.run([sys.executable, str(IPPO), *flags], cwd=folder).returncode
+    process = subprocess.Popen([sys.executable, str(IPPO), *flags], cwd=folder)
+    # a SIGTERM of this script stops the training too (SIGKILL cannot be forwarded: kill the
+    # process group, docs/attack.md)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: process.terminate())
+    try:
+        code = process.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if code != 0:
         raise SystemExit(f"attack.py: training the attacker of {scenario.name} failed ({code})")
     return sorted(folder.glob("runs/*/checkpoints/final.safetensors"))[-1]

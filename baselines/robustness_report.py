@@ -25,6 +25,7 @@ import dataclasses
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -37,6 +38,7 @@ from typing import Literal
 import numpy as np
 import tyro
 
+from adv_wrappers.train import read_record
 from adv_wrappers.train.envs import make_env
 from adv_wrappers.vector import make_vector_env
 
@@ -109,7 +111,7 @@ def run(cmd, cwd, log):
     """Run one step; its output goes to ``log``; raise with the log's tail if it fails."""
     cwd.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
-    with open(cwd / log, "w") as out:
+    with open(cwd / log, "a") as out:  # (a resumed step appends)
         code = subprocess.run(
             cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env
         ).returncode
@@ -134,21 +136,27 @@ def train_and_attack(args, method, seed, stage):
     stage[method, seed] = "training"
     if defender_path(cwd) is None:
         _, script, flags = METHODS[method]
-        run(
-            [sys.executable, str(BASELINES / script), "--env-id", ENV_ID, "--seed", str(seed),
-             "--exp-name", method, "--total-timesteps", str(args.train_timesteps), *flags,
-             *shlex.split(args.train_flags)],
-            cwd, "train.log",
-        )  # fmt: skip
+        started = sorted(cwd.glob("runs/*/checkpoints/last.safetensors"))
+        if started and read_record(started[-1])["complete"]:  # stopped between its two saves
+            shutil.copyfile(started[-1], started[-1].with_name("final.safetensors"))
+        if started:  # a training that was stopped continues from its last checkpoint
+            flags = ["--resume", str(started[-1].resolve())]
+        else:
+            flags = ["--env-id", ENV_ID, "--seed", str(seed), "--exp-name", method,
+                     "--total-timesteps", str(args.train_timesteps), *flags,
+                     *shlex.split(args.train_flags)]  # fmt: skip
+        if defender_path(cwd) is None:
+            run([sys.executable, str(BASELINES / script), *flags], cwd, "train.log")
     stage[method, seed] = "attacking"
     if attack_results(cwd) is None:
-        run(
-            [sys.executable, str(BASELINES / "attack.py"), "--defender",
-             str(defender_path(cwd).resolve()), "--k", str(args.k), "--seed", str(seed),
-             "--total-timesteps", str(args.attack_timesteps), "--eval-episodes",
-             str(args.eval_episodes), *shlex.split(args.attack_flags)],
-            cwd / "attack", "attack.log",
-        )  # fmt: skip
+        started = sorted((cwd / "attack").glob("runs/*/attack_args.json"))
+        if started:  # an attack that was stopped: its finished scenarios are kept
+            flags = ["--resume", str(started[-1].parent.resolve())]
+        else:
+            flags = ["--defender", str(defender_path(cwd).resolve()), "--k", str(args.k),
+                     "--seed", str(seed), "--total-timesteps", str(args.attack_timesteps),
+                     "--eval-episodes", str(args.eval_episodes), *shlex.split(args.attack_flags)]  # fmt: skip
+        run([sys.executable, str(BASELINES / "attack.py"), *flags], cwd / "attack", "attack.log")
     stage[method, seed] = "done"
     print(f"done: {method} seed {seed}", flush=True)
     return attack_results(cwd)
@@ -250,7 +258,8 @@ if __name__ == "__main__":
         f"estimate: {total:,} environment steps; this machine steps the raw env at {raw:,.0f} "
         f"steps/s now, the trainers run at ~{TRAINER_FRACTION} of that "
         f"(docs/trainer_sps.md), {parallel} at a time: about "
-        f"{total / (raw * TRAINER_FRACTION * parallel) / 60:.0f} min (progress every 30 s)",
+        f"{total / (raw * TRAINER_FRACTION * parallel) / 60:.0f} min, plus ART's extra omega "
+        "episodes and the evaluations (progress every 30 s)",
         flush=True,
     )
     stage = {job: "waiting" for job in jobs}

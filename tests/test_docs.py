@@ -15,12 +15,14 @@ import pytest
 
 import adv_envs
 import adv_wrappers
+import adv_wrappers.train
 from adv_wrappers.registry import THREAT_MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = sorted(
     {f"adv_wrappers.{m.name}" for m in pkgutil.iter_modules(adv_wrappers.__path__)}
     | {f"adv_envs.{m.name}" for m in pkgutil.iter_modules(adv_envs.__path__)}
+    | {f"adv_wrappers.train.{m.name}" for m in pkgutil.iter_modules(adv_wrappers.train.__path__)}
 )
 # modules whose docstrings must carry a runnable example
 MUST_HAVE_EXAMPLES = {

@@ -36,6 +36,7 @@ def test_robustness_report_trains_attacks_tabulates_and_resumes(tmp_path):
         f"--attack-flags={TINY}",
     ]  # fmt: skip
     out = run(REPORT, *flags, cwd=tmp_path)
+    assert "estimate: 1,600 environment steps" in out  # 2 x (200 + 6 x 100)
     assert "| Naive |" in out and "| Fixed-K(k=1) |" in out and "-493.2 ± 11.2" in out
     assert "attackers 100 steps x 6 per defender" in out
     report = tmp_path / "report"
@@ -52,6 +53,29 @@ def test_robustness_report_trains_attacks_tabulates_and_resumes(tmp_path):
     run(REPORT, *flags, cwd=tmp_path)
     assert attack_json.stat().st_mtime_ns == before
     assert json.loads((report / "results.json").read_text())["rows"] == results["rows"]
+
+    # a report stopped during the naive defender's attack (4 of its 6 scenarios done, the 5th
+    # killed before its first checkpoint) and Fixed-K's training stopped between its two
+    # saves continues: the same attack folder, only the missing steps redone, the same table
+    attack_json.unlink()
+    folder = attack_json.parent
+    scenarios = sorted(p.parent for p in folder.glob("*/result.json"))
+    assert len(scenarios) == 6
+    kept = {p: p.stat().st_mtime_ns for s in scenarios[:4] for p in s.glob("runs/*/checkpoints/*")}
+    for s in scenarios[4:]:
+        (s / "result.json").unlink()
+    (next(scenarios[4].glob("runs/*/checkpoints/final.safetensors"))).unlink()
+    for p in scenarios[4].glob("runs/*/checkpoints/last.safetensors"):
+        p.unlink()  # no checkpoint left: the scenario starts again
+    fixed_final = next(report.glob("fixed_k1/seed1/runs/*/checkpoints/final.safetensors"))
+    fixed_final.unlink()
+    (report / "fixed_k1" / "seed1" / "attack").rename(tmp_path / "old_attack")
+    run(REPORT, *flags, cwd=tmp_path)
+    assert [p.parent for p in report.glob("naive/seed1/attack/runs/*/attack_args.json")] == [folder]
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # finished scenarios untouched
+    assert fixed_final.exists()
+    rerun = json.loads((report / "results.json").read_text())
+    assert rerun["rows"] == results["rows"] and rerun["runs"] == results["runs"]
 
 
 def test_trainer_throughput_benchmark(tmp_path):

@@ -489,7 +489,6 @@ class Checkpointer:
         optimizer: torch.optim.Optimizer | None,
         complete: bool = False,
         extra: Mapping[str, Any] | None = None,
-        final_name: str = "final.safetensors",
     ) -> Path:
         """Write ``last.safetensors`` (and, with ``complete=True``, ``final.safetensors``).
 
@@ -504,8 +503,6 @@ class Checkpointer:
             optimizer: its optimizer (``None`` if it has none).
             complete: the end-of-training checkpoint.
             extra: JSON-serializable additions (kept under ``"extra"``).
-            final_name: the file name of the complete checkpoint (for a trainer that
-                finishes several trainings in one run and names one file per training).
 
         Returns:
             The path of ``last.safetensors``.
@@ -535,5 +532,5 @@ class Checkpointer:
         }
         self.last = write_checkpoint(self.directory / "last.safetensors", record, tensors)
         if complete:
-            write_checkpoint(self.directory / final_name, record, tensors)
+            write_checkpoint(self.directory / "final.safetensors", record, tensors)
         return self.last

@@ -40,7 +40,7 @@ import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -52,9 +52,6 @@ import adv_envs  # noqa: F401  (registers the bundled envs)
 from adv_wrappers.errors import InvalidArgumentError, UnsupportedSpaceError
 from adv_wrappers.freeze import freeze_v0
 from adv_wrappers.registry import THREAT_MODELS
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["check_trainable", "evaluate", "make_env", "record_video", "victims_return"]
 

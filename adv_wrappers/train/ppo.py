@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from adv_wrappers.train.networks import clip_grad_norm_per_member_
 
 __all__ = [
+    "LOSS_FIELDS",
     "explained_variance",
     "hold_idle_members_",
     "masked_mean",
@@ -40,6 +41,10 @@ __all__ = [
     "summarize",
     "value_error",
 ]
+
+
+LOSS_FIELDS = ("logprobs", "advantages", "returns", "values")
+"""What :func:`ppo_loss` reads of the rollout, per sample (besides the networks' outputs)."""
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, count: torch.Tensor, dim: int = 0):
@@ -68,8 +73,8 @@ def ppo_loss(
     Args:
         newlogprob, entropy, newvalue: the current networks on the minibatch, each shaped
             like ``mask`` (samples along ``dim``, members along the other axis).
-        mb: the rollout's ``logprobs``, ``advantages``, ``returns`` and ``values`` of the same
-            samples.
+        mb: the rollout's :data:`LOSS_FIELDS` (``logprobs``, ``advantages``, ``returns``,
+            ``values``) of the same samples.
         mask: bool, the member acted at that sample (its loss averages over those only).
         args: ``clip_coef``, ``norm_adv``, ``clip_vloss``, ``ent_coef``, ``vf_coef`` and,
             optionally, ``huber_delta`` (Huber value loss, as in MAPPO's code).
@@ -173,7 +178,7 @@ def ppo_update(
         np.random.shuffle(b_inds)  # noqa: NPY002 (global RNG: seeded, checkpointed)
         for start in range(0, args.batch_size, args.minibatch_size):
             mb_inds = b_inds[start : start + args.minibatch_size]
-            mb = {k: v[mb_inds] for k, v in batch.items()}
+            mb = {k: v[mb_inds] for k, v in batch.items()}  # LOSS_FIELDS, masks, inputs
             newlogprob, entropy, newvalue = evaluate_actions(mb)
             member_loss, stats = ppo_loss(newlogprob, entropy, newvalue, mb, mb["masks"], args)
             clipfracs.append(stats["clipfrac"].mean().item())

@@ -30,9 +30,6 @@ import torch
 
 __all__ = ["EpisodeStats", "Rollout", "env_action", "gae", "trajectory_ends"]
 
-PPO_FIELDS = ("logprobs", "advantages", "returns", "values", "masks")
-"""The per-slot fields of a flattened batch that PPO's loss reads (besides obs and actions)."""
-
 
 class Rollout:
     """Rollout storage of ``num_steps`` vector steps, CleanRL's names and shapes.

@@ -256,7 +256,8 @@ class Run:
             per_agent = {
                 a: float(np.nanmean(r)) for a, r in results.items() if not np.isnan(r).all()
             }
-            mean = sum(per_agent.values()) / len(per_agent)
+            # (NaN, and not logged, if no agent ever got a reward)
+            mean = sum(per_agent.values()) / len(per_agent) if per_agent else float("nan")
             self.log({"eval/episodic_return": mean}, global_step)
             self.log({f"eval/episodic_return/{a}": r for a, r in per_agent.items()}, global_step)
             details = ", ".join(f"{a}: {r:.2f}" for a, r in per_agent.items())
