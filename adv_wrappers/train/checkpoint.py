@@ -168,6 +168,24 @@ def _policy_record(policies: Mapping[str, ExportedPolicy]) -> tuple[dict, dict]:
     return record, tensors
 
 
+def _env_record(
+    algorithm: str | None,
+    env_id: str | None,
+    env_kwargs: Mapping[str, Any] | None,
+    threat: Mapping[str, Any] | None,
+    spaces: Mapping[str, tuple[gymnasium.Space, gymnasium.Space]],
+) -> dict[str, Any]:
+    """The part of a record that says what produced the policies and where they act."""
+    return {
+        "algorithm": algorithm,
+        "env_id": env_id,
+        "env_kwargs": dict(env_kwargs or {}),
+        "threat": None if threat is None else dict(threat),
+        "agents": list(spaces),
+        "spaces": spaces_record(spaces),
+    }
+
+
 def save_policies(
     path: str | os.PathLike[str],
     policies: Mapping[str, ExportedPolicy],
@@ -204,12 +222,7 @@ def save_policies(
         raise CheckpointError(f"spaces has no entry for the policies' agents {missing}")
     policy_record, tensors = _policy_record(policies)
     record = {
-        "algorithm": algorithm,
-        "env_id": env_id,
-        "env_kwargs": dict(env_kwargs or {}),
-        "threat": None if threat is None else dict(threat),
-        "agents": list(spaces),
-        "spaces": spaces_record(spaces),
+        **_env_record(algorithm, env_id, env_kwargs, threat, spaces),
         "policies": policy_record,
         "args": None,
         "seed": None,
@@ -462,12 +475,7 @@ class Checkpointer:
         self.directory = Path(directory)
         self.last: Path | None = None
         self._static = {
-            "algorithm": algorithm,
-            "env_id": env_id,
-            "env_kwargs": dict(env_kwargs or {}),
-            "threat": None if threat is None else dict(threat),
-            "agents": list(spaces),
-            "spaces": spaces_record(spaces),
+            **_env_record(algorithm, env_id, env_kwargs, threat, spaces),
             "args": (
                 dataclasses.asdict(args)
                 if dataclasses.is_dataclass(args) and not isinstance(args, type)
