@@ -11,7 +11,7 @@ k other agents, and the table reports, per method, the worst case over victims a
 Every step is a subprocess writing into ``<workdir>/<method>/seed<s>/`` and is skipped when
 its result already exists, so an interrupted report continues where it stopped (and a
 finished one is re-tabulated in seconds). ``--preset quick`` is the README's main job (about
-10 minutes on 2 CPU cores, small budgets stated in the output); ``--preset paper`` is
+22 CPU-minutes, 11-14 minutes on 2 cores, small budgets stated in the output); ``--preset paper`` is
 Table 1's protocol (800K steps per method and per attacker, App. D hyperparameters).
 
 It first prints an estimate of the whole report (the raw env's steps/s measured on this
@@ -81,7 +81,7 @@ PRESETS = {
 @dataclass
 class Args:
     preset: Literal["quick", "paper", "none"] = "quick"
-    """`quick` (the README's ~10-minute run), `paper` (Table 1's protocol) or `none`; a
+    """`quick` (the README's main job, ~22 CPU-minutes), `paper` (Table 1's protocol) or `none`; a
     preset replaces the defaults of methods, seeds, budgets and episodes (flags still win)"""
     workdir: str = "runs/robustness_report"
     """where every run goes (`<workdir>/<method>/seed<s>/`); finished steps are skipped"""
@@ -299,7 +299,7 @@ if __name__ == "__main__":
     print(f"\n{report}\n\nBudget: {budget}. Wall time {minutes:.1f} min (finished steps skipped).")
     if args.preset == "quick":
         print(
-            "This is a small budget for a 10-minute run, not the paper's: the paper-scale "
+            "This is a small budget for a quarter-hour run, not the paper's: the paper-scale "
             "reproduction (800K steps, 3 seeds, fresh attackers) is in docs/robustness_report.md."
         )
     out = Path(args.workdir)
