@@ -202,10 +202,8 @@ if __name__ == "__main__":
         resume.restore(agent, optimizer)  # weights, Adam moments, RNG states
         global_step, start_iteration = resume.global_step, resume.iteration + 1
     next_obs, infos = envs.reset(seed=env_seed(args.seed, start_iteration - 1))
-    next_obs, next_alive = (
-        torch.Tensor(next_obs).to(device),
-        torch.tensor(infos["alive"]).to(device),
-    )
+    next_obs = torch.Tensor(next_obs).to(device)
+    next_alive = torch.tensor(infos["alive"]).to(device)
     stats = EpisodeStats(args.num_envs, envs.num_agents)
 
     for iteration in range(start_iteration, args.num_iterations + 1):
@@ -222,11 +220,9 @@ if __name__ == "__main__":
             # ALGO LOGIC: action logic
             with torch.no_grad():
                 action, logprob, _, value = agent.get_action_and_value(next_obs)
-            rollout.values[step], rollout.actions[step], rollout.logprobs[step] = (
-                value,
-                action,
-                logprob,
-            )
+            rollout.values[step] = value
+            rollout.actions[step] = action
+            rollout.logprobs[step] = logprob
 
             # TRY NOT TO MODIFY: execute the game and log data.
             next_obs_np, reward, terminations, truncations, infos = envs.step(
@@ -281,10 +277,8 @@ if __name__ == "__main__":
             )  # fmt: skip
             # re-seed, so that a run resumed from this checkpoint sees the same episodes
             next_obs, infos = envs.reset(seed=env_seed(args.seed, iteration))
-            next_obs, next_alive = (
-                torch.Tensor(next_obs).to(device),
-                torch.tensor(infos["alive"]).to(device),
-            )
+            next_obs = torch.Tensor(next_obs).to(device)
+            next_alive = torch.tensor(infos["alive"]).to(device)
             stats.clear()
     envs.close()
 
