@@ -15,9 +15,13 @@ the other from the same seed (each is exactly what a run of that scenario alone 
   agents; ``--victim all`` and no ``--attacked`` give every victim and every K of size
   exactly k in turn (the worst case over victims and adversaries of Table 1).
   ``--victim team``: the benign agents are the victims together (cooperative envs).
-* ``byzantine_v0`` (Li et al. (ICLR 2024)): nature draws the types from ``--prior`` every
-  episode; one adversary network per agent acts whenever that agent is Byzantine; the
-  victims are the benign team.
+* ``byzantine_v0`` (Li et al. (ICLR 2024), Sec. 4, "Evaluation protocol"): every agent i in
+  turn (or ``--attacked``) is Byzantine in *every* episode (theta = e_i, a point-mass
+  prior); its adversary network replaces its actions and the victims are the benign team.
+  ``--prior`` instead draws theta from that prior every episode (one scenario, one adversary
+  network per agent; the episodes where nature draws theta = 0 are then clean ones). True
+  Type defenders (``eir_mappo.py --true-type``) see theta in their observations, so their
+  clean episodes run with theta = 0 revealed.
 * ``partial_control_v0`` (Liu et al. (ICLR 2024), Eq. 3.1): the attacker's action is
   executed for agent alpha (``--attacked``; every agent in turn by default) with probability
   ``--epsilon``, the defender's own policy otherwise; the victims are the other agents (or
@@ -122,8 +126,12 @@ class Args:
     norm: Literal["linf", "l2"] = "linf"
     """state_perturbation: the norm of the ball"""
     prior: str = ""
-    """byzantine: the prior over types as JSON, types written as 0/1 strings, e.g.
-    `{"000": 0.5, "100": 0.5}` (default: Li et al.'s, p(0) = 0.5, p(e_i) = 0.5 / n)"""
+    """byzantine: nature's prior over types as JSON, types written as 0/1 strings, e.g.
+    `{"000": 0.5, "100": 0.5}`, drawn every episode (default: none; every agent i in turn is
+    Byzantine in every episode, theta = e_i, Li et al.'s evaluation protocol)"""
+    stochastic_defenders: bool = False
+    """the defenders sample their actions (seeded) instead of acting greedily; Li et al.'s
+    robust policies are mixed (in the XNOR/XOR game a greedy defender is exploited to 0)"""
 
     # Algorithm specific arguments
     total_timesteps: int = 500000
@@ -186,9 +194,31 @@ class Scenario:
     victims: list | None = None  # whose return is scored (None: every benign agent)
 
 
-def defender_ref(args, agent):
-    """A policy reference to the defender of ``agent`` (greedy, as deployed)."""
+def defender_ref(args, agent, index=0):
+    """A policy reference to the defender of ``agent`` (greedy, as deployed, unless
+    ``--stochastic-defenders``: then sampled with its own seed)."""
+    if args.stochastic_defenders:
+        return {"checkpoint": args.defender, "agent": agent, "deterministic": False,
+                "seed": args.seed + 1000 + index}  # fmt: skip
     return {"checkpoint": args.defender, "agent": agent}
+
+
+def revealed_types(record):
+    """``{"reveal_types": True}`` for True Type defenders (they observe theta), else ``{}``."""
+    threat = record.get("threat") or {}
+    kwargs = threat.get("kwargs") or {}
+    return (
+        {"reveal_types": True}
+        if threat.get("name") == "byzantine_v0" and kwargs.get("reveal_types")
+        else {}
+    )
+
+
+def clean_threat(record, n):
+    """The defenders' env without attack: none, or theta = 0 revealed for True Type."""
+    if revealed_types(record):
+        return {"name": "byzantine_v0", "kwargs": {"reveal_types": True, "prior": {"0" * n: 1.0}}}
+    return None
 
 
 def parse_prior(text, n):
@@ -244,19 +274,28 @@ def scenarios(args, agents):
                     victims=None if victim is None else [victim],
                 ))  # fmt: skip
     elif args.threat == "byzantine_v0":
-        if args.attacked or args.victim not in ("all", "team"):
+        if args.victim not in ("all", "team") or (args.attacked and args.prior):
             raise InvalidArgumentError(
-                "byzantine_v0: nature picks the Byzantine agents (--prior) and the victims are "
-                "the benign team; --attacked and --victim are not used"
+                "byzantine_v0: the victims are the benign team (--victim is not used); "
+                "--attacked (theta = e_i for each) and --prior (nature's prior) exclude each other"
             )
+        reveal = revealed_types(read_record(args.defender))
+        frozen = {a: defender_ref(args, a, i) for i, a in enumerate(agents)}
         prior = parse_prior(args.prior, len(agents))
-        kwargs = {} if prior is None else {"prior": prior}
-        out.append(Scenario(
-            name="byzantine",
-            threat={"name": args.threat, "kwargs": kwargs},
-            frozen={a: defender_ref(args, a) for a in agents},
-            controlled={j: adversary_id(j) for j in agents},
-        ))  # fmt: skip
+        if prior is not None:
+            out.append(Scenario(
+                name="byzantine", threat={"name": args.threat, "kwargs": {**reveal, "prior": prior}},
+                frozen=frozen, controlled={j: adversary_id(j) for j in agents},
+            ))  # fmt: skip
+        byzantine = [] if prior is not None else list(args.attacked or agents)
+        for j in byzantine:  # theta = e_j in every episode
+            theta = "".join("1" if a == j else "0" for a in agents)
+            out.append(Scenario(
+                name=f"theta=e_{agents.index(j)},byzantine={j}",
+                threat={"name": args.threat, "kwargs": {**reveal, "prior": {theta: 1.0}}},
+                frozen=frozen, controlled={j: adversary_id(j)},
+                victims=[a for a in agents if a != j],
+            ))  # fmt: skip
     elif args.threat == "partial_control_v0":
         if len(args.attacked) > 1:
             raise InvalidArgumentError(f"--attacked: one alpha at most; got {list(args.attacked)}")
@@ -291,8 +330,15 @@ def scenarios(args, agents):
 
 def evaluate_scenario(args, env_kwargs, scenario, attacker_path, agents):
     """Victims' per-episode returns, clean and with the trained attacker embedded."""
-    policies = {a: load_policy(args.defender, agent=a) for a in agents}
-    clean = evaluate(make_env(args.env_id, env_kwargs), policies, args.eval_episodes, args.seed)
+    policies = {
+        a: load_policy(args.defender, agent=a, deterministic=not args.stochastic_defenders,
+                       seed=args.seed + 1000 + i)
+        for i, a in enumerate(agents)
+    }  # fmt: skip
+    clean_env = make_env(
+        args.env_id, env_kwargs, clean_threat(read_record(args.defender), len(agents))
+    )
+    clean = evaluate(clean_env, policies, args.eval_episodes, args.seed)
     kwargs = dict(scenario.threat["kwargs"])
     kwargs.pop("victim_policies", None)  # the victims act outside, on the perturbed obs
     kwargs[scenario.slot] = {  # sampled actions, each attacker network its own seed
@@ -387,9 +433,17 @@ if __name__ == "__main__":
     args, folder = parse(sys.argv[1:])
     env_kwargs = json.loads(args.env_kwargs)
     # the defenders: every agent of the clean env (loading checks their spaces)
-    defender_agents = list(make_env(args.env_id, env_kwargs)().possible_agents)
+    record = read_record(args.defender)
+    clean_env_fn = make_env(args.env_id, env_kwargs)
+    defender_agents = list(clean_env_fn().possible_agents)
+    if revealed_types(record) and args.threat != "byzantine_v0":
+        raise InvalidArgumentError(
+            f"the defender {args.defender} is a True Type policy (it observes the types): "
+            f"attack it with --threat byzantine_v0, not {args.threat}"
+        )
+    clean_env_fn = make_env(args.env_id, env_kwargs, clean_threat(record, len(defender_agents)))
     for a in defender_agents:
-        load_policy(args.defender, agent=a, env=make_env(args.env_id, env_kwargs)())
+        load_policy(args.defender, agent=a, env=clean_env_fn())
     plan = scenarios(args, defender_agents)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "attack_args.json").write_text(json.dumps(asdict(args) | {"resume": None}))

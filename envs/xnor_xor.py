@@ -14,7 +14,7 @@ perturbation (He et al., Prop. 4.1), episodic returns and the worst-case Byzanti
 |---|---|
 | Agents | `agent_0`, `agent_1` (the papers' agents 1 and 2) |
 | Actions | `Discrete(2)`: 0 = a1, 1 = a2 |
-| Observations | `Box(0, 1, (2,), float32)`: the one-hot true state, `[1, 0]` = s1, `[0, 1]` = s2 (both agents see the same) |
+| Observations | `Box(0, 1, (2,), float32)`: the one-hot true state, `[1, 0]` = s1, `[0, 1]` = s2 (both agents see the same); with `observe_history=True`, `Box(0, 1, (8,), float32)`: the state, then the previous step's state and both agents' previous actions, each one-hot (zeros at an episode's first step) |
 | State | the same one-hot vector (`state_space` equals an observation space) |
 | Rewards | shared: both agents get `1.0` if (s1 and equal actions) or (s2 and different actions), else `0.0` |
 | Transitions | deterministic: equal actions switch s1 <-> s2, different actions keep the state |
@@ -28,7 +28,18 @@ distribution `Pr(s_0)` general and quotes values per state; its robust policy pi
 is robust only for episodes that always start in s2: use `initial_state_probs=(0, 1)`, or
 `reset(options={"initial_state": "s2"})` for one episode. (Li et al.'s code also appends the
 agent index, the previous state and the previous actions to the observation; here the
-observation is the state, as in He et al.)
+observation is the state, as in He et al., unless `observe_history=True`.)
+
+Observing the history. An agent that sees only the state cannot tell a Byzantine ally from
+a benign one: the next state says whether the two actions were equal, but not which action
+the ally took unless the agent knows its own. EIR-MAPPO's belief (Li et al. (ICLR 2024),
+App. B) is a GRU over the agent's observations, so it can learn the ally's type only from
+what the observation carries: with `observe_history=True` the observation is
+`[state (2), previous state (2), agent_0's previous action (2), agent_1's previous action
+(2)]`, one-hot, with zeros in the last six entries at the first step (Li et al.'s public code
+appends the same previous state and actions, encoded as scalars, plus the agent's index,
+which our shared-parameter trainers append as a one-hot). `baselines/eir_mappo.py`'s preset
+for this env sets it.
 
 Discount. He et al.'s values are discounted (gamma = 0.99, infinite horizon). With
 `discount=gamma` every step ends the episode (termination, not truncation) with probability
@@ -60,6 +71,8 @@ Arguments:
         `1 - gamma` (default `None`: never terminate).
     initial_state_probs (tuple[float, float]): `(Pr(s1), Pr(s2))` at reset, non-negative,
         summing to 1 (default `(0.5, 0.5)`).
+    observe_history (bool): append the previous state and both agents' previous actions to
+        the observation (default `False`; see "Observing the history").
     render_mode (str | None): `None` or `"rgb_array"` (a 60 x 180 image: the state's
         colour, each agent's last action, the last reward).
 
@@ -96,7 +109,8 @@ Example:
     array([0., 0.])
 
 Version History:
-    v0: initial release.
+    v0: initial release (`observe_history` added later; its default keeps the original
+        observation).
 """
 
 from __future__ import annotations
@@ -166,6 +180,7 @@ class XnorXorParallelEnv(ParallelEnv):
         max_cycles: int | None = 100,
         discount: float | None = None,
         initial_state_probs: Sequence[float] = (0.5, 0.5),
+        observe_history: bool = False,
         render_mode: str | None = None,
     ):
         if max_cycles is not None and (
@@ -196,13 +211,18 @@ class XnorXorParallelEnv(ParallelEnv):
         self.discount = discount
         self.initial_state_probs = _check_probs(initial_state_probs)
         self.render_mode = render_mode
+        if not isinstance(observe_history, (bool, np.bool_)):
+            raise InvalidArgumentError(f"observe_history must be a bool, got {observe_history!r}")
+        self.observe_history = bool(observe_history)
         self.possible_agents = ["agent_0", "agent_1"]
-        self._obs_space = gymnasium.spaces.Box(0.0, 1.0, (2,), np.float32)
+        obs_size = 8 if self.observe_history else 2
+        self._obs_space = gymnasium.spaces.Box(0.0, 1.0, (obs_size,), np.float32)
         self._act_space = gymnasium.spaces.Discrete(2)
         self.state_space = gymnasium.spaces.Box(0.0, 1.0, (2,), np.float32)
         self.agents: list[str] = []
         self.np_random: np.random.Generator | None = None
         self._state = S1
+        self._previous_state = S1
         self._t = 0
         self._last_actions: tuple[int, int] | None = None
         self._last_reward: float | None = None
@@ -219,7 +239,15 @@ class XnorXorParallelEnv(ParallelEnv):
         return ONE_HOT[self._state].copy()
 
     def _observations(self) -> dict[str, np.ndarray]:
-        return {a: ONE_HOT[self._state].copy() for a in self.agents}
+        if not self.observe_history:
+            return {a: ONE_HOT[self._state].copy() for a in self.agents}
+        obs = np.zeros(8, np.float32)
+        obs[:2] = ONE_HOT[self._state]
+        if self._last_actions is not None:  # zeros at the first step of an episode
+            obs[2:4] = ONE_HOT[self._previous_state]
+            obs[4:6] = ONE_HOT[self._last_actions[0]]
+            obs[6:8] = ONE_HOT[self._last_actions[1]]
+        return {a: obs.copy() for a in self.agents}
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None or self.np_random is None:
@@ -248,7 +276,7 @@ class XnorXorParallelEnv(ParallelEnv):
         for agent, a in (("agent_0", a0), ("agent_1", a1)):
             if not self._act_space.contains(a):
                 raise InvalidActionError(f"action {a!r} of {agent!r} is not 0 or 1")
-        s = self._state
+        s = self._previous_state = self._state
         equal = int(a0) == int(a1)
         reward = float(equal if s == S1 else not equal)
         self._state = (S2 if s == S1 else S1) if equal else s

@@ -54,7 +54,9 @@ __all__ = [
     "ACTIVATIONS",
     "HEADS",
     "ActorSpec",
+    "BeliefNet",
     "MLPActor",
+    "StackedGRU",
     "StackedLinear",
     "clip_grad_norm_per_member_",
     "layer_init",
@@ -200,6 +202,115 @@ def stack_agents(obs: torch.Tensor, one_hot: bool = False) -> torch.Tensor:
     return x
 
 
+class StackedGRU(nn.Module):
+    """``members`` independent GRU cells, stepped together in one ``bmm`` per gate group.
+
+    The equations are those of ``torch.nn.GRUCell`` (gates ordered reset, update, new;
+    ``h' = (1 - z) * n + z * h``), so member ``m`` computes exactly what an ``nn.GRUCell``
+    with its weights would. Weights are initialized orthogonally per gate, biases at 0
+    (MAPPO's recurrent layers).
+
+    Args:
+        members: number of independent copies (agents), ``>= 1``.
+        input_size: input size of each copy.
+        hidden_size: hidden-state size of each copy.
+
+    Shapes: inputs ``[M, B, input_size]``, hidden states ``[M, B, hidden_size]``; a GRU
+    with ``members == 1`` also accepts any ``M`` (one shared cell applied to every agent).
+
+    Raises:
+        InvalidArgumentError: a size that is not a positive int.
+    """
+
+    def __init__(self, members: int, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.ih = StackedLinear(members, input_size, 3 * hidden_size)
+        self.hh = StackedLinear(members, hidden_size, 3 * hidden_size)
+        self.members = members
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        with torch.no_grad():
+            for layer in (self.ih, self.hh):
+                for m in range(members):
+                    for g in range(3):
+                        rows = slice(g * hidden_size, (g + 1) * hidden_size)
+                        nn.init.orthogonal_(layer.weight[m, rows])
+                layer.bias.zero_()
+
+    def initial_state(self, *batch: int, device: torch.device | str | None = None) -> torch.Tensor:
+        """Zeros ``[*batch, hidden_size]`` (the state at the start of an episode)."""
+        return torch.zeros(*batch, self.hidden_size, device=device)
+
+    def _cell(self, gi: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        gh = self.hh(h)
+        i_r, i_z, i_n = gi.chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return (1 - z) * n + z * h
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """One step: ``x`` ``[M, B, input_size]``, ``h`` ``[M, B, hidden_size]`` -> next ``h``."""
+        return self._cell(self.ih(x), h)
+
+    def sequence(
+        self, x: torch.Tensor, h: torch.Tensor, starts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run over a sequence, resetting the state to zero where an episode starts.
+
+        Args:
+            x: ``[M, L, B, input_size]`` inputs, time on axis 1.
+            h: ``[M, B, hidden_size]`` the state before ``x[:, 0]``.
+            starts: ``[L, B]`` (or ``[M, L, B]``) bool/float, 1 where ``x[:, t]`` is the first
+                step of an episode (the state is zeroed before that step).
+
+        Returns:
+            ``(outputs [M, L, B, hidden_size], last state [M, B, hidden_size])``; the output
+            at ``t`` is the state after step ``t``.
+        """
+        gi = self.ih(x.reshape(x.shape[0], -1, x.shape[-1])).reshape(*x.shape[:-1], -1)
+        keep = 1.0 - starts.to(x.dtype)
+        keep = keep[None] if keep.dim() == 2 else keep
+        outputs = []
+        for t in range(x.shape[1]):
+            h = self._cell(gi[:, t], h * keep[:, t, :, None])
+            outputs.append(h)
+        return torch.stack(outputs, dim=1), h
+
+
+class BeliefNet(nn.Module):
+    """A recurrent belief p_xi(theta | H): a :class:`StackedGRU` over the agent's inputs, then a
+    linear layer to one logit per type entry (independent Bernoullis, trained by binary cross
+    entropy on the true types; Li et al. (ICLR 2024), Eq. 11 and App. B).
+
+    Args:
+        members: number of stacked copies (agents).
+        input_size: size of each step's input.
+        hidden_size: the GRU's state size.
+        num_types: entries of the type vector (one logit each).
+    """
+
+    def __init__(self, members: int, input_size: int, hidden_size: int, num_types: int) -> None:
+        super().__init__()
+        self.gru = StackedGRU(members, input_size, hidden_size)
+        self.out = layer_init(StackedLinear(members, hidden_size, num_types), std=1.0)
+        self.num_types = num_types
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: ``(logits [M, B, num_types], next state [M, B, hidden])``."""
+        h = self.gru(x, h)
+        return self.out(h), h
+
+    def sequence(
+        self, x: torch.Tensor, h: torch.Tensor, starts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Over a sequence (see :meth:`StackedGRU.sequence`): ``(logits [M, L, B,
+        num_types], last state)``."""
+        states, h = self.gru.sequence(x, h, starts)
+        return self.out(states), h
+
+
 @dataclass(frozen=True)
 class ActorSpec:
     """Everything needed to rebuild a policy network (stored as JSON in checkpoints).
@@ -216,6 +327,10 @@ class ActorSpec:
         agent_one_hot: ``(index, count)``: append the one-hot of ``index`` among ``count``
             agents (parameter sharing); ``None`` otherwise. A trainer leaves the index at
             0 (the stack supplies it per agent); each exported policy carries its own.
+        belief: ``(gru_hidden, num_types)``: a recurrent policy. A :class:`BeliefNet` reads
+            the input at every step and its belief (``num_types`` sigmoid probabilities)
+            is appended to the input of the MLP (EIR-MAPPO's actor, Li et al. (ICLR
+            2024)); ``None`` (default): a feed-forward policy.
     """
 
     input_dim: int
@@ -225,6 +340,7 @@ class ActorSpec:
     activation: str = "tanh"
     pad_to: int = 0
     agent_one_hot: tuple[int, int] | None = field(default=None)
+    belief: tuple[int, int] | None = field(default=None)
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -233,17 +349,27 @@ class ActorSpec:
             raise InvalidArgumentError(
                 f"activation={self.activation!r} is not one of {sorted(ACTIVATIONS)}"
             )
-        sizes = (self.input_dim, self.action_dim, *self.hidden_sizes)
+        sizes = (self.input_dim, self.action_dim, *self.hidden_sizes, *(self.belief or ()))
         if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
             raise InvalidArgumentError(
-                f"input_dim, action_dim and hidden_sizes must be positive ints; got {sizes}"
+                f"input_dim, action_dim, hidden_sizes and belief must be positive ints; got {sizes}"
             )
+        if self.belief is not None and len(self.belief) != 2:
+            raise InvalidArgumentError(
+                f"belief must be (gru_hidden, num_types); got {self.belief!r}"
+            )
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the policy keeps a state across the steps of an episode."""
+        return self.belief is not None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-serializable dict (tuples become lists)."""
         d = asdict(self)
         d["hidden_sizes"] = list(self.hidden_sizes)
         d["agent_one_hot"] = None if self.agent_one_hot is None else list(self.agent_one_hot)
+        d["belief"] = None if self.belief is None else list(self.belief)
         return d
 
     @classmethod
@@ -255,6 +381,9 @@ class ActorSpec:
         """
         try:
             one_hot = data.get("agent_one_hot")
+            belief = data.get("belief")
+            if belief is not None and len(belief) != 2:
+                raise ValueError(f"belief must have 2 entries; got {belief!r}")
             return cls(
                 input_dim=int(data["input_dim"]),
                 action_dim=int(data["action_dim"]),
@@ -263,6 +392,7 @@ class ActorSpec:
                 activation=str(data["activation"]),
                 pad_to=int(data.get("pad_to", 0)),
                 agent_one_hot=None if one_hot is None else (int(one_hot[0]), int(one_hot[1])),
+                belief=None if belief is None else (int(belief[0]), int(belief[1])),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise InvalidArgumentError(f"not a valid ActorSpec: {data!r} ({exc})") from None
@@ -279,17 +409,29 @@ class MLPActor(nn.Module):
         members: number of stacked copies (agents; 1 for parameter sharing or one policy).
 
     Input ``[M, B, spec.input_dim]`` (see :class:`StackedLinear`), distributions with batch
-    shape ``[M, B]``.
+    shape ``[M, B]``. With ``spec.belief`` the actor also has ``belief``, a
+    :class:`BeliefNet` over the same input, and the MLP's input is the input followed by the
+    belief's probabilities (``[M, B, input_dim + num_types]``): the trainer runs ``belief``
+    through the episode and hands its output in (:meth:`with_belief`).
     """
 
     def __init__(self, spec: ActorSpec, members: int = 1) -> None:
         super().__init__()
         self.spec = spec
         self.members = members
-        sizes = (spec.input_dim, *spec.hidden_sizes, spec.action_dim)
+        extra = 0
+        if spec.belief is not None:
+            hidden, extra = spec.belief
+            self.belief = BeliefNet(members, spec.input_dim, hidden, extra)
+        sizes = (spec.input_dim + extra, *spec.hidden_sizes, spec.action_dim)
         self.net = stacked_mlp(members, sizes, out_std=0.01, activation=spec.activation)
         if spec.head == "gaussian":
             self.log_std = nn.Parameter(torch.zeros(members, 1, spec.action_dim))
+
+    @staticmethod
+    def with_belief(x: torch.Tensor, belief_logits: torch.Tensor) -> torch.Tensor:
+        """The MLP's input of a belief actor: ``x`` followed by ``sigmoid(belief_logits)``."""
+        return torch.cat([x, torch.sigmoid(belief_logits)], dim=-1)
 
     def distribution(self, x: torch.Tensor) -> Distribution:
         """The action distribution for inputs ``x`` (``[M, B, input_dim]``).

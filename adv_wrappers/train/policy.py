@@ -86,7 +86,10 @@ class CheckpointPolicy:
     one-hot as in training; the action is the most likely one (``deterministic=True``) or a
     sample drawn with the policy's own ``numpy`` generator. Discrete actions come back as
     ``np.int64`` (with the space's ``start``), Box actions clipped to the space's bounds in
-    its shape and dtype. ``reset()`` does nothing (the network has no memory).
+    its shape and dtype. A recurrent policy (``spec.belief``: a belief network over the
+    episode's observations, EIR-MAPPO's actor) carries its state from call to call;
+    ``reset()`` clears it, and the wrappers call it at the start of every episode. For a
+    feed-forward policy ``reset()`` does nothing.
 
     Attributes:
         agent: the agent the policy acts for.
@@ -145,9 +148,19 @@ class CheckpointPolicy:
         self.actor.load_state_dict(weights, assign=True)
         self.actor.to(self.device).eval()
         self._rng = np.random.default_rng(seed)
+        self._state: torch.Tensor | None = None
+        self.reset()
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the policy keeps a state across an episode's steps (see :meth:`reset`)."""
+        return self.spec.recurrent
 
     def reset(self) -> None:
-        """Nothing to reset (called by the wrappers at every episode)."""
+        """Start a new episode: clear a recurrent policy's state (called by the wrappers at
+        every reset); nothing to do for a feed-forward one."""
+        if self.spec.recurrent:
+            self._state = self.actor.belief.gru.initial_state(1, 1, device=self.device)
 
     def __call__(self, observation: Any) -> Any:
         obs = np.asarray(observation, dtype=np.float32).reshape(-1)
@@ -159,6 +172,9 @@ class CheckpointPolicy:
         self._input[: self._obs_size] = obs
         x = torch.as_tensor(self._input, device=self.device).reshape(1, 1, -1)
         with torch.inference_mode():
+            if self._state is not None:  # recurrent: the belief over this episode so far
+                logits, self._state = self.actor.belief(x, self._state)
+                x = self.actor.with_belief(x, logits)
             out = self.actor.net(x)[0, 0].cpu().numpy().astype(np.float64)
         if isinstance(self.action_space, spaces.Discrete):
             if self.deterministic:
