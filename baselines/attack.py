@@ -237,8 +237,9 @@ def parse_prior(text, n):
     return prior
 
 
-def scenarios(args, agents):
-    """The scenarios of this run, from the threat flags (``InvalidArgumentError`` if bad)."""
+def scenarios(args, agents, defender_record=None):
+    """The scenarios of this run, from the threat flags (``InvalidArgumentError`` if bad);
+    ``defender_record``: the defender checkpoint's record (True Type defenders see theta)."""
     for a in (*args.attacked, *([args.victim] if args.victim not in ("all", "team") else [])):
         if a not in agents:
             raise InvalidArgumentError(f"unknown agent {a!r}: the defender's agents are {agents}")
@@ -279,7 +280,7 @@ def scenarios(args, agents):
                 "byzantine_v0: the victims are the benign team (--victim is not used); "
                 "--attacked (theta = e_i for each) and --prior (nature's prior) exclude each other"
             )
-        reveal = revealed_types(read_record(args.defender))
+        reveal = revealed_types(defender_record or {})
         frozen = {a: defender_ref(args, a, i) for i, a in enumerate(agents)}
         prior = parse_prior(args.prior, len(agents))
         if prior is not None:
@@ -444,7 +445,7 @@ if __name__ == "__main__":
     clean_env_fn = make_env(args.env_id, env_kwargs, clean_threat(record, len(defender_agents)))
     for a in defender_agents:
         load_policy(args.defender, agent=a, env=clean_env_fn())
-    plan = scenarios(args, defender_agents)
+    plan = scenarios(args, defender_agents, record)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "attack_args.json").write_text(json.dumps(asdict(args) | {"resume": None}))
     print(f"attacking {args.defender} ({args.threat}): {len(plan)} scenario(s) in {folder}")

@@ -448,7 +448,7 @@ if __name__ == "__main__":
         if update_robust:
             # line 9: the robust actor and critic on the benign steps (theta^i = 1 cuts agent
             # i's gradient, Eq. 8: the mask), on the beliefs they acted on
-            rb = {**slots(b, robust_slots), "beliefs": beliefs.reshape(-1, n, beliefs.shape[-1]),
+            rb = {**slots(b, robust_slots), "beliefs": beliefs.flatten(0, 1),
                   "types": types.reshape(-1, n)}  # fmt: skip
             losses = ppo_update(
                 args, rb,

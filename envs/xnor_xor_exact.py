@@ -448,3 +448,44 @@ def byzantine_best_response(
         policy[t, np.arange(N_STATES), b] = 1.0
         W = Q[np.arange(N_STATES), b]
     return policy, W
+
+
+class MyopicByzantineAlly:
+    """The myopic worst-case Byzantine ally against *any* defender, history-dependent ones
+    included: a policy for the adversary slot of ``byzantine_v0`` on ``adv/xnor_xor-v0``.
+
+    At every step it asks the defender's action probabilities on the current observation
+    (``defender_probabilities(observation) -> [p(a1), p(a2)]``: a copy of the defender's
+    policy fed the same observations, e.g. ``CheckpointPolicy.action_probabilities`` of a
+    second :func:`adv_wrappers.train.load_policy` of the defender) and plays the rule of
+    :func:`byzantine_best_response`: in s1 the action the defender is less likely to play,
+    in s2 the one it is more likely to play (ties: a1). Both agents observe the same
+    thing in this env, so the copy sees what the defender sees, step for step.
+
+    Against a defender that acts on the state alone this is the exact worst case (proved in
+    :func:`byzantine_best_response`). Against a history-dependent defender (a belief over
+    the ally's type) it minimizes the expected reward of every step but may not be the worst
+    case, which could trade reward now for a belief that is easier to exploit later: the
+    return it leaves is an upper bound on the defender's worst-case return. A deterministic
+    defender gets 0 from it; one that mixes 50/50 whenever it is attacked gets H / 2.
+
+    Args:
+        defender_probabilities: observation -> the defender's probabilities of a1 and a2.
+        reset: called at every episode start (e.g. the defender copy's ``reset``).
+    """
+
+    def __init__(self, defender_probabilities: Any, reset: Any = None) -> None:
+        self._probabilities = defender_probabilities
+        self._reset = reset
+
+    def reset(self) -> None:
+        if self._reset is not None:
+            self._reset()
+
+    def __call__(self, observation: Any) -> np.int64:
+        p = np.asarray(self._probabilities(observation), dtype=np.float64).reshape(-1)
+        state = int(np.argmax(np.asarray(observation, dtype=np.float64).reshape(-1)[:2]))
+        likely = int(p[1] > p[0])  # the defender's more likely action (ties: a1)
+        if state == S1:  # equal actions pay: play the other one
+            return np.int64(1 - likely if p[0] != p[1] else 0)
+        return np.int64(likely)  # s2: different actions pay: copy the likely one

@@ -74,7 +74,21 @@ def test_scenario_plans_of_every_threat_model():
     ]
     assert plan(victim="agent_1", attacked=("agent_2",)) == ["victim=agent_1,attacked=agent_2"]
     assert plan(victim="team", attacked=("agent_2",)) == ["victim=team,attacked=agent_2"]
-    assert plan(threat="byzantine_v0") == ["byzantine"]
+    # Li et al.'s protocol: every agent in turn is Byzantine in every episode
+    assert plan(threat="byzantine_v0") == [
+        "theta=e_0,byzantine=agent_0", "theta=e_1,byzantine=agent_1", "theta=e_2,byzantine=agent_2"
+    ]  # fmt: skip
+    assert plan(threat="byzantine_v0", attacked=("agent_1",)) == ["theta=e_1,byzantine=agent_1"]
+    assert plan(threat="byzantine_v0", prior='{"000": 0.5, "100": 0.5}') == ["byzantine"]
+    byzantine = module.scenarios(module.Args(defender="d", threat="byzantine_v0"), spread)[1]
+    assert byzantine.threat == {"name": "byzantine_v0", "kwargs": {"prior": {"010": 1.0}}}
+    assert byzantine.controlled == {"agent_1": "agent_1_adversary"}
+    assert byzantine.victims == ["agent_0", "agent_2"]
+    true_type = {"threat": {"name": "byzantine_v0", "kwargs": {"reveal_types": True}}}
+    (revealed,) = module.scenarios(
+        module.Args(defender="d", threat="byzantine_v0", attacked=("agent_2",)), spread, true_type
+    )
+    assert revealed.threat["kwargs"] == {"reveal_types": True, "prior": {"001": 1.0}}
     assert plan(threat="partial_control_v0", epsilon=0.25) == [
         "alpha=agent_0,epsilon=0.25", "alpha=agent_1,epsilon=0.25", "alpha=agent_2,epsilon=0.25"
     ]  # fmt: skip
@@ -94,7 +108,8 @@ def test_scenario_plans_of_every_threat_model():
         (dict(attacked=("agent_1", "agent_2")), "at most k=1 agents"),
         (dict(threat="partial_control_v0"), "--epsilon is required"),
         (dict(epsilon=0.1), "--epsilon is not used by --threat k_corruption_v0"),
-        (dict(threat="byzantine_v0", attacked=("agent_0",)), "nature picks"),
+        (dict(threat="byzantine_v0", victim="agent_0"), "the victims are the benign team"),
+        (dict(threat="byzantine_v0", attacked=("agent_0",), prior="{}"), "exclude each other"),
         (dict(threat="byzantine_v0", prior="[1]"), "--prior must be a JSON object"),
         (
             dict(threat="partial_control_v0", epsilon=0.1, victim="agent_0", attacked=("agent_0",)),
@@ -122,6 +137,24 @@ def test_state_perturbation_takes_one_policy_per_attacked_agent():
                                                                             "agent_1": up})  # fmt: skip
 
 
+def test_byzantine_scenarios_attack_in_every_episode():
+    """Li et al.'s evaluation: theta = e_j in every episode of scenario j (with the training
+    prior about half of the episodes would be clean), over 50 episodes per scenario."""
+    module = load_attack_module()
+    agents = ["agent_0", "agent_1", "agent_2"]
+    plan = module.scenarios(module.Args(defender="d", threat="byzantine_v0"), agents)
+    for j, scenario in enumerate(plan):
+        kwargs = {**scenario.threat["kwargs"], "adversary": "random"}
+        env = byzantine_v0(echo_v0.parallel_env(n_agents=3), **kwargs)
+        attacked = 0
+        for episode in range(50):
+            _, infos = env.reset(seed=episode)
+            theta = next(iter(infos.values()))["byzantine"]["theta"]
+            attacked += theta.tolist() == [int(i == j) for i in range(3)]
+            assert agents[j] not in env.agents
+        assert attacked == 50
+
+
 def test_byzantine_prior_keys_may_be_strings():
     a = byzantine_v0(echo_v0.parallel_env(n_agents=2), prior={"00": 0.25, "10": 0.75})
     b = byzantine_v0(echo_v0.parallel_env(n_agents=2), prior={(0, 0): 0.25, (1, 0): 0.75})
@@ -132,7 +165,7 @@ def test_byzantine_prior_keys_may_be_strings():
 
 SMOKE = {
     "k_corruption_v0": ([], ["victim=agent_0,attacked=agent_1", "victim=agent_1,attacked=agent_0"]),
-    "byzantine_v0": (["--prior", '{"00": 0.5, "10": 0.25, "01": 0.25}'], ["byzantine"]),
+    "byzantine_v0": ([], ["theta=e_0,byzantine=agent_0", "theta=e_1,byzantine=agent_1"]),
     "partial_control_v0": (
         ["--epsilon", "0.5", "--attacked", "agent_1"],
         ["alpha=agent_1,epsilon=0.5"],

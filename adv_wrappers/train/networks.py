@@ -82,8 +82,9 @@ class StackedLinear(nn.Module):
 
     ``weight`` is ``[members, out_features, in_features]`` (each ``weight[m]`` laid out like
     ``nn.Linear.weight``), ``bias`` is ``[members, 1, out_features]``. The input is
-    ``[members, B, in_features]``; a layer with ``members == 1`` also accepts ``[M, B, in]``
-    for any ``M`` (one shared layer applied to every agent).
+    ``[members, B, in_features]`` (or ``[members, ..., in_features]``: the middle axes are
+    one batch axis); a layer with ``members == 1`` also accepts ``[M, ..., in]`` for any
+    ``M`` (one shared layer applied to every agent).
 
     Raises:
         InvalidArgumentError: a size that is not a positive int.
@@ -112,6 +113,10 @@ class StackedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.members == 1 and x.shape[0] != 1:
             flat = x.reshape(1, -1, self.in_features)
+            out = torch.baddbmm(self.bias, flat, self.weight.transpose(1, 2))
+            return out.reshape(*x.shape[:-1], self.out_features)
+        if x.dim() != 3:  # [M, ..., in]: the middle axes are one batch axis
+            flat = x.reshape(x.shape[0], -1, self.in_features)
             out = torch.baddbmm(self.bias, flat, self.weight.transpose(1, 2))
             return out.reshape(*x.shape[:-1], self.out_features)
         return torch.baddbmm(self.bias, x, self.weight.transpose(1, 2))

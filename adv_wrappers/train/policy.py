@@ -162,7 +162,25 @@ class CheckpointPolicy:
         if self.spec.recurrent:
             self._state = self.actor.belief.gru.initial_state(1, 1, device=self.device)
 
-    def __call__(self, observation: Any) -> Any:
+    def action_probabilities(self, observation: Any) -> np.ndarray:
+        """The probabilities of every Discrete action on ``observation`` (float64, summing to
+        1). Like a call, this advances a recurrent policy's state by one step.
+
+        Raises:
+            UnsupportedSpaceError: a Box action space (no finite set of actions).
+            InvalidArgumentError: an observation of the wrong size.
+        """
+        if not isinstance(self.action_space, spaces.Discrete):
+            raise UnsupportedSpaceError(
+                f"policy {self.name!r} has Box actions ({self.action_space}); action "
+                "probabilities exist for Discrete actions only"
+            )
+        out = self._outputs(observation)
+        probs = np.exp(out - out.max())
+        return probs / probs.sum()
+
+    def _outputs(self, observation: Any) -> np.ndarray:
+        """The network's output (logits or Gaussian mean) on one observation."""
         obs = np.asarray(observation, dtype=np.float32).reshape(-1)
         if obs.size != self._obs_size:
             raise InvalidArgumentError(
@@ -175,7 +193,10 @@ class CheckpointPolicy:
             if self._state is not None:  # recurrent: the belief over this episode so far
                 logits, self._state = self.actor.belief(x, self._state)
                 x = self.actor.with_belief(x, logits)
-            out = self.actor.net(x)[0, 0].cpu().numpy().astype(np.float64)
+            return self.actor.net(x)[0, 0].cpu().numpy().astype(np.float64)
+
+    def __call__(self, observation: Any) -> Any:
+        out = self._outputs(observation)
         if isinstance(self.action_space, spaces.Discrete):
             if self.deterministic:
                 index = int(out.argmax())
