@@ -2,12 +2,16 @@
 """Raw steps/s of every bundled env with random actions (a script, not a test).
 
     python baselines/benchmark_envs.py [--seconds 2] [--output docs/envs/steps_per_second.json]
+    python baselines/benchmark_envs.py --env adv/smax_4m_vs_3m-v0   # one env, merged in
 
 Each env is built with its default arguments (the papers' configurations) and stepped with
 random actions pre-sampled from its action spaces, resets included, for ``--seconds`` of
-process CPU time, three times; the median is reported. Turn-based games count one move as a
-step. The JSON file feeds the steps/s column of ``docs/envs/index.md`` (``python
-docs/gen_env_pages.py`` writes it).
+process CPU time, three times (each after one untimed step, which JIT-compiled envs spend
+compiling); the median is reported. Turn-based games count one move as a step. The JSON file
+feeds the steps/s column of ``docs/envs/index.md`` (``python
+docs/gen_env_pages.py`` writes it). ``--env ID`` (repeatable) measures only those envs and
+updates their entries in the existing file, keeping the others: for a new env, without
+re-measuring the rest; the date of each such entry goes in ``_measured["separately"]``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pettingzoo
@@ -30,6 +35,8 @@ OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "envs" / "steps_per_s
 
 def _parallel_rate(env, seconds: float, rng: np.random.Generator) -> float:
     env.reset(seed=0)
+    # one untimed step: JIT-compiled envs (SMAX) compile on their first step
+    env.step({a: sample_random_action(env.action_space(a), rng) for a in env.agents})
     steps, start = 0, time.process_time()
     while time.process_time() - start < seconds:
         if not env.agents:
@@ -79,22 +86,40 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--output", type=Path, default=OUTPUT, help=f"JSON output (default {OUTPUT})"
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        metavar="ID",
+        help="measure only this env (repeatable) and update its entry in --output, keeping the "
+        "others (default: every env, a new file)",
+    )
     args = parser.parse_args(argv)
     if not args.seconds > 0:
         parser.error("--seconds must be > 0")
+    by_id = {info.id: info for info in ENVS}
+    unknown = sorted(set(args.env or ()) - set(by_id))
+    if unknown:
+        parser.error(f"unknown env IDs {unknown}; registered: {sorted(by_id)}")
     os.environ.setdefault("MUJOCO_GL", "egl")
-    results: dict[str, object] = {}
-    for info in ENVS:
+    date = time.strftime("%Y-%m-%d", time.gmtime())
+    results: dict[str, Any] = {}
+    if args.env and args.output.is_file():
+        results = json.loads(args.output.read_text())
+    for info in [by_id[env_id] for env_id in args.env] if args.env else ENVS:
         rate = measure(info, args.seconds)
         results[info.id] = round(rate, 1)
         print(f"{info.id:<34} {rate:>10,.0f} steps/s")
-    results["_measured"] = {
-        "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "command": "python baselines/benchmark_envs.py",
-        "seconds_per_measurement": args.seconds,
-    }
+    if args.env:
+        separately = results.setdefault("_measured", {}).setdefault("separately", {})
+        separately.update(dict.fromkeys(args.env, date))
+    else:
+        results["_measured"] = {
+            "date": date,
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "command": "python baselines/benchmark_envs.py",
+            "seconds_per_measurement": args.seconds,
+        }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.output}")

@@ -117,6 +117,13 @@ ENVS: tuple[EnvInfo, ...] = (
         "general-sum",
         extra="mpe",
     ),
+    EnvInfo(
+        "adv/smax_4m_vs_3m-v0",
+        "smax_4m_vs_3m",
+        "Li et al. (ICLR 2024), Sec. 4, App. C.1",
+        "cooperative",
+        extra="smax",
+    ),
 )
 
 
