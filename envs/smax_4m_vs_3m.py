@@ -25,10 +25,12 @@ are not mistaken for SMAC numbers.
 ## Observations and state
 
 Each agent observes, for every other unit within its sight range (9 map units), in order
-`[health / max health, dx / 9, dy / 9, last move x, last move y, last target / 7, weapon
-cooldown / max cooldown, six unit-type bits]` (13 features; the last move is the unit's last
-movement direction as a unit vector, the last target its last attack action's index, 0 for
-none; enemies' moves and targets are visible too, SMAX's `see_enemy_actions=True`). Units out
+`[health / max health, dx / 9, dy / 9, last move x, last move y, last target, weapon cooldown /
+max cooldown, six unit-type bits]` (13 features; the last move is the unit's last movement
+direction as a unit vector; the last target is the index of its last action if that was an
+attack, else 0, divided by its team's highest action index: 7 for allies, 8 for enemies, whose
+action 5 + k attacks `ally_{3-k}`; enemies' moves and targets are visible too, SMAX's
+`see_enemy_actions=True`). Units out
 of sight or dead are all zeros, and so is everything a dead agent observes. The 10 own features
 are `[health / max health, x / 32, y / 32, weapon cooldown / max cooldown, six unit-type bits]`.
 The env clips observations to `[-1, 1]`, which only removes float rounding. Infos:
@@ -53,8 +55,8 @@ sight range 9, cooldown 0.61 s, speed 3.15, radius 0.375.
 
 The enemy is SMAX's heuristic (`attack_mode="closest"`): an enemy that can shoot an ally in
 range attacks its last target while that is in range, otherwise the closest one; an enemy that
-cannot shoot moves towards a randomly chosen ally it sees, and, seeing none, towards its
-starting point mirrored through the map's centre (the allies' side).
+cannot shoot moves towards an ally it sees, drawn at random each step, and, seeing none,
+towards its position at the first step mirrored through the map's centre (the allies' side).
 
 ## Rewards
 
@@ -83,8 +85,8 @@ on a different battle (see below).
 - **Unit statistics.** SMAX's marine deals 9 damage per shot; StarCraft II's deals 6 (45 health,
   range 5, sight 9, speed 3.15, cooldown 0.61 s are the game's). Battles are shorter than in
   SMAC for the same number of shots.
-- **Enemy.** SMAC's enemies are StarCraft II's built-in AI (Li et al. use difficulty 7, "very
-  hard"); here they are SMAX's scripted heuristic described above. A policy trained here is
+- **Enemy.** SMAC's enemies are StarCraft II's built-in AI (Li et al.'s released code uses
+  difficulty 7, "very hard"); here they are SMAX's scripted heuristic described above. A policy trained here is
   not evaluated against the same opponent.
 - **Time.** A SMAC step is 8 game loops; a SMAX step is 0.5 s of simulated time at SMAX's unit
   speeds. SMAX's default time limit is 100 steps; SMAC's `4m_vs_3m` (like `3m`) has 60. Neither
@@ -104,8 +106,8 @@ on a different battle (see below).
   are hidden, with no terrain to block it.
 - **Reward.** See Rewards: SMAX's own reward has a different scale (2 per won battle, not 20);
   `reward="smac"` or `"smac_signed"` restores SMAC's scale and shaping.
-- **Start.** SMAC's map places the two groups at fixed spots; SMAX draws each unit's position
-  within +-2 of its team's start.
+- **Start.** SMAC's maps place the two groups at the map's spawn points; SMAX draws each
+  unit's position within +-2 of its team's start.
 
 ## Arguments
 
