@@ -136,7 +136,10 @@ and jaxmarl's SMAX modules, without jaxmarl's other environments, when the first
 (about 2 s; a `jaxmarl` the user imported before is used as it is, and one imported after is
 the whole package, unaffected). The first `reset()` and `step()` of a process compile the SMAX
 functions (about 4 s on one core); every later env with the same `walls_cause_death` reuses
-them, whatever its other arguments.
+them, whatever its other arguments. A vector env with one worker process per copy (the
+trainers' `--vector-backend subproc`) pays the import and the compilation in every worker.
+Stepping: about 2,000 steps/s on one core (the table in the env index), of which the compiled
+SMAX step alone is about half the time.
 
 The simulation runs on JAX's CPU device, whatever JAX's default device is: one small battle per
 call is faster on the CPU than on a GPU. The env sets no JAX option. A GPU build of JAX still
