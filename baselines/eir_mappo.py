@@ -175,7 +175,7 @@ PRESETS = {
         adversary_lr=5e-4, adversary_interval=5, gamma=0.99, total_timesteps=10_000_000,
     ),
     "adv/smax_4m_vs_3m-v0": dict(
-        num_envs=20, num_steps=200, minibatch_size=4000, learning_rate=5e-4, belief_lr=5e-4,
+        env_kwargs='{"reward": "smac", "max_cycles": 60}', num_envs=20, num_steps=200, minibatch_size=4000, learning_rate=5e-4, belief_lr=5e-4,
         adversary_lr=5e-4, adversary_interval=5, gamma=0.95, total_timesteps=10_000_000,
     ),
 }  # fmt: skip
@@ -339,6 +339,7 @@ if __name__ == "__main__":
     )
     stats = EpisodeStats(args.num_envs, n)  # the robust agents' returns
     adversary_stats = EpisodeStats(args.num_envs, n)
+    by_type = {"clean": [], "attacked": []}  # the team's returns by the episode's theta
 
     def belief_step(obs, h, start):
         """b_t = p_xi(theta | H_t): one GRU step on o_t (the state reset where an episode
@@ -395,7 +396,13 @@ if __name__ == "__main__":
                 env_action(action, action_space)
             )
             rollout.rewards[step] = torch.Tensor(reward).to(device)
-            stats.step(reward[:, robust_slots], infos["acted"][:, robust_slots], infos["reset"])
+            finished, _ = stats.step(
+                reward[:, robust_slots], infos["acted"][:, robust_slots], infos["reset"]
+            )
+            for returns, theta in zip(
+                finished, next_types[torch.as_tensor(infos["reset"])].cpu(), strict=True
+            ):
+                by_type["attacked" if theta.any() else "clean"].append(np.nanmean(returns))
             adversary_stats.step(
                 reward[:, adversary_slots], infos["acted"][:, adversary_slots], infos["reset"]
             )
@@ -484,10 +491,12 @@ if __name__ == "__main__":
              "charts/adversary_learning_rate": optimizer.param_groups[1]["lr"],
              "charts/robust_update": float(update_robust), **scalars,
              "charts/SPS": run.sps(global_step), **stats.scalars(envs.agents[robust_slots]),
-             **adversary_stats.scalars(envs.agents[adversary_slots], prefix="adversary")},
+             **adversary_stats.scalars(envs.agents[adversary_slots], prefix="adversary"),
+             **{f"charts/episodic_return_{k}": float(np.mean(v)) for k, v in by_type.items() if v}},
             global_step,
         )  # fmt: skip
         run.update_progress(global_step, stats.recent_return)
+        by_type = {"clean": [], "attacked": []}
 
         # checkpoint every checkpoint_every iterations and at the end; then re-seed, so that a
         # run resumed from this checkpoint sees the same episodes

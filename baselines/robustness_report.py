@@ -25,10 +25,6 @@ import dataclasses
 import json
 import os
 import shlex
-import shutil
-import subprocess
-import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,8 +34,8 @@ from typing import Literal
 import numpy as np
 import tyro
 
-from adv_wrappers.train import read_record
 from adv_wrappers.train.envs import make_env
+from adv_wrappers.train.jobs import Monitor, attack_or_resume, mean_se, train_or_resume
 from adv_wrappers.vector import make_vector_env
 
 BASELINES = Path(__file__).resolve().parent
@@ -107,59 +103,24 @@ class Args:
     """save `<workdir>/robustness.png` (matplotlib)"""
 
 
-def run(cmd, cwd, log):
-    """Run one step; its output goes to ``log``; raise with the log's tail if it fails."""
-    cwd.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
-    with open(cwd / log, "a") as out:  # (a resumed step appends)
-        code = subprocess.run(
-            cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env
-        ).returncode
-    if code != 0:
-        tail = (cwd / log).read_text()[-3000:]
-        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({code}) in {cwd}:\n{tail}")
-
-
-def defender_path(cwd):
-    found = sorted(cwd.glob("runs/*/checkpoints/final.safetensors"))
-    return found[-1] if found else None
-
-
-def attack_results(cwd):
-    found = sorted((cwd / "attack").glob("runs/*/attack_results.json"))
-    return json.loads(found[-1].read_text()) if found else None
-
-
 def train_and_attack(args, method, seed, stage):
     """Train one defender and attack it (each step skipped if done); return its results."""
     cwd = Path(args.workdir) / method / f"seed{seed}"
-    stage[method, seed] = "training"
-    if defender_path(cwd) is None:
-        _, script, flags = METHODS[method]
-        started = sorted(cwd.glob("runs/*/checkpoints/last.safetensors"))
-        if started and read_record(started[-1])["complete"]:  # stopped between its two saves
-            shutil.copyfile(started[-1], started[-1].with_name("final.safetensors"))
-        if started:  # a training that was stopped continues from its last checkpoint
-            flags = ["--resume", str(started[-1].resolve())]
-        else:
-            flags = ["--env-id", ENV_ID, "--seed", str(seed), "--exp-name", method,
-                     "--total-timesteps", str(args.train_timesteps), *flags,
-                     *shlex.split(args.train_flags)]  # fmt: skip
-        if defender_path(cwd) is None:
-            run([sys.executable, str(BASELINES / script), *flags], cwd, "train.log")
-    stage[method, seed] = "attacking"
-    if attack_results(cwd) is None:
-        started = sorted((cwd / "attack").glob("runs/*/attack_args.json"))
-        if started:  # an attack that was stopped: its finished scenarios are kept
-            flags = ["--resume", str(started[-1].parent.resolve())]
-        else:
-            flags = ["--defender", str(defender_path(cwd).resolve()), "--k", str(args.k),
-                     "--seed", str(seed), "--total-timesteps", str(args.attack_timesteps),
-                     "--eval-episodes", str(args.eval_episodes), *shlex.split(args.attack_flags)]  # fmt: skip
-        run([sys.executable, str(BASELINES / "attack.py"), *flags], cwd / "attack", "attack.log")
-    stage[method, seed] = "done"
+    stage[f"{method}/seed{seed}"] = "training"
+    _, script, flags = METHODS[method]
+    defender = train_or_resume(BASELINES / script, cwd, [
+        "--env-id", ENV_ID, "--seed", str(seed), "--exp-name", method,
+        "--total-timesteps", str(args.train_timesteps), *flags, *shlex.split(args.train_flags),
+    ])  # fmt: skip
+    stage[f"{method}/seed{seed}"] = "attacking"
+    results = attack_or_resume(BASELINES / "attack.py", cwd, [
+        "--defender", str(defender.resolve()), "--k", str(args.k), "--seed", str(seed),
+        "--total-timesteps", str(args.attack_timesteps), "--eval-episodes",
+        str(args.eval_episodes), *shlex.split(args.attack_flags),
+    ])  # fmt: skip
+    stage[f"{method}/seed{seed}"] = "done"
     print(f"done: {method} seed {seed}", flush=True)
-    return attack_results(cwd)
+    return results
 
 
 # Environment steps of the whole report per CPU-second, as a fraction of the raw vector env's
@@ -183,33 +144,6 @@ def raw_env_sps(seconds=2.0):
     return steps / (time.perf_counter() - start)
 
 
-def steps_done(workdir):
-    """Environment steps finished so far by every run under ``workdir`` (their progress.json)."""
-    total = 0
-    for path in Path(workdir).glob("**/progress.json"):
-        try:
-            total += json.loads(path.read_text())["global_step"]
-        except (OSError, ValueError, KeyError):  # being replaced right now
-            pass
-    return total
-
-
-def monitor(args, stage, total, stop, every=30.0):
-    """Print overall progress, what each job is doing and an ETA every ``every`` seconds."""
-    start, first = time.time(), steps_done(args.workdir)
-    while not stop.wait(every):
-        done = steps_done(args.workdir)
-        elapsed = time.time() - start
-        rate = (done - first) / elapsed
-        eta = f"ETA {(total - done) / rate / 60:.1f} min" if rate > 0 else "ETA -"
-        jobs = ", ".join(f"{m}/seed{s}: {what}" for (m, s), what in stage.items())
-        print(
-            f"[{elapsed / 60:5.1f} min] {100 * done / total:3.0f}% of {total / 1e3:,.0f}K "
-            f"steps | {jobs} | {eta}",
-            flush=True,
-        )
-
-
 def summarize(results):
     """One defender's attack results -> worst-off agent's clean return, worst attacked one."""
     clean = {}
@@ -224,12 +158,6 @@ def summarize(results):
         "worst_scenario": worst["scenario"],
         "scenarios": {r["scenario"]: r["attacked"][0] for r in results["scenarios"]},
     }
-
-
-def mean_se(values):
-    values = np.asarray(values, dtype=np.float64)
-    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-    return float(values.mean()), float(se)
 
 
 def fmt(m, se):
@@ -265,13 +193,9 @@ if __name__ == "__main__":
         f"{total / (raw * REPORT_FRACTION * parallel) / 60:.0f} min (progress every 30 s)",
         flush=True,
     )
-    stage = {job: "waiting" for job in jobs}
-    stop = threading.Event()
-    progress = threading.Thread(target=monitor, args=(args, stage, total, stop), daemon=True)
-    progress.start()
-    with ThreadPoolExecutor(args.jobs) as pool:
+    with Monitor(args.workdir, total, [f"{m}/seed{s}" for m, s in jobs]) as stage, \
+            ThreadPoolExecutor(args.jobs) as pool:  # fmt: skip
         done = list(pool.map(lambda job: train_and_attack(args, *job, stage), jobs))
-    stop.set()
     per_run = {f"{m}/seed{s}": summarize(r) for (m, s), r in zip(jobs, done, strict=True)}
 
     rows, table = {}, []

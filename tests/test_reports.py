@@ -95,3 +95,47 @@ def test_trainer_throughput_benchmark(tmp_path):
         "| art.py k=1 (1 epoch)",
     ]
     assert rows[0].endswith("| 1.00 |")
+
+
+BYZANTINE = ROOT / "baselines" / "byzantine_report.py"
+
+
+def test_byzantine_report_runs_every_attack_and_skips_finished_steps(tmp_path):
+    """Li et al.'s protocol on XNOR/XOR with tiny budgets: three methods (a plain, a recurrent
+    and a theta-reading team), every attack on each of the 2 agents, the transfer matrix."""
+    tiny = "--num-envs 2 --num-steps 100 --minibatch-size 200 --update-epochs 1"
+    flags = [
+        "--preset", "none", "--workdir", str(tmp_path / "report"), "--methods", "mappo",
+        "eir_mappo", "true_type", "--train-timesteps", "400", "--attack-timesteps", "200",
+        "--eval-episodes", "2", "--epsilons", "0.5", f"--train-flags={tiny}",
+        f"--attack-flags={tiny}", "--jobs", "2",
+    ]  # fmt: skip
+    out = run(BYZANTINE, *flags, cwd=tmp_path, timeout=600)
+    for label in ("| MAPPO |", "| EIR-MAPPO |", "| True Type |", "obs. noise eps=0.5"):
+        assert label in out
+    report = tmp_path / "report"
+    results = json.loads((report / "results.json").read_text())
+    expected = {"clean"} | {
+        f"{kind}/{i}" for kind in ("ppo", "random", "eps=0.5", "myopic") for i in (0, 1)
+    }
+    for method in ("mappo", "eir_mappo", "true_type"):
+        others = {m for m in ("mappo", "eir_mappo", "true_type") if m != method}
+        keys = set(results["runs"][method]["1"])
+        assert keys == expected | {f"transfer/{m}/{i}" for m in others for i in (0, 1)}
+        for value in results["runs"][method]["1"].values():
+            assert 0.0 <= value <= 100.0
+        attack = json.loads(
+            next(report.glob(f"{method}/seed1/attack/runs/*/attack_results.json")).read_text()
+        )
+        assert [s["scenario"] for s in attack["scenarios"]] == [
+            "theta=e_0,byzantine=agent_0", "theta=e_1,byzantine=agent_1"
+        ]  # fmt: skip
+        assert attack["args"]["stochastic_defenders"] is True
+    assert set(results["transfer"]) == {"mappo", "eir_mappo", "true_type"}
+    assert (report / "byzantine.png").stat().st_size > 0
+    assert (report / "transfer.png").stat().st_size > 0
+    cache = report / "eir_mappo" / "seed1" / "eval.json"
+    before = cache.stat().st_mtime_ns
+    run(BYZANTINE, *flags, cwd=tmp_path, timeout=300)  # everything finished: re-tabulated
+    assert cache.stat().st_mtime_ns == before
+    assert json.loads((report / "results.json").read_text())["rows"] == results["rows"]

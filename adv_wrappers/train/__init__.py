@@ -14,11 +14,16 @@ Modules, in the order data flows through a trainer:
   trajectories end and what truncated ones bootstrap from, GAE, episode statistics.
 * :mod:`adv_wrappers.train.ppo` - PPO's clipped loss for stacked per-member networks and the
   minibatch update loop.
-* :mod:`adv_wrappers.train.networks` - stacked per-agent MLP actors and critics.
+* :mod:`adv_wrappers.train.networks` - stacked per-agent MLP actors and critics, stacked GRUs
+  and belief networks (a policy may carry a recurrent belief).
+* :mod:`adv_wrappers.train.recurrent` - episode starts, minibatches of whole sequences, the
+  belief's cross-entropy update.
 * :mod:`adv_wrappers.train.tracking` - the run: folder, TensorBoard, W&B, progress, NaN guard.
 * :mod:`adv_wrappers.train.checkpoint` - what trainers call: :class:`Checkpointer`, resume.
 * :mod:`adv_wrappers.train.policy` - what users call: :func:`load_policy` (a trained policy as
   a plain callable for the wrappers), :func:`read_record`.
+* :mod:`adv_wrappers.train.jobs` - resumable report steps (trainers and attacks as
+  subprocesses), progress, confidence intervals.
 
 ``load_policy`` and ``read_record`` are also importable from ``adv_wrappers.train`` itself.
 """

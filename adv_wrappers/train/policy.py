@@ -179,6 +179,26 @@ class CheckpointPolicy:
         probs = np.exp(out - out.max())
         return probs / probs.sum()
 
+    def torch_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's output on a batch of observations ``[B, *obs_shape]`` as a
+        differentiable torch function of ``x``, at the policy's current recurrent state,
+        which it does not advance (for gradient attacks such as
+        :class:`~adv_wrappers.attacks.TargetedPGD`; the policy's next call then acts on the
+        perturbed observation from the same state)."""
+        flat = x.reshape(x.shape[0], -1).to(self.device, torch.float32)
+        if flat.shape[1] != self._obs_size:
+            raise InvalidArgumentError(
+                f"policy {self.name!r} expects observations of {self._obs_size} values; got "
+                f"a batch of shape {tuple(x.shape)}"
+            )
+        rest = torch.as_tensor(self._input[self._obs_size :], device=self.device)
+        inputs = torch.cat([flat, rest.expand(flat.shape[0], -1)], dim=1)[None]
+        if self._state is not None:
+            state = self._state.clone().expand(1, flat.shape[0], -1)  # (made in inference mode)
+            logits, _ = self.actor.belief(inputs, state)
+            inputs = self.actor.with_belief(inputs, logits)
+        return self.actor.net(inputs)[0]
+
     def _outputs(self, observation: Any) -> np.ndarray:
         """The network's output (logits or Gaussian mean) on one observation."""
         obs = np.asarray(observation, dtype=np.float32).reshape(-1)
