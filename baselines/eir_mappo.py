@@ -171,7 +171,7 @@ PRESETS = {
         adversary_lr=5e-5, adversary_interval=10, gamma=0.99, total_timesteps=4_000_000,
     ),
     "adv/lbf-v0": dict(
-        num_envs=20, num_steps=200, minibatch_size=4000, learning_rate=5e-4, belief_lr=5e-4,
+        env_kwargs='{"n_food": 3}', num_envs=20, num_steps=200, minibatch_size=4000, learning_rate=5e-4, belief_lr=5e-4,
         adversary_lr=5e-4, adversary_interval=5, gamma=0.99, total_timesteps=10_000_000,
     ),
     "adv/smax_4m_vs_3m-v0": dict(

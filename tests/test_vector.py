@@ -8,6 +8,7 @@ across auto-resets; it asserts how many copy-steps it compared and how many rese
 from __future__ import annotations
 
 import doctest
+import multiprocessing as mp
 import sys
 from functools import partial
 from typing import Any
@@ -841,3 +842,27 @@ def test_state_errors_and_default():
         make_vector_env(DiscreteState, 1, state=True)
     with pytest.raises(UnsupportedSpaceError, match="Box state_space"):
         make_vector_env(DiscreteState, 1, backend="subproc", state=True)
+
+
+def test_subproc_spawns_instead_of_forking_once_jax_is_imported(monkeypatch):
+    """Forking a process in which JAX's threads run can deadlock the child (SMAX envs): the
+    default start method is then "spawn"; an explicit context is kept."""
+    import types
+
+    from adv_envs import echo_v0
+
+    monkeypatch.setitem(sys.modules, "jax", types.ModuleType("jax"))
+    fns = [lambda: echo_v0.parallel_env(n_agents=2)] * 2
+    envs = SubprocParallelVectorEnv(fns)
+    try:
+        assert [type(p).__name__ for p in envs._processes] == ["SpawnProcess"] * 2
+        obs, _ = envs.reset(seed=0)
+        assert obs.shape == (2, 2, 2)
+    finally:
+        envs.close()
+    if "fork" in mp.get_all_start_methods():
+        envs = SubprocParallelVectorEnv(fns, context="fork")
+        try:
+            assert [type(p).__name__ for p in envs._processes] == ["ForkProcess"] * 2
+        finally:
+            envs.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import pickle
 import signal
+import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -131,7 +132,9 @@ class SubprocParallelVectorEnv(ParallelVectorEnv):
         env_fns: one callable per copy, each returning a ``pettingzoo.ParallelEnv`` with the
             same ``possible_agents`` and spaces.
         context: ``multiprocessing`` start method (``"fork"``, ``"spawn"``,
-            ``"forkserver"``); ``None`` uses the platform default.
+            ``"forkserver"``); ``None`` uses the platform default, except that ``"spawn"``
+            is used when JAX is already imported in this process (forking a process in
+            which JAX's threads run can deadlock the child, e.g. with SMAX envs).
         copy: return fresh arrays (default) or views of internal buffers that the next
             call overwrites.
         state: add the copies' global ``state()`` to the infos (module docstring).
@@ -168,6 +171,8 @@ class SubprocParallelVectorEnv(ParallelVectorEnv):
                 ) from exc
         # Any: typeshed types get_context(str) as BaseContext, which lacks the Process
         # attribute that every concrete context (fork, spawn, forkserver) has
+        if context is None and "jax" in sys.modules:  # fork after JAX started can deadlock
+            context = "spawn"
         ctx: Any = mp.get_context(context)
         self._conns: list[Any] = []
         self._processes: list[Any] = []
