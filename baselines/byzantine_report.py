@@ -308,7 +308,7 @@ if __name__ == "__main__":
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; known: {list(METHODS)}")
     n = len(make_env(args.env_id, ENV_KWARGS.get(args.env_id, {}))().possible_agents)
-    jobs = [(m, s) for m in args.methods for s in args.seeds]
+    jobs = [(m, s) for s in args.seeds for m in args.methods]  # seed by seed
     total = len(jobs) * (args.train_timesteps + n * args.attack_timesteps)
     budget = (
         f"{args.hyperparameters} hyperparameters; "

@@ -117,17 +117,21 @@ def _belief_actor(members=1):
     return MLPActor(spec, members=members)
 
 
+def _saved(actor, tmp_path):
+    agents = ["agent_0", "agent_1"]
+    obs_space, act_space = spaces.Box(0.0, 1.0, (4,), np.float32), spaces.Discrete(2)
+    return save_policies(
+        tmp_path / "p.safetensors", export_policies(actor, agents), env_id=None,
+        spaces={a: (obs_space, act_space) for a in agents},
+    )  # fmt: skip
+
+
 def test_recurrent_policy_round_trips_through_a_checkpoint(tmp_path):
     """The loaded policy carries the belief's state from call to call exactly as the
     training network does over a sequence (12 steps compared), and reset() restarts it."""
     torch.manual_seed(0)
     actor = _belief_actor()
-    agents = ["agent_0", "agent_1"]
-    obs_space, act_space = spaces.Box(0.0, 1.0, (4,), np.float32), spaces.Discrete(2)
-    path = save_policies(
-        tmp_path / "p.safetensors", export_policies(actor, agents), env_id=None,
-        spaces={a: (obs_space, act_space) for a in agents},
-    )  # fmt: skip
+    path = _saved(actor, tmp_path)
     policy = load_policy(path, agent="agent_1")
     assert policy.recurrent and policy.spec.belief == (6, 2)
     obs = torch.rand(12, 4)
@@ -152,13 +156,7 @@ def test_recurrent_policy_round_trips_through_a_checkpoint(tmp_path):
 def test_recurrent_checkpoint_with_wrong_belief_tensors_is_rejected(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    actor = _belief_actor()
-    agents = ["agent_0", "agent_1"]
-    obs_space, act_space = spaces.Box(0.0, 1.0, (4,), np.float32), spaces.Discrete(2)
-    path = save_policies(
-        tmp_path / "p.safetensors", export_policies(actor, agents), env_id=None,
-        spaces={a: (obs_space, act_space) for a in agents},
-    )  # fmt: skip
+    path = _saved(_belief_actor(), tmp_path)
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
