@@ -332,11 +332,9 @@ if __name__ == "__main__":
     next_obs_np, infos = envs.reset(seed=env_seed(args.seed, start_iteration - 1))
     next_types = torch.tensor(episode_types(infos["agent_infos"], n)).to(device)
     next_start = episode_starts(infos, device)
-    hidden = (
-        None
-        if belief_net is None
-        else belief_net.gru.initial_state(n, args.num_envs, device=device)
-    )
+    hidden = None  # the belief GRU's state, [N, E, hidden] (EIR-MAPPO only)
+    if belief_net is not None:
+        hidden = belief_net.gru.initial_state(n, args.num_envs, device=device)
     stats = EpisodeStats(args.num_envs, n)  # the robust agents' returns
     adversary_stats = EpisodeStats(args.num_envs, n)
     by_type = {"clean": [], "attacked": []}  # the team's returns by the episode's theta
@@ -385,10 +383,8 @@ if __name__ == "__main__":
                     next_obs[:, adversary_slots], next_state
                 )
             action = torch.cat([action_r, action_a], dim=1)
-            rollout.actions[step], rollout.logprobs[step] = (
-                action,
-                torch.cat([logprob_r, logprob_a], 1),
-            )
+            rollout.actions[step] = action
+            rollout.logprobs[step] = torch.cat([logprob_r, logprob_a], dim=1)
             rollout.values[step] = torch.cat([value_r, value_a], dim=1)
 
             # TRY NOT TO MODIFY: execute the game and log data.
@@ -420,13 +416,8 @@ if __name__ == "__main__":
                 bootstrap_from="state",
             )  # fmt: skip
             next_start = episode_starts(infos, device)
-            if infos["reset"].any():  # the new episodes' theta
-                reset_types = episode_types(
-                    [r if r is not None else {"_": {"byzantine": {"theta": t}}}
-                     for r, t in zip(infos["reset_infos"], next_types.cpu().numpy(), strict=True)],
-                    n,
-                )  # fmt: skip
-                next_types = torch.tensor(reset_types).to(device)
+            for e in np.flatnonzero(infos["reset"]):  # the new episodes' theta
+                next_types[e] = torch.tensor(episode_types([infos["reset_infos"][e]], n)[0])
 
         # bootstrap value if not done
         with torch.no_grad():
