@@ -33,7 +33,7 @@ import json
 import os
 import shlex
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -327,8 +327,10 @@ if __name__ == "__main__":
     teams = [Team(args, m, s, c) for (m, s), c in zip(jobs, checkpoints, strict=True)]
     print("evaluating every team under every attack ...", flush=True)
     results = {m: {} for m in args.methods}
-    for team in teams:
-        results[team.method][team.seed] = evaluate_team(args, team, teams)
+    with ProcessPoolExecutor(min(args.jobs, os.cpu_count() or 1)) as pool:  # one team each
+        evaluations = pool.map(evaluate_team, [args] * len(teams), teams, [teams] * len(teams))
+        for team, evaluation in zip(teams, evaluations, strict=True):
+            results[team.method][team.seed] = evaluation
 
     cols = columns(args)
     header = "| method | " + " | ".join(LABELS.get(c, f"obs. noise {c}") for c in cols) + " |"

@@ -82,14 +82,15 @@ def belief_update(
 
     Each epoch runs the GRU over every minibatch of env sequences
     (:func:`sequence_minibatches`) from the rollout's initial hidden state, resetting it at
-    episode starts, and takes one optimizer step on the masked mean cross-entropy (summed
-    over the stacked members), after per-member gradient clipping.
+    episode starts, and takes one optimizer step on the masked mean cross-entropy of each of
+    the ``M`` input rows (agents), summed over the rows, after per-member gradient clipping.
 
     Args:
         net: the belief network (``members`` stacked copies, or one shared).
         optimizer: an optimizer over (at least) ``net``'s parameters; parameters without a
             gradient are left alone by Adam, so it may be the trainer's only optimizer.
-        inputs: ``[M, T, E, D]`` the network's input at every step of the rollout.
+        inputs: ``[M, T, E, D]`` the network's input at every step of the rollout (``M``
+            rows: the members, or the agents that share one network).
         initial_state: ``[M, E, H]`` the hidden state before the rollout's first step.
         starts: ``[T, E]`` 1.0 where a copy's step is the first of an episode.
         labels: ``[M, T, E, K]`` the true types (0/1 floats).
@@ -99,9 +100,9 @@ def belief_update(
         max_grad_norm: per-member gradient-norm clip.
 
     Returns:
-        ``losses/belief_bce``: the last minibatch's loss (mean over members).
+        ``losses/belief_bce``: the last minibatch's cross-entropy (mean over the rows).
     """
-    num_envs = inputs.shape[2]
+    num_envs, rows = inputs.shape[2], inputs.shape[0]
     members = net.gru.members
     loss = torch.zeros(())
     for _epoch in range(epochs):
@@ -113,7 +114,7 @@ def belief_update(
             loss.backward()
             clip_grad_norm_per_member_(net.parameters(), max_grad_norm, members)
             optimizer.step()
-    return {"losses/belief_bce": float(loss.item()) / max(members, 1)}
+    return {"losses/belief_bce": float(loss.item()) / rows}
 
 
 def belief_metrics(
