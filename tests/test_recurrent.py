@@ -147,10 +147,8 @@ def test_recurrent_policy_round_trips_through_a_checkpoint(tmp_path):
         np.testing.assert_allclose(
             probs, net_probs.numpy(), rtol=0, atol=1e-6, err_msg=str(reset_round)
         )
-    greedy = [int(policy(o.numpy())) for o in obs]  # state continues without a reset
-    policy.reset()
+    policy.reset()  # greedy actions: the argmax of the same probabilities, step by step
     assert [int(policy(o.numpy())) for o in obs] == net_probs.argmax(-1).tolist()
-    assert len(greedy) == 12
 
 
 def test_recurrent_checkpoint_with_wrong_belief_tensors_is_rejected(tmp_path):
