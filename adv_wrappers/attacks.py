@@ -49,30 +49,47 @@ def _import_torch():
     return torch
 
 
+def _check_policies(policies: Any, what: str, on: str) -> None:
+    """A callable or a dict agent -> callable; else ``InvalidArgumentError`` naming the rest."""
+    if isinstance(policies, Mapping):
+        bad = [a for a, v in policies.items() if not callable(v)]
+    else:
+        bad = [] if callable(policies) else [what]
+    if bad:
+        raise InvalidArgumentError(f"{what} policies must be callables{on}; not callable: {bad}")
+
+
+def _policy_for(policies: Any, agent: str, what: str) -> Callable:
+    """The policy of ``agent`` (the one callable, or its entry in the dict)."""
+    if isinstance(policies, Mapping):
+        if agent not in policies:
+            raise UnknownAgentError(
+                f"no {what} policy for attacked agent {agent!r}; {what}s given for {list(policies)}"
+            )
+        return policies[agent]
+    return policies
+
+
+def _check_steps(steps: Any, step_size: Any) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise InvalidArgumentError(f"steps={steps!r} is not allowed: it must be an int >= 1")
+    if step_size is not None and (not np.isfinite(step_size) or step_size <= 0):
+        raise InvalidArgumentError(
+            f"step_size={step_size!r} is not allowed: it must be finite and > 0"
+        )
+
+
 class _GradientAttack:
     def __init__(self, victim: Callable | Mapping[str, Callable], kind: str):
         self.torch = _import_torch()
         if kind not in KINDS:
             raise InvalidArgumentError(f"kind={kind!r} is not allowed; use one of {KINDS}")
-        if isinstance(victim, Mapping):
-            bad = [a for a, v in victim.items() if not callable(v)]
-        else:
-            bad = [] if callable(victim) else ["victim"]
-        if bad:
-            raise InvalidArgumentError(
-                f"victim policies must be callables on tensors; not callable: {bad}"
-            )
+        _check_policies(victim, "victim", " on tensors")
         self.victim = victim
         self.kind = kind
 
     def _victim_for(self, agent: str) -> Callable:
-        if isinstance(self.victim, Mapping):
-            if agent not in self.victim:
-                raise UnknownAgentError(
-                    f"no victim policy for attacked agent {agent!r}; victims given for {list(self.victim)}"
-                )
-            return self.victim[agent]
-        return self.victim
+        return _policy_for(self.victim, agent, "victim")
 
     def _loss_and_grad(self, agent: str, clean: Any, x: np.ndarray) -> tuple[float, np.ndarray]:
         torch = self.torch
@@ -168,12 +185,7 @@ class PGD(_GradientAttack):
         kind: str = "discrete",
     ):
         super().__init__(victim, kind)
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise InvalidArgumentError(f"steps={steps!r} is not allowed: it must be an int >= 1")
-        if step_size is not None and (not np.isfinite(step_size) or step_size <= 0):
-            raise InvalidArgumentError(
-                f"step_size={step_size!r} is not allowed: it must be finite and > 0"
-            )
+        _check_steps(steps, step_size)
         self.steps = int(steps)
         self.step_size = step_size
         self.random_start = bool(random_start)
@@ -245,36 +257,16 @@ class TargetedPGD(_GradientAttack):
         step_size: float | None = None,
     ):
         super().__init__(victim, "discrete")
-        if isinstance(target, Mapping):
-            bad = [a for a, t in target.items() if not callable(t)]
-        else:
-            bad = [] if callable(target) else ["target"]
-        if bad:
-            raise InvalidArgumentError(f"target policies must be callables; not callable: {bad}")
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise InvalidArgumentError(f"steps={steps!r} is not allowed: it must be an int >= 1")
-        if step_size is not None and (not np.isfinite(step_size) or step_size <= 0):
-            raise InvalidArgumentError(
-                f"step_size={step_size!r} is not allowed: it must be finite and > 0"
-            )
+        _check_policies(target, "target", "")
+        _check_steps(steps, step_size)
         self.target = target
         self.steps = int(steps)
         self.step_size = step_size
 
-    def _target_for(self, agent: str) -> Callable:
-        if isinstance(self.target, Mapping):
-            if agent not in self.target:
-                raise UnknownAgentError(
-                    f"no target policy for attacked agent {agent!r}; targets given for "
-                    f"{list(self.target)}"
-                )
-            return self.target[agent]
-        return self.target
-
     def perturb(self, agent, obs, epsilon, norm, low, high, rng) -> np.ndarray:
         torch = self.torch
         obs64 = np.asarray(obs, np.float64)
-        action = int(self._target_for(agent)(np.asarray(obs, dtype=np.float32)))
+        action = int(_policy_for(self.target, agent, "target")(np.asarray(obs, dtype=np.float32)))
         target = torch.as_tensor([action])
         size = self.step_size if self.step_size is not None else epsilon / 3.0
         x, best_x, best_loss = obs64.copy(), obs64.copy(), np.inf
