@@ -273,6 +273,12 @@ def evaluate_team(args, team, teams):
     return out
 
 
+def one_thread():
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def columns(args):
     cols = ["clean", "ppo", "random", *[f"eps={e:g}" for e in args.epsilons]]
     return cols + (["myopic"] if args.env_id == "adv/xnor_xor-v0" else [])
@@ -327,7 +333,9 @@ if __name__ == "__main__":
     teams = [Team(args, m, s, c) for (m, s), c in zip(jobs, checkpoints, strict=True)]
     print("evaluating every team under every attack ...", flush=True)
     results = {m: {} for m in args.methods}
-    with ProcessPoolExecutor(min(args.jobs, os.cpu_count() or 1)) as pool:  # one team each
+    # one team per process, one torch thread each (more threads make these small networks
+    # several times slower on a busy machine)
+    with ProcessPoolExecutor(min(args.jobs, os.cpu_count() or 1), initializer=one_thread) as pool:
         evaluations = pool.map(evaluate_team, [args] * len(teams), teams, [teams] * len(teams))
         for team, evaluation in zip(teams, evaluations, strict=True):
             results[team.method][team.seed] = evaluation
