@@ -1,4 +1,5 @@
-"""What the MPE-based bundled environments share: mpe2's AEC wrapping and their entry points."""
+"""What the MPE-based bundled environments share: mpe2's AEC wrapping, their entry points and
+the check of their ``rewards`` argument (mpe2's reward scale or the original MPE code's)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,19 @@ from collections.abc import Callable
 from typing import Any
 
 from pettingzoo.utils import aec_to_parallel, wrappers
+
+from adv_envs._errors import InvalidArgumentError
+
+REWARD_SCALES = ("mpe2", "original")
+"""The values of the ``rewards`` argument: mpe2's rewards, or those of the original MPE code
+(Lowe et al. (2017), github.com/openai/multiagent-particle-envs) that He et al. (TMLR 2023) ran."""
+
+
+def check_rewards(value: Any) -> str:
+    """One of :data:`REWARD_SCALES`."""
+    if not isinstance(value, str) or value not in REWARD_SCALES:
+        raise InvalidArgumentError(f"rewards must be one of {REWARD_SCALES}, got {value!r}")
+    return value
 
 
 def mpe_aec(raw: Any):

@@ -1,6 +1,7 @@
 """The MPE envs: adv/independent_spread-v0 (Nika et al. (TMLR 2024), App. C.1, this project's
 scenario) and the thin mpe2 wrappers of He et al. (TMLR 2023), App. E.1 (cooperative navigation, exchange target, keep-away,
-physical deception): configurations, exact rewards and observations of hand-placed worlds.
+physical deception): configurations, exact rewards (mpe2's and, with `rewards="original"`, those
+of the original MPE code of Lowe et al. (2017)) and observations of hand-placed worlds.
 
 Hand placing: after reset, positions are set and velocities zeroed; a no-op step then leaves
 every position unchanged (MPE integrates the position with the old velocity, zero, before it
@@ -36,6 +37,7 @@ MODULES = {
     "keep_away": keep_away,
     "physical_deception": physical_deception,
 }
+HE_ET_AL = [name for name in MODULES if name != "independent_spread"]  # have `rewards`
 
 
 def place(env, agents, landmarks=(), velocities=None):
@@ -247,6 +249,68 @@ def test_cooperative_navigation_rewards_hand_placed(local_ratio):
         assert rewards["agent_0"] == pytest.approx(-1.3527692569068708, abs=TOL)
 
 
+CN_ORIGINAL_CASES = {
+    # agents 0 and 1 in contact (0.2 apart < 0.3): 1 pair; landmark distances 0, 0.8, sqrt(0.82)
+    "one pair": (
+        [(0.0, 0.0), (0.2, 0.0), (0.9, 0.9)],
+        [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)],
+        -(0.0 + 0.8 + np.sqrt(0.82)),
+        1,
+        -10.116615541441226,
+    ),
+    # agent 0 touches agents 1 and 2 (0.25 apart), which are 0.5 apart: 2 pairs;
+    # landmark distances 1 (agent 0), 0.75 (agent 1), 1.25 (agent 2)
+    "two pairs": (
+        [(0.0, 0.0), (0.25, 0.0), (-0.25, 0.0)],
+        [(0.0, 1.0), (1.0, 0.0), (-1.0, -1.0)],
+        -3.0,
+        2,
+        -16.0,
+    ),
+    # exactly 0.3 apart is no contact (strict <), landmarks covered: only the self-collisions
+    "no contact": (
+        [(0.0, 0.0), (0.3, 0.0), (0.9, 0.9)],
+        [(0.0, 0.0), (0.3, 0.0), (0.9, 0.9)],
+        0.0,
+        0,
+        -3.0,
+    ),
+    # N=6: pairs 0-1, 0-2 (0.25 apart) and 3-4 (0.2 apart); 1-2 are 0.5 apart;
+    # landmark distances 0 (agent 0), 0.4 (agent 1), 0 (agent 3), 0.3 (agent 4), 0.4 and 0
+    # (agent 5)
+    "six agents": (
+        [(0.0, 0.0), (0.25, 0.0), (-0.25, 0.0), (0.9, 0.9), (0.9, 0.7), (-0.9, -0.9)],
+        [(0.0, 0.0), (0.25, 0.4), (0.9, 0.9), (0.9, 0.4), (-0.9, -0.5), (-0.9, -0.9)],
+        -1.1,
+        3,
+        -18.6,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CN_ORIGINAL_CASES))
+def test_cooperative_navigation_original_rewards_hand_placed(case):
+    agents, landmarks, coverage, pairs, total = CN_ORIGINAL_CASES[case]
+    N = len(agents)
+    env = cooperative_navigation.parallel_env(N=N, rewards="original")
+    assert env.unwrapped.reward_scale == "original"
+    env.reset(seed=0)
+    place(env, agents, landmarks)
+    obs, rewards, *_ = noop_step(env)
+    # Lowe et al. (2017): agent i's own reward G - 1 - C_i (its collision loop meets the agent
+    # itself), summed over the N agents and given to every agent: N * G - N - 2 * pairs
+    assert N * coverage - N - 2 * pairs == pytest.approx(total, abs=TOL)
+    assert set(rewards) == set(env.possible_agents)
+    for agent in env.possible_agents:
+        assert rewards[agent] == pytest.approx(total, abs=TOL), agent
+
+
+def test_cooperative_navigation_local_ratio_is_only_for_mpe2_rewards():
+    assert cooperative_navigation.raw_env(rewards="original", local_ratio=0.5).local_ratio == 0.5
+    with pytest.raises(InvalidArgumentError, match=r"local_ratio.*rewards='mpe2'"):
+        cooperative_navigation.parallel_env(rewards="original", local_ratio=0.0)
+
+
 # ------------------------------------------------------------------ exchange target
 
 
@@ -285,6 +349,34 @@ def test_exchange_target_generous_rewards_hand_placed():
     own_1 = -0.6  # agent_1's term: agent_0 to g1 = landmark 1
     assert rewards["agent_0"] == pytest.approx(0.75 * own_0 + 0.25 * own_1, abs=TOL)
     assert rewards["agent_1"] == pytest.approx(0.75 * own_1 + 0.25 * own_0, abs=TOL)
+
+
+def test_exchange_target_original_rewards_hand_placed():
+    env = exchange_target.parallel_env(rewards="original")
+    env.reset(seed=0)
+    world = env.unwrapped.world
+    g0, g1 = world.agents[0].goal_b, world.agents[1].goal_b  # landmarks 2 and 1 for seed 0
+    assert (world.landmarks.index(g0), world.landmarks.index(g1)) == (2, 1)
+    place(env, [(0.0, 0.0), (0.5, 0.5)], [(-1.0, 0.0), (0.0, 0.6), (0.5, 0.9)])
+    obs, rewards, *_ = noop_step(env)
+    # Lowe et al. (2017): agent i's own reward is minus the other agent's *squared* distance to
+    # the landmark i knows (agent_1 to g0: 0.4; agent_0 to g1: 0.6), and both receive the sum
+    assert rewards["agent_0"] == pytest.approx(-(0.4**2 + 0.6**2), abs=TOL)
+    assert rewards["agent_1"] == rewards["agent_0"] == pytest.approx(-0.52, abs=TOL)
+    # distances above 1 grow when squared: agent_1 2.0 from g0, agent_0 1.5 from g1
+    env.reset(seed=0)
+    place(env, [(0.0, -0.9), (0.5, -1.1)], [(-1.0, 0.0), (0.0, 0.6), (0.5, 0.9)])
+    obs, rewards, *_ = noop_step(env)
+    assert rewards == {
+        "agent_0": pytest.approx(-(4.0 + 2.25), abs=TOL),
+        "agent_1": pytest.approx(-6.25, abs=TOL),
+    }
+
+
+def test_exchange_target_local_ratio_is_only_for_mpe2_rewards():
+    assert exchange_target.raw_env(rewards="original", local_ratio=0.5).local_ratio == 0.5
+    with pytest.raises(InvalidArgumentError, match=r"local_ratio.*rewards='mpe2'"):
+        exchange_target.parallel_env(rewards="original", local_ratio=1.0)
 
 
 def test_exchange_target_messages_reach_the_other_agent():
@@ -332,6 +424,19 @@ def test_keep_away_rewards_hand_placed_and_the_adversary_cannot_see_the_target()
     assert not np.array_equal(raw.observe("agent_0")[2:4], agent_view[2:4])
 
 
+def test_keep_away_original_rewards_hand_placed():
+    env = keep_away.parallel_env(rewards="original")
+    env.reset(seed=0)
+    world = env.unwrapped.world
+    assert world.landmarks.index(world.agents[1].goal_a) == 1
+    place(env, [(0.0, 0.0), (0.8, 0.6)], [(-1.0, -1.0), (0.0, 0.3)])
+    obs, rewards, *_ = noop_step(env)
+    # Lowe et al. (2017)'s simple_push, unchanged in mpe2: the agent pays its distance to the
+    # target (0.8, 0.3 away), the adversary gains it and pays its own (0.3); nothing is shared
+    assert rewards["agent_0"] == pytest.approx(-np.sqrt(0.73), abs=TOL)
+    assert rewards["adversary_0"] == pytest.approx(np.sqrt(0.73) - 0.3, abs=TOL)
+
+
 # ------------------------------------------------------------------ physical deception
 
 
@@ -365,7 +470,59 @@ def test_physical_deception_rewards_hand_placed():
     )
 
 
+@pytest.mark.parametrize(
+    "adversary,adversary_distance", [((0.0, 0.5), 0.5), ((1.2, 1.6), 2.0), ((0.0, 0.0), 0.0)]
+)
+def test_physical_deception_original_rewards_hand_placed(adversary, adversary_distance):
+    env = physical_deception.parallel_env(rewards="original")
+    env.reset(seed=0)
+    world = env.unwrapped.world
+    assert world.landmarks.index(world.agents[0].goal_a) == 1  # the target is at (0, 0)
+    place(env, [adversary, (0.6, 0.8), (-0.9, 0.0)], [(-1.0, 0.0), (0.0, 0.0)])
+    obs, rewards, *_ = noop_step(env)
+    # Lowe et al. (2017): the adversary pays its *squared* distance to the target; each
+    # cooperating agent gets minus the closest cooperating agent's distance (0.9) plus the
+    # adversary's distance, as in mpe2
+    assert rewards["adversary_0"] == pytest.approx(-(adversary_distance**2), abs=TOL)
+    for agent in ("agent_0", "agent_1"):
+        assert rewards[agent] == pytest.approx(-0.9 + adversary_distance, abs=TOL)
+    if adversary == (1.2, 1.6):
+        assert rewards["adversary_0"] == pytest.approx(-4.0, abs=TOL)
+        assert rewards["agent_0"] == pytest.approx(1.1, abs=TOL)
+
+
 # ------------------------------------------------------------------ all MPE envs
+
+
+def random_rewards(env, seed, steps=6):
+    """The rewards of ``steps`` steps of random actions (the spaces seeded by ``seed``)."""
+    env.reset(seed=seed)
+    for i, agent in enumerate(env.possible_agents):
+        env.action_space(agent).seed(seed + i)
+    history = []
+    for _ in range(steps):
+        actions = {agent: env.action_space(agent).sample() for agent in env.agents}
+        history.append(dict(env.step(actions)[1]))
+    return history
+
+
+@pytest.mark.parametrize("name", HE_ET_AL)
+def test_mpe2_rewards_are_the_default(name):
+    module = MODULES[name]
+    assert module.raw_env().reward_scale == "mpe2"
+    default = random_rewards(module.parallel_env(), seed=5)
+    explicit = random_rewards(module.parallel_env(rewards="mpe2"), seed=5)
+    original = random_rewards(module.parallel_env(rewards="original"), seed=5)
+    assert len(default) == 6 and default == explicit
+    # the original rewards differ except in keep-away, whose mpe2 rewards are the original's
+    assert (original == default) == (name == "keep_away")
+
+
+@pytest.mark.parametrize("name", HE_ET_AL)
+def test_original_rewards_survive_pickling(name):
+    raw = MODULES[name].raw_env(rewards="original")
+    copy = pickle.loads(pickle.dumps(raw))
+    assert type(copy) is type(raw) and copy.reward_scale == "original"
 
 
 @pytest.mark.parametrize("name", list(MODULES))
@@ -417,6 +574,18 @@ SPECIFIC_BAD = {
     "keep_away": [],
     "physical_deception": [({"N": 0}, "N"), ({"N": None}, "N")],
 }
+REWARDS_BAD = [
+    ({"rewards": "Original"}, "rewards"),
+    ({"rewards": "paper"}, "rewards"),
+    ({"rewards": None}, "rewards"),
+    ({"rewards": 1}, "rewards"),
+]
+for _name in HE_ET_AL:
+    SPECIFIC_BAD[_name] += REWARDS_BAD
+SPECIFIC_BAD["cooperative_navigation"].append(
+    ({"rewards": "original", "local_ratio": 0.0}, "local_ratio")
+)
+SPECIFIC_BAD["exchange_target"].append(({"rewards": "original", "local_ratio": 1.0}, "local_ratio"))
 BAD_CASES = [
     (name, kwargs, argument)
     for name in MODULES
@@ -430,6 +599,13 @@ def test_bad_arguments_raise(name, kwargs, argument):
         MODULES[name].parallel_env(**kwargs)
     with pytest.raises(ValueError):
         MODULES[name].env(**kwargs)
+
+
+@pytest.mark.parametrize("name", HE_ET_AL)
+def test_bad_rewards_name_the_allowed_values(name):
+    with pytest.raises(InvalidArgumentError) as error:
+        MODULES[name].parallel_env(rewards="paper")
+    assert str(error.value) == "rewards must be one of ('mpe2', 'original'), got 'paper'"
 
 
 @pytest.mark.parametrize("name", list(MODULES))
