@@ -30,6 +30,7 @@ exists, so an interrupted report continues where it stopped; the evaluations are
 
 import dataclasses
 import json
+import multiprocessing
 import os
 import shlex
 import time
@@ -334,8 +335,10 @@ if __name__ == "__main__":
     print("evaluating every team under every attack ...", flush=True)
     results = {m: {} for m in args.methods}
     # one team per process, one torch thread each (more threads make these small networks
-    # several times slower on a busy machine)
-    with ProcessPoolExecutor(min(args.jobs, os.cpu_count() or 1), initializer=one_thread) as pool:
+    # several times slower on a busy machine); spawned, since a forked JAX (SMAX) deadlocks
+    workers = min(args.jobs, os.cpu_count() or 1)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=one_thread) as pool:
         evaluations = pool.map(evaluate_team, [args] * len(teams), teams, [teams] * len(teams))
         for team, evaluation in zip(teams, evaluations, strict=True):
             results[team.method][team.seed] = evaluation
