@@ -27,6 +27,7 @@ from adv_wrappers.core import adversary_id
 from adv_wrappers.errors import (
     AdvWrappersError,
     AgentIDCollisionError,
+    CallOrderError,
     CheckpointError,
     EnvKindError,
     InvalidActionError,
@@ -85,6 +86,7 @@ if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
 __all__ = [
     "AdvWrappersError",
     "AgentIDCollisionError",
+    "CallOrderError",
     "CheckpointError",
     "EnvKindError",
     "InvalidActionError",

@@ -22,6 +22,7 @@ from adv_envs._errors import (
 __all__ = [
     "AdvWrappersError",
     "AgentIDCollisionError",
+    "CallOrderError",
     "CheckpointError",
     "EnvKindError",
     "InvalidActionError",
@@ -69,6 +70,13 @@ class VectorEnvStateError(AdvWrappersError, RuntimeError):
     """A vector env was used out of order: stepped before ``reset()`` (or after a ``step``
     that raised, which leaves the copies out of step), used after ``close()``, or one of its
     worker processes died."""
+
+
+class CallOrderError(AdvWrappersError, RuntimeError):
+    """A wrapper's methods were called out of order: ``state_perturbation_v0(timing=
+    "same_step")``'s ``step()`` before ``perturb()`` for an observation that awaits its
+    perturbation, ``perturb()`` twice for one observation, or ``perturb()`` when nothing
+    awaits one."""
 
 
 class CheckpointError(AdvWrappersError):

@@ -22,6 +22,7 @@ from adv_wrappers.core import (
 )
 from adv_wrappers.errors import (
     AgentIDCollisionError,
+    CallOrderError,
     InvalidActionError,
     InvalidArgumentError,
     UnsupportedSpaceError,
@@ -30,6 +31,7 @@ from adv_wrappers.policies import Policy, PolicySlot, resolve_policies
 
 NORMS = ("linf", "l2")
 NOISE_ATTACKS = ("uniform", "gaussian")
+TIMINGS = ("next_step", "same_step")
 
 
 def perturber_id(agent: AgentID) -> str:
@@ -115,8 +117,10 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
               adversary: give the victims' policies as ``victim_policies`` and the
               adversary's action at a step perturbs the true observation it was shown,
               and the victim acts on the result inside that same step (this is how a
-              fresh attacker is trained against frozen defenders). A trained adversary
-              also plugs into the embedded policy slot below, with the same timing.
+              fresh attacker is trained against frozen defenders). To co-train the
+              adversary and the victims with that timing, use ``timing="same_step"``
+              (below). A trained adversary also plugs into the embedded policy slot
+              below, with the same timing.
             * ``"uniform"``: delta uniform in the ball (l-inf: each coordinate uniform in
               [-epsilon, epsilon]; l2: uniform in the l2 ball).
             * ``"gaussian"``: delta ~ N(0, (epsilon / 2)^2 I) projected onto the ball.
@@ -131,6 +135,23 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
             dict attacked agent -> policy; those agents act inside the wrapper on the
             perturbed observation and leave the outside agent list, so the exposed
             adversaries see exactly the observation they perturb (see Timing above).
+        timing: only with ``attack=None``: ``"next_step"`` (default; the exposed adversary
+            commits one step ahead, see Timing above) or ``"same_step"``, He et al.'s
+            Algorithm 1 with every agent outside: each step has two phases.
+
+            1. ``reset()``/``step()`` return the *true* observation to each exposed
+               adversary; an attacked agent's entry is withheld (an array of NaN; its
+               observation space must be floating-point).
+            2. ``perturb(adversary_actions)`` takes the actions of the exposed adversaries
+               of the attacked agents that must act, projects them onto the admissible
+               set and returns ``(observations, infos)``: the same dicts with the attacked
+               agents' perturbed observations and the ground truth.
+            3. ``step(actions)`` then takes every agent's action; the adversaries' entries
+               must equal those given to ``perturb()``.
+
+            ``step()`` before ``perturb()``, or ``perturb()`` twice, raises
+            :class:`~adv_wrappers.errors.CallOrderError`. An attacked agent's last
+            observation of an episode (on which it does not act) is returned true.
 
     What agents see: attacked agents get the perturbed observation; every reward, flag and
     transition is the true env's. Unattacked agents are untouched.
@@ -141,7 +162,12 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
     float) and ``"adversary_actions"`` (dict agent -> u, for exposed and policy attacks).
     With ``victim_policies`` also ``"victim_obs"`` (dict victim -> the perturbed observation
     it acted on in this step), ``"victim_perturbation_norm"`` and ``"victim_rewards"``;
-    ``"perturbation_norm"`` then covers only the attacked agents that are outside.
+    ``"perturbation_norm"`` then covers only the attacked agents that are outside. With
+    ``timing="same_step"``: ``reset()``/``step()`` infos have ``"awaiting"`` (the attacked
+    agents whose perturbation ``perturb()`` must give) and empty ``"perturbation_norm"`` and
+    ``"adversary_actions"`` (filled in the infos ``perturb()`` returns); ``step()`` infos
+    also have ``"applied"``: ``{"obs", "perturbation_norm", "adversary_actions"}`` of the
+    perturbation the agents acted on in that step.
 
     Raises:
         EnvKindError: ``env`` is not a ParallelEnv (an AECEnv: convert it with
@@ -150,16 +176,21 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
             string or ``adversary_observes``; an ``attack`` that is neither a string,
             a callable, a dict of callables for the attacked agents nor an object with
             ``perturb``; ``victim_policies`` with an
-            embedded attack, or that is not a policy/dict of policies for attacked agents.
+            embedded attack, or that is not a policy/dict of policies for attacked agents;
+            an unknown ``timing``, or ``"same_step"`` with an embedded attack or
+            ``victim_policies``.
         UnknownAgentError: ``agents`` with IDs not in ``possible_agents``.
-        UnsupportedSpaceError: an attacked agent whose observation space is not a Box.
+        UnsupportedSpaceError: an attacked agent whose observation space is not a Box (or,
+            with ``timing="same_step"``, not floating-point).
         AgentIDCollisionError: an exposed adversary ID already exists.
         MissingActionError: ``step`` without an action for a listed agent (adversaries
             included) or with one for an unlisted agent.
         InvalidActionError: the exposed adversary's action or a policy attack's output is not
             d numbers in [-1, 1] (NaN included), or a gradient attack returned an
             observation outside the admissible set or of the wrong shape (raised at that
-            step, naming the agent).
+            step, naming the agent); with ``timing="same_step"``, a ``step()`` whose
+            adversary actions differ from those given to ``perturb()``.
+        CallOrderError: ``timing="same_step"`` used out of order (see ``timing``).
 
     Example:
         >>> from adv_envs import echo_v0
@@ -188,6 +219,7 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
         attack: Any = None,
         adversary_observes: str = "agent",
         victim_policies: Any = None,
+        timing: str = "next_step",
     ):
         check_env_kind(env, "state_perturbation_v0")
         super().__init__(env)
@@ -261,6 +293,29 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
                 a: PolicySlot(a, p, env.action_space(a), "victim policy")
                 for a, p in policies.items()
             }
+        if timing not in TIMINGS:
+            raise InvalidArgumentError(f"timing={timing!r} is not allowed; use one of {TIMINGS}")
+        self.timing = timing
+        self.same_step = timing == "same_step"
+        if self.same_step:
+            if not self.exposed or self._victim_slots:
+                raise InvalidArgumentError(
+                    'timing="same_step" is for exposed adversaries co-trained with outside '
+                    "victims (attack=None, no victim_policies); an embedded attack and "
+                    "victim_policies already perturb the observation they see"
+                )
+            not_float = [a for a in self.attacked if env.observation_space(a).dtype.kind != "f"]
+            if not_float:
+                raise UnsupportedSpaceError(
+                    f'timing="same_step" withholds the observations of attacked agents as NaN '
+                    f"until perturb(); agents {not_float} have non-floating-point observations"
+                )
+        self._awaiting: dict[AgentID, Any] = {}
+        self._perturbed: dict[AgentID, Any] | None = None
+        self._committed: dict[AgentID, Any] = {}
+        self._applied: dict[str, Any] | None = None
+        self._last_out: dict[AgentID, Any] = {}
+        self._last_infos_out: dict[AgentID, Any] = {}
         if self.exposed:
             clash = [i for i in self._adv_ids.values() if i in self._base_possible]
             if clash:
@@ -379,6 +434,7 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
     ) -> tuple[dict[AgentID, Any], dict[AgentID, Any]]:
         out = dict(obs)
         true_obs, norms, adv_actions = {}, {}, {}
+        awaiting: dict[AgentID, Any] = {}
         victims = self._victim_slots
         for a in self.attacked:
             if a not in obs:
@@ -386,6 +442,10 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
             o = true_obs[a] = obs[a]
             if a in victims:  # perturbed at the next step, with the adversary's action on o
                 del out[a]
+            elif self.same_step:
+                if a in self.env.agents:  # withheld until perturb(); a last one stays true
+                    awaiting[a] = o
+                    out[a] = np.full_like(o, np.nan)
             else:
                 perturbed, u = self._perturb(a, o, actions.get(self._adv_ids[a]))
                 out[a] = perturbed
@@ -404,12 +464,19 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
         }
         if victims:
             gt.update(self._victim_record)
+        if self.same_step:
+            gt["awaiting"] = tuple(awaiting)
+            if self._applied is not None:
+                gt["applied"] = self._applied
+            self._awaiting, self._perturbed, self._committed = awaiting, None, {}
         out_infos = {}
         for a, info in infos.items():
             if a not in victims:
                 out_infos[a] = {**info, self.threat_name: gt}
             if self.exposed and a in self._adv_ids:
                 out_infos[self._adv_ids[a]] = {**info, self.threat_name: gt}
+        if self.same_step:
+            self._last_out, self._last_infos_out = out, out_infos
         return out, out_infos
 
     def _sync_agents(self) -> None:
@@ -436,12 +503,88 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
             "victim_rewards": {},
         }
         self._last_obs, self._last_infos = obs, infos
+        self._applied = None
         self._sync_agents()
         return self._apply(obs, infos, {})
+
+    @property
+    def awaiting_adversaries(self) -> list[AgentID]:
+        """``timing="same_step"``: the exposed adversaries whose actions ``perturb()`` takes
+        for the current observations (empty with ``timing="next_step"``)."""
+        return [self._adv_ids[a] for a in self._awaiting] if self.same_step else []
+
+    def perturb(
+        self, actions: Mapping[AgentID, Any]
+    ) -> tuple[dict[AgentID, Any], dict[AgentID, Any]]:
+        """``timing="same_step"``: perturb the observations that await it, before ``step``.
+
+        Args:
+            actions: the action of the exposed adversary of every attacked agent that must
+                act now (the ``"awaiting"`` agents of the last ``reset()``/``step()``
+                infos), keyed by the adversary's ID; ``Box(-1, 1, (d,))`` as in ``step``.
+
+        Returns:
+            ``(observations, infos)``: the last ``reset()``/``step()`` dicts with the
+            attacked agents' perturbed observations, and the ground truth (``"true_obs"``,
+            ``"perturbation_norm"``, ``"adversary_actions"``) in every agent's info.
+
+        Raises:
+            CallOrderError: ``timing`` is not ``"same_step"``, ``perturb()`` was already
+                called for these observations, or none awaits a perturbation.
+            MissingActionError: an awaiting agent's adversary has no action, or an action is
+                given for another agent.
+            InvalidActionError: an action that is not d finite numbers in [-1, 1].
+        """
+        if not self.same_step:
+            raise CallOrderError(
+                f'perturb() is for timing="same_step"; this wrapper has timing={self.timing!r}'
+            )
+        if self._perturbed is not None:
+            raise CallOrderError(
+                "perturb() was already called for these observations; call step() next"
+            )
+        if not self._awaiting:
+            raise CallOrderError(
+                "no observation awaits a perturbation (none of the attacked agents must act, "
+                "or reset() was not called)"
+            )
+        expected = [self._adv_ids[a] for a in self._awaiting]
+        check_action_keys(actions, expected, set(expected))
+        perturbed, norms, adv_actions = {}, {}, {}
+        for a, o in self._awaiting.items():
+            perturbed[a], u = self._perturb(a, o, actions[self._adv_ids[a]])
+            norms[a] = self._distance(perturbed[a], o)
+            adv_actions[a] = u
+        self._perturbed = perturbed
+        self._committed = {self._adv_ids[a]: u for a, u in adv_actions.items()}
+        self._applied = {
+            "obs": perturbed,
+            "perturbation_norm": norms,
+            "adversary_actions": adv_actions,
+        }
+        infos = {}
+        for a, info in self._last_infos_out.items():
+            gt = {**info[self.threat_name], "perturbation_norm": norms}
+            infos[a] = {**info, self.threat_name: {**gt, "adversary_actions": adv_actions}}
+        return {**self._last_out, **perturbed}, infos
 
     @override
     def step(self, actions: dict[AgentID, Any]):
         check_action_keys(actions, self.agents, self._agent_set)
+        if self.same_step:
+            if self._awaiting and self._perturbed is None:
+                raise CallOrderError(
+                    f'timing="same_step": the observations of {list(self._awaiting)} await '
+                    "their perturbation; call perturb(adversary_actions) before step()"
+                )
+            for pid, u in self._committed.items():
+                if not np.array_equal(np.asarray(actions[pid]), np.asarray(u)):
+                    raise InvalidActionError(
+                        f"{pid!r} acted {actions[pid]!r} in step() but {u!r} in perturb(); "
+                        'with timing="same_step" they must be equal'
+                    )
+            if not self._awaiting:
+                self._applied = None
         base_actions = {a: actions[a] for a in self.env.agents if a in self._agent_set}
         victim_obs, victim_norms = {}, {}
         for a, slot in self._victim_slots.items():

@@ -15,6 +15,7 @@ from adv_wrappers import (
     state_perturbation_v0,
     to_single_agent,
 )
+from adv_wrappers.errors import InvalidActionError, MissingActionError
 
 
 def echo(**kwargs):
@@ -246,6 +247,96 @@ def test_state_perturbation_with_embedded_victims_has_the_papers_timing():
         env.step({"agent_1": 0, "agent_0_obs_adversary": u})
         steps += 1
     assert steps == 3 and len(seen) == 3
+
+
+def test_state_perturbation_same_step_co_training_timing_exact():
+    """timing="same_step": the adversary sees o_t, perturbs it, the agent acts on it, one step."""
+    from adv_wrappers.errors import CallOrderError
+
+    env = state_perturbation_v0(
+        echo(n_agents=2, max_cycles=3), 1.0, agents=["agent_0"], timing="same_step"
+    )
+    obs, infos = env.reset(seed=0)
+    assert env.agents == ["agent_0", "agent_1", "agent_0_obs_adversary"]
+    assert np.isnan(obs["agent_0"]).all() and obs["agent_0"].shape == (2,)  # withheld
+    np.testing.assert_array_equal(obs["agent_0_obs_adversary"], [-1, -1])  # true o_0
+    np.testing.assert_array_equal(obs["agent_1"], [-1, -1])
+    gt = infos["agent_1"]["state_perturbation"]
+    assert gt["awaiting"] == ("agent_0",) and gt["perturbation_norm"] == {}
+    with pytest.raises(CallOrderError, match="perturb"):
+        env.step({"agent_0": 0, "agent_1": 0, "agent_0_obs_adversary": np.zeros(2, np.float32)})
+
+    u = np.array([1.0, 0.5], np.float32)
+    obs, infos = env.perturb({"agent_0_obs_adversary": u})
+    np.testing.assert_array_equal(obs["agent_0"], [0, -0.5])  # o_0 + 1.0 * u, bounds [-1, 4]
+    np.testing.assert_array_equal(obs["agent_0_obs_adversary"], [-1, -1])
+    gt = infos["agent_0"]["state_perturbation"]
+    assert gt["perturbation_norm"] == {"agent_0": 1.0}
+    np.testing.assert_array_equal(gt["adversary_actions"]["agent_0"], u)
+    np.testing.assert_array_equal(gt["true_obs"]["agent_0"], [-1, -1])
+    with pytest.raises(CallOrderError, match="already"):
+        env.perturb({"agent_0_obs_adversary": u})
+    with pytest.raises(InvalidActionError, match="perturb"):  # a different adversary action
+        env.step({"agent_0": 1, "agent_1": 2, "agent_0_obs_adversary": -u})
+
+    obs, rewards, terms, truncs, infos = env.step(
+        {"agent_0": 1, "agent_1": 2, "agent_0_obs_adversary": u}
+    )
+    assert rewards == {"agent_0": 1.0, "agent_1": 2.0, "agent_0_obs_adversary": -1.0}
+    np.testing.assert_array_equal(obs["agent_0_obs_adversary"], [1, 2])  # true o_1
+    assert np.isnan(obs["agent_0"]).all()
+    gt = infos["agent_1"]["state_perturbation"]
+    np.testing.assert_array_equal(gt["applied"]["obs"]["agent_0"], [0, -0.5])
+    assert gt["applied"]["perturbation_norm"] == {"agent_0": 1.0}
+    np.testing.assert_array_equal(gt["true_obs"]["agent_0"], [1, 2])
+
+    # clipped to the bounds: o_1 = [1, 2] + (4, -4) clipped to [-1, 4]
+    obs, _ = env.perturb({"agent_0_obs_adversary": np.array([1.0, -1.0], np.float32)})
+    env2 = state_perturbation_v0(
+        echo(n_agents=2, max_cycles=3), 4.0, agents=["agent_0"], timing="same_step"
+    )
+    env2.reset(seed=0)
+    np.testing.assert_array_equal(
+        env2.perturb({"agent_0_obs_adversary": np.array([1.0, -1.0], np.float32)})[0]["agent_0"],
+        [3, -1],
+    )
+    np.testing.assert_array_equal(obs["agent_0"], [2, 1])
+    steps = 1
+    while env.agents:
+        if steps > 1:
+            env.perturb({"agent_0_obs_adversary": np.zeros(2, np.float32)})
+        adv = np.array([1.0, -1.0] if steps == 1 else [0.0, 0.0], np.float32)
+        obs, rewards, terms, truncs, infos = env.step(
+            {"agent_0": 3, "agent_1": 0, "agent_0_obs_adversary": adv}
+        )
+        steps += 1
+    assert steps == 3 and all(truncs.values())
+    np.testing.assert_array_equal(obs["agent_0"], [3, 0])  # the last observation is true
+    assert infos["agent_0"]["state_perturbation"]["awaiting"] == ()
+    with pytest.raises(CallOrderError, match="awaits"):
+        env.perturb({})
+
+
+def test_state_perturbation_same_step_needs_the_exposed_slot_and_float_observations():
+    from adv_wrappers import InvalidArgumentError
+    from adv_wrappers.errors import CallOrderError
+
+    with pytest.raises(InvalidArgumentError, match="timing"):
+        state_perturbation_v0(echo(), 0.1, timing="now")
+    with pytest.raises(InvalidArgumentError, match="same_step"):
+        state_perturbation_v0(echo(), 0.1, attack="uniform", timing="same_step")
+    with pytest.raises(InvalidArgumentError, match="same_step"):
+        state_perturbation_v0(echo(), 0.1, victim_policies="random", timing="same_step")
+    env = state_perturbation_v0(echo(n_agents=2), 0.1, agents=["agent_0"])
+    env.reset(seed=0)
+    with pytest.raises(CallOrderError, match="next_step"):
+        env.perturb({"agent_0_obs_adversary": np.zeros(2, np.float32)})
+    env = state_perturbation_v0(echo(n_agents=2), 0.1, agents=["agent_0"], timing="same_step")
+    env.reset(seed=0)
+    with pytest.raises(MissingActionError):
+        env.perturb({})
+    with pytest.raises(InvalidActionError):
+        env.perturb({"agent_0_obs_adversary": np.full(2, 2.0, np.float32)})
 
 
 def test_victim_policies_need_the_exposed_slot():

@@ -866,3 +866,61 @@ def test_subproc_spawns_instead_of_forking_once_jax_is_imported(monkeypatch):
             assert [type(p).__name__ for p in envs._processes] == ["ForkProcess"] * 2
         finally:
             envs.close()
+
+
+def _same_step_env(max_cycles=3):
+    from adv_envs import echo_v0
+    from adv_wrappers import state_perturbation_v0
+
+    return state_perturbation_v0(
+        echo_v0.parallel_env(n_agents=2, continuous=True, max_cycles=max_cycles),
+        0.5,
+        agents=["agent_0"],
+        timing="same_step",
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_step_perturbation_through_the_vector_env(backend):
+    """perturb() then step(), on 2 copies, against a reference copy driven by hand: exact."""
+    from adv_wrappers.errors import CallOrderError
+
+    envs = make_vector_env(partial(_same_step_env), 2, backend=backend)
+    ref = _same_step_env()
+    agents = list(envs.agents)
+    assert agents == ["agent_0", "agent_1", "agent_0_obs_adversary"]
+    rng = np.random.default_rng(0)
+    obs, _ = envs.reset(seed=0)
+    ref_obs, _ = ref.reset(seed=0)
+    assert np.isnan(obs[:, 0]).all()  # withheld until perturb()
+    compared = resets = 0
+    for _ in range(7):
+        actions = rng.uniform(-1, 1, (2, 3, 2)).astype(np.float32)
+        obs, infos = envs.perturb(actions)
+        assert infos["perturbed"].all()
+        u = actions[0, 2]
+        ref_obs, _ = ref.perturb({"agent_0_obs_adversary": u})
+        np.testing.assert_array_equal(obs[0, 0], ref_obs["agent_0"])  # exact, copy 0
+        np.testing.assert_array_equal(obs[0, 2], ref_obs["agent_0_obs_adversary"])
+        gt = infos["agent_infos"][1]["agent_1"]["state_perturbation"]
+        np.testing.assert_allclose(
+            obs[1, 0], np.clip(gt["true_obs"]["agent_0"] + 0.5 * actions[1, 2], -1, 1)
+        )
+        compared += 1
+        obs, rewards, _, truncs, infos = envs.step(actions)
+        ref_actions = {
+            "agent_0": actions[0, 0, :1], "agent_1": actions[0, 1, :1],
+            "agent_0_obs_adversary": u,
+        }  # fmt: skip
+        ref_obs, ref_rewards, _, _, _ = ref.step(ref_actions)
+        np.testing.assert_array_equal(rewards[0], [ref_rewards[a] for a in agents])
+        if infos["reset"][0]:
+            resets += 1
+            ref_obs, _ = ref.reset()
+        else:
+            np.testing.assert_array_equal(obs[0, 2], ref_obs["agent_0_obs_adversary"])
+    assert compared == 7 and resets == 2  # episodes of 3 steps: resets after steps 3 and 6
+    envs.perturb(actions)
+    with pytest.raises(CallOrderError):  # twice for one observation
+        envs.perturb(actions)
+    envs.close()

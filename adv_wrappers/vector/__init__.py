@@ -93,6 +93,13 @@ key               shape       meaning
 
 Rewards, terminations and truncations of a reset copy are those of its terminal step.
 
+``perturb(actions) -> (obs, infos)``, for copies wrapped in
+``state_perturbation_v0(timing="same_step")`` only: the first phase of a step. Each copy's
+awaiting exposed adversaries get their entries of ``actions`` (nothing else is read), and the
+returned batch has the attacked agents' perturbed observations; ``infos["perturbed"]``
+``[E]`` and ``infos["agent_infos"]`` (each copy's ground truth, ``None`` where nothing awaited
+a perturbation). :meth:`step` then takes the same array.
+
 Global state (``state=True``, e.g. for a centralized critic): every copy must have a ``Box``
 ``state_space`` and ``state()``; the vector env's ``state_space`` is that space, and the infos
 of ``reset`` and ``step`` gain ``"state"`` ``[E, *state_shape]`` (``env.state()`` after the

@@ -100,6 +100,8 @@ def _worker(index: int, payload: bytes, conn: Any, parent_conn: Any, state: bool
                     conn.send(("ok", runner.step(arg), raw))
                 elif command == "reset":
                     conn.send(("ok", runner.reset(*arg), raw))
+                elif command == "perturb":
+                    conn.send(("ok", runner.perturb(arg), raw))
                 else:
                     raise InvalidArgumentError(f"unknown worker command {command!r}")
             except Exception as exc:
@@ -246,6 +248,10 @@ class SubprocParallelVectorEnv(ParallelVectorEnv):
 
     def _reset_copies(self, seeds: list[int | None], options: dict | None) -> list[dict]:
         replies = self._exchange([("reset", (seed, options)) for seed in seeds])
+        return [message[1] for message in replies]
+
+    def _perturb_copies(self, actions: np.ndarray) -> list[dict | None]:
+        replies = self._exchange([("perturb", action_row) for action_row in actions])
         return [message[1] for message in replies]
 
     def _step_copies(self, actions: np.ndarray) -> tuple[list[bool], list[dict], list]:

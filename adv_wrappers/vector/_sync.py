@@ -126,17 +126,32 @@ class EnvRunner:
         self._final_dirty = False
         return infos
 
-    def step(self, action_row: np.ndarray) -> tuple[bool, dict, dict | None]:
-        row, env = self.row, self.env
+    def _actions(self, action_row: np.ndarray, acting: list[tuple[Any, int]]) -> dict:
         if self._discrete:
             values = action_row.tolist()
-            actions = {agent: values[i] for agent, i in self._acting}
-        else:
-            actions = {}
-            for agent, i in self._acting:
-                size, shape, dtype = self._box_actions[i]
-                a = action_row[i, :size]
-                actions[agent] = a.reshape(shape).astype(dtype)  # astype copies
+            return {agent: values[i] for agent, i in acting}
+        actions = {}
+        for agent, i in acting:
+            size, shape, dtype = self._box_actions[i]
+            a = action_row[i, :size]
+            actions[agent] = a.reshape(shape).astype(dtype)  # astype copies
+        return actions
+
+    def perturb(self, action_row: np.ndarray) -> dict | None:
+        """``state_perturbation_v0(timing="same_step")``'s first phase: the awaiting
+        adversaries' actions go to ``env.perturb``, whose observations replace the row's
+        (None, and nothing changes, where no observation awaits a perturbation)."""
+        ids = set(self.env.awaiting_adversaries)
+        if not ids:
+            return None
+        acting = [(agent, i) for agent, i in self._acting if agent in ids]
+        observations, infos = self.env.perturb(self._actions(action_row, acting))
+        self._write_obs(observations, self.row.obs, self.row.has_obs)
+        return infos
+
+    def step(self, action_row: np.ndarray) -> tuple[bool, dict, dict | None]:
+        row, env = self.row, self.env
+        actions = self._actions(action_row, self._acting)
         observations, rewards, terminations, truncations, infos = env.step(actions)
         self._write_step(rewards, terminations, truncations)
         if env.agents:
@@ -248,6 +263,9 @@ class ParallelVectorEnv:
         self._needs_reset = True
 
     # -- subclass hooks
+    def _perturb_copies(self, actions: np.ndarray) -> list[dict | None]:
+        raise NotImplementedError
+
     def _reset_copies(self, seeds: list[int | None], options: dict | None) -> list[dict]:
         raise NotImplementedError
 
@@ -367,6 +385,44 @@ class ParallelVectorEnv:
                         f"{int(layout.action_sizes[i])} entries: padding where an action is due"
                     )
         return actions
+
+    def perturb(self, actions: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """The first phase of a step of ``state_perturbation_v0(timing="same_step")`` copies.
+
+        Every copy whose attacked agents await their perturbation gets the actions of their
+        exposed adversaries (the other entries of ``actions`` are not read here; pass the same
+        array, with every agent's action, to :meth:`step` next).
+
+        Args:
+            actions: as in :meth:`step`.
+
+        Returns:
+            ``(obs, infos)``: the observations of the last :meth:`reset`/:meth:`step` with the
+            attacked agents' rows perturbed; ``infos["perturbed"]`` ``[E]`` (copies that
+            perturbed) and ``infos["agent_infos"]`` (what each copy's ``perturb`` returned,
+            ``None`` for the others).
+
+        Raises:
+            InvalidArgumentError, InvalidActionError, MissingActionError: as in :meth:`step`.
+            CallOrderError: a copy's ``perturb`` called twice for one observation.
+            AttributeError: copies without ``state_perturbation_v0(timing="same_step")``.
+            VectorEnvStateError: called before ``reset()`` or after ``close()``.
+        """
+        self._check_open("perturb")
+        if self._needs_reset:
+            raise VectorEnvStateError(
+                f"{type(self).__name__}.perturb() called before reset() (or after a step that "
+                "raised); call reset() first"
+            )
+        actions = self._check_actions(actions)
+        self._needs_reset = True  # a copy that raised leaves the batch out of step
+        agent_infos = self._perturb_copies(actions)
+        self._needs_reset = False
+        infos = {
+            "perturbed": np.array([i is not None for i in agent_infos], dtype=np.bool_),
+            "agent_infos": agent_infos,
+        }
+        return self._out(self._buffers.obs), infos
 
     def step(
         self, actions: np.ndarray
@@ -503,6 +559,12 @@ class SyncParallelVectorEnv(ParallelVectorEnv):
     def _reset_copies(self, seeds: list[int | None], options: dict | None) -> list[dict]:
         return [
             runner.reset(seed, options) for runner, seed in zip(self._runners, seeds, strict=True)
+        ]
+
+    def _perturb_copies(self, actions: np.ndarray) -> list[dict | None]:
+        return [
+            runner.perturb(action_row)
+            for runner, action_row in zip(self._runners, actions, strict=True)
         ]
 
     def _step_copies(self, actions: np.ndarray) -> tuple[list[bool], list[dict], list]:
