@@ -18,6 +18,7 @@ Modules, in the order data flows through a trainer:
   and belief networks (a policy may carry a recurrent belief).
 * :mod:`adv_wrappers.train.recurrent` - episode starts, minibatches of whole sequences, the
   belief's cross-entropy update.
+* :mod:`adv_wrappers.train.replay` - an off-policy replay buffer saved in checkpoints.
 * :mod:`adv_wrappers.train.tracking` - the run: folder, TensorBoard, W&B, progress, NaN guard.
 * :mod:`adv_wrappers.train.checkpoint` - what trainers call: :class:`Checkpointer`, resume.
 * :mod:`adv_wrappers.train.policy` - what users call: :func:`load_policy` (a trained policy as
