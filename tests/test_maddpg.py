@@ -17,7 +17,7 @@ from adv_wrappers.errors import CheckpointError, InvalidArgumentError
 from adv_wrappers.train import load_policy, read_record
 from adv_wrappers.train.envs import evaluate, make_env
 from adv_wrappers.train.replay import ReplayBuffer
-from tests.test_trainers import _event_steps, kill_when, only, train
+from tests.test_trainers import _event_steps, kill_when, only, same_final_checkpoint, train
 
 MADDPG = Path(__file__).resolve().parent.parent / "baselines" / "maddpg.py"
 FIELDS = {"obs": ((2,), torch.float32), "action": ((), torch.int64)}
@@ -164,13 +164,8 @@ def test_killed_run_resumes_exactly(tmp_path):
     assert not (last.parent / "final.safetensors").exists()
     assert read_record(last)["global_step"] == 400
     train("maddpg", killed, "--resume", str(last), timeout=180)
-    a = only("runs/*/checkpoints/final.safetensors", straight)
-    b = only("runs/*/checkpoints/final.safetensors", killed)
-    assert read_record(a)["global_step"] == read_record(b)["global_step"] == 900
-    tensors_a, tensors_b = load_file(str(a)), load_file(str(b))
-    assert sorted(tensors_a) == sorted(tensors_b)
-    assert int(tensors_a["training/model/replay.size"]) == 900
-    assert [k for k in tensors_a if not torch.equal(tensors_a[k], tensors_b[k])] == []
+    tensors = same_final_checkpoint(straight, killed, 900)
+    assert int(tensors["training/model/replay.size"]) == 900
 
 
 def test_bad_flags(tmp_path):

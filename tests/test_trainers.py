@@ -486,6 +486,19 @@ def _tensorboard_steps(run_dir: Path, tag: str) -> list[int]:
     return [event.step for event in accumulator.Scalars(tag)]
 
 
+def same_final_checkpoint(straight: Path, resumed: Path, global_step: int) -> dict:
+    """The final checkpoints of an uninterrupted and a resumed run: both at ``global_step``,
+    the same tensors bit for bit (weights, optimizer moments, RNG states, whatever else the
+    trainer saves); returns the uninterrupted run's tensors."""
+    a = only("runs/*/checkpoints/final.safetensors", straight)
+    b = only("runs/*/checkpoints/final.safetensors", resumed)
+    assert read_record(a)["global_step"] == read_record(b)["global_step"] == global_step
+    tensors_a, tensors_b = load_file(str(a)), load_file(str(b))
+    assert sorted(tensors_a) == sorted(tensors_b)
+    assert [k for k in tensors_a if not torch.equal(tensors_a[k], tensors_b[k])] == []
+    return tensors_a
+
+
 @pytest.mark.parametrize("script", SMOKE_TRAINERS)
 def test_killed_run_resumes_exactly(script, tmp_path):
     flags = [*XNOR_FLAGS, "--total-timesteps", "6000", "--checkpoint-every", "3"]
@@ -507,14 +520,7 @@ def test_killed_run_resumes_exactly(script, tmp_path):
     assert max(logged) > resumed_from  # the killed run logged past its checkpoint
 
     train(script, killed, "--resume", str(last))
-
-    a = only("runs/*/checkpoints/final.safetensors", straight)
-    b = only("runs/*/checkpoints/final.safetensors", killed)
-    assert read_record(a)["global_step"] == read_record(b)["global_step"] == 6000
-    tensors_a, tensors_b = load_file(str(a)), load_file(str(b))
-    assert sorted(tensors_a) == sorted(tensors_b)
-    different = [k for k in tensors_a if not torch.equal(tensors_a[k], tensors_b[k])]
-    assert different == []  # weights, Adam moments and RNG states: bit for bit
+    same_final_checkpoint(straight, killed, 6000)  # weights, Adam moments, RNG states
     # TensorBoard: every iteration exactly once, the killed run's steps after its checkpoint
     # replaced by the resumed run's (without the purge they would appear twice)
     expected = list(range(400, 6001, 400))

@@ -386,6 +386,16 @@ class ParallelVectorEnv:
                     )
         return actions
 
+    def _check_ready(self, method: str, actions: Any) -> np.ndarray:
+        """Open, reset and in step (not after a step or perturb that raised); the actions."""
+        self._check_open(method)
+        if self._needs_reset:
+            raise VectorEnvStateError(
+                f"{type(self).__name__}.{method}() called before reset() (or after a step or "
+                "perturb that raised, which leaves the copies out of step); call reset() first"
+            )
+        return self._check_actions(actions)
+
     def perturb(self, actions: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         """The first phase of a step of ``state_perturbation_v0(timing="same_step")`` copies.
 
@@ -408,13 +418,7 @@ class ParallelVectorEnv:
             AttributeError: copies without ``state_perturbation_v0(timing="same_step")``.
             VectorEnvStateError: called before ``reset()`` or after ``close()``.
         """
-        self._check_open("perturb")
-        if self._needs_reset:
-            raise VectorEnvStateError(
-                f"{type(self).__name__}.perturb() called before reset() (or after a step that "
-                "raised); call reset() first"
-            )
-        actions = self._check_actions(actions)
+        actions = self._check_ready("perturb", actions)
         self._needs_reset = True  # a copy that raised leaves the batch out of step
         agent_infos = self._perturb_copies(actions)
         self._needs_reset = False
@@ -443,13 +447,7 @@ class ParallelVectorEnv:
             VectorEnvStateError: called before ``reset()``, after a step that raised, or after
                 ``close()``.
         """
-        self._check_open("step")
-        if self._needs_reset:
-            raise VectorEnvStateError(
-                f"{type(self).__name__}.step() called before reset() (or after a step that "
-                "raised, which leaves the copies out of step); call reset() first"
-            )
-        actions = self._check_actions(actions)
+        actions = self._check_ready("step", actions)
         buf = self._buffers
         np.copyto(self._acted, buf.alive)
         self._needs_reset = True
