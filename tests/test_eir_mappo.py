@@ -14,9 +14,9 @@ import adv_wrappers  # noqa: F401  (registers the adv/ envs)
 from adv_wrappers.train import load_policy, read_record
 from adv_wrappers.train.envs import make_env
 from tests.test_trainers import (
-    _event_steps,
     _tensorboard_steps,
     kill_when,
+    logged_past,
     only,
     same_final_checkpoint,
     train,
@@ -89,15 +89,8 @@ def test_killed_run_resumes_exactly(tmp_path):
     killed.mkdir()
     train("eir_mappo", straight, *flags, timeout=180)
 
-    def logged_past_checkpoint():
-        runs = list((killed / "runs").glob("*/checkpoints/last.safetensors"))
-        return (
-            bool(runs)
-            and max(_event_steps(runs[0].parent.parent, "adversary/policy_loss"), default=0) > 600
-        )
-
-    kill_when([sys.executable, str(EIR), *flags], killed, logged_past_checkpoint, "a checkpoint",
-              timeout=180)  # fmt: skip
+    kill_when([sys.executable, str(EIR), *flags], killed,
+              logged_past(killed, "adversary/policy_loss", 600), "a checkpoint", timeout=180)  # fmt: skip
     last = only("runs/*/checkpoints/last.safetensors", killed)
     assert not (last.parent / "final.safetensors").exists()
     assert read_record(last)["global_step"] == 600

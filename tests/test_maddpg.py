@@ -17,7 +17,7 @@ from adv_wrappers.errors import CheckpointError, InvalidArgumentError
 from adv_wrappers.train import load_policy, read_record
 from adv_wrappers.train.envs import evaluate, make_env
 from adv_wrappers.train.replay import ReplayBuffer
-from tests.test_trainers import _event_steps, kill_when, only, same_final_checkpoint, train
+from tests.test_trainers import kill_when, logged_past, only, same_final_checkpoint, train
 
 MADDPG = Path(__file__).resolve().parent.parent / "baselines" / "maddpg.py"
 FIELDS = {"obs": ((2,), torch.float32), "action": ((), torch.int64)}
@@ -152,14 +152,8 @@ def test_killed_run_resumes_exactly(tmp_path):
     killed.mkdir()
     train("maddpg", straight, *flags, timeout=180)
 
-    def logged_past_checkpoint():
-        runs = list((killed / "runs").glob("*/checkpoints/last.safetensors"))
-        return (
-            bool(runs) and max(_event_steps(runs[0].parent.parent, "charts/SPS"), default=0) > 400
-        )
-
-    kill_when([sys.executable, str(MADDPG), *flags], killed, logged_past_checkpoint,
-              "a checkpoint", timeout=180)  # fmt: skip
+    kill_when([sys.executable, str(MADDPG), *flags], killed,
+              logged_past(killed, "charts/SPS", 400), "a checkpoint", timeout=180)  # fmt: skip
     last = only("runs/*/checkpoints/last.safetensors", killed)
     assert not (last.parent / "final.safetensors").exists()
     assert read_record(last)["global_step"] == 400

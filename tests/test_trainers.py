@@ -510,7 +510,7 @@ def test_killed_run_resumes_exactly(script, tmp_path):
     # kill it after the first checkpoint (iteration 3 = step 1200), once it has logged past it
     kill_when(
         [sys.executable, str(BASELINES / f"{script}.py"), *flags], killed,
-        lambda: max(_event_steps_or_empty(killed), default=0) > 1200, "a checkpoint",
+        logged_past(killed, "losses/value_loss", 1200), "a checkpoint",
     )  # fmt: skip
     last = only("runs/*/checkpoints/last.safetensors", killed)
     assert not (last.parent / "final.safetensors").exists()
@@ -529,11 +529,15 @@ def test_killed_run_resumes_exactly(script, tmp_path):
     assert _tensorboard_steps(only("runs/*", straight), "losses/value_loss") == expected
 
 
-def _event_steps_or_empty(cwd: Path) -> list[int]:
-    runs = glob.glob(str(cwd / "runs" / "*"))
-    if not runs or not glob.glob(str(Path(runs[0]) / "checkpoints" / "last.safetensors")):
-        return []
-    return _event_steps(Path(runs[0]), "losses/value_loss")
+def logged_past(cwd: Path, tag: str, step: int):
+    """A ``kill_when`` condition: the run in ``cwd`` has written ``last.safetensors`` and
+    logged ``tag`` at a step past ``step`` (so killing it loses work after a checkpoint)."""
+
+    def ready() -> bool:
+        lasts = list(cwd.glob("runs/*/checkpoints/last.safetensors"))
+        return bool(lasts) and max(_event_steps(lasts[0].parent.parent, tag), default=0) > step
+
+    return ready
 
 
 @pytest.mark.parametrize("script", SMOKE_TRAINERS)
