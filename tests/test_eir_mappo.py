@@ -4,7 +4,6 @@ checkpoints hold, the evaluation with theta = e_i, and an exact resume after SIG
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +14,8 @@ from adv_wrappers.train import load_policy, read_record
 from adv_wrappers.train.envs import make_env
 from tests.test_trainers import (
     _tensorboard_steps,
-    kill_when,
-    logged_past,
+    kill_and_resume,
     only,
-    same_final_checkpoint,
     train,
 )
 
@@ -84,18 +81,10 @@ def test_killed_run_resumes_exactly(tmp_path):
     Adam moments, RNG states) is bit for bit the uninterrupted run's."""
     flags = [*TINY[:8], "--total-timesteps", "2400", "--adversary-interval", "2",
              "--update-epochs", "1", "--checkpoint-every", "3", "--eval-episodes", "0"]  # fmt: skip
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    straight.mkdir()
-    killed.mkdir()
-    train("eir_mappo", straight, *flags, timeout=180)
-
-    kill_when([sys.executable, str(EIR), *flags], killed,
-              logged_past(killed, "adversary/policy_loss", 600), "a checkpoint", timeout=180)  # fmt: skip
-    last = only("runs/*/checkpoints/last.safetensors", killed)
-    assert not (last.parent / "final.safetensors").exists()
-    assert read_record(last)["global_step"] == 600
-    train("eir_mappo", killed, "--resume", str(last), timeout=180)
-    assert any("belief" in k for k in same_final_checkpoint(straight, killed, 2400))
+    tensors, _ = kill_and_resume(
+        "eir_mappo", flags, tmp_path, tag="adversary/policy_loss", checkpoint=600, total=2400
+    )
+    assert any("belief" in k for k in tensors)
 
 
 # The CI-sized learning test: 25-step toy episodes, 8 x 50-step rollouts in 4 minibatches, 10

@@ -4,7 +4,6 @@ Gumbel-softmax actions, an exact resume after SIGKILL, and learning at a CI-size
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from adv_wrappers.errors import CheckpointError, InvalidArgumentError
 from adv_wrappers.train import load_policy, read_record
 from adv_wrappers.train.envs import evaluate, make_env
 from adv_wrappers.train.replay import ReplayBuffer
-from tests.test_trainers import kill_when, logged_past, only, same_final_checkpoint, train
+from tests.test_trainers import kill_and_resume, only, train
 
 MADDPG = Path(__file__).resolve().parent.parent / "baselines" / "maddpg.py"
 FIELDS = {"obs": ((2,), torch.float32), "action": ((), torch.int64)}
@@ -147,18 +146,9 @@ def test_killed_run_resumes_exactly(tmp_path):
     """SIGKILL after the first checkpoint, --resume: the final checkpoint (weights, targets,
     the replay buffer, Adam moments, RNG states) is bit for bit the uninterrupted run's."""
     flags = [*TINY, "--total-timesteps", "900", "--checkpoint-every", "400", "--eval-episodes", "0"]
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    straight.mkdir()
-    killed.mkdir()
-    train("maddpg", straight, *flags, timeout=180)
-
-    kill_when([sys.executable, str(MADDPG), *flags], killed,
-              logged_past(killed, "charts/SPS", 400), "a checkpoint", timeout=180)  # fmt: skip
-    last = only("runs/*/checkpoints/last.safetensors", killed)
-    assert not (last.parent / "final.safetensors").exists()
-    assert read_record(last)["global_step"] == 400
-    train("maddpg", killed, "--resume", str(last), timeout=180)
-    tensors = same_final_checkpoint(straight, killed, 900)
+    tensors, _ = kill_and_resume(
+        "maddpg", flags, tmp_path, tag="charts/SPS", checkpoint=400, total=900
+    )
     assert int(tensors["training/model/replay.size"]) == 900
 
 

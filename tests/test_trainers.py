@@ -499,28 +499,43 @@ def same_final_checkpoint(straight: Path, resumed: Path, global_step: int) -> di
     return tensors_a
 
 
-@pytest.mark.parametrize("script", SMOKE_TRAINERS)
-def test_killed_run_resumes_exactly(script, tmp_path):
-    flags = [*XNOR_FLAGS, "--total-timesteps", "6000", "--checkpoint-every", "3"]
+def kill_and_resume(
+    script: str,
+    flags: list[str],
+    tmp_path: Path,
+    *,
+    tag: str,
+    checkpoint: int,
+    total: int,
+    timeout: float = 180,
+) -> tuple[dict, Path]:
+    """Run ``baselines/<script>.py`` uninterrupted; run it again, SIGKILL it once it has
+    written its first checkpoint (at step ``checkpoint``) and logged ``tag`` past it, then
+    ``--resume``; assert both final checkpoints are bit for bit equal at step ``total``.
+    Returns the final tensors and the killed-and-resumed run's folder."""
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     straight.mkdir()
     killed.mkdir()
-    train(script, straight, *flags)
-
-    # kill it after the first checkpoint (iteration 3 = step 1200), once it has logged past it
-    kill_when(
-        [sys.executable, str(BASELINES / f"{script}.py"), *flags], killed,
-        logged_past(killed, "losses/value_loss", 1200), "a checkpoint",
-    )  # fmt: skip
+    train(script, straight, *flags, timeout=timeout)
+    kill_when([sys.executable, str(BASELINES / f"{script}.py"), *flags], killed,
+              logged_past(killed, tag, checkpoint), "a checkpoint", timeout=timeout)  # fmt: skip
     last = only("runs/*/checkpoints/last.safetensors", killed)
     assert not (last.parent / "final.safetensors").exists()
-    resumed_from = read_record(last)["global_step"]
-    run_dir = last.parent.parent
-    logged = _event_steps(run_dir, "losses/value_loss")
-    assert max(logged) > resumed_from  # the killed run logged past its checkpoint
+    assert read_record(last)["global_step"] == checkpoint
+    assert max(_event_steps(last.parent.parent, tag)) > checkpoint  # logged past it
+    train(script, killed, "--resume", str(last), timeout=timeout)
+    return same_final_checkpoint(straight, killed, total), last.parent.parent
 
-    train(script, killed, "--resume", str(last))
-    same_final_checkpoint(straight, killed, 6000)  # weights, Adam moments, RNG states
+
+@pytest.mark.parametrize("script", SMOKE_TRAINERS)
+def test_killed_run_resumes_exactly(script, tmp_path):
+    """Killed after the first checkpoint (iteration 3 = step 1200), resumed: the same final
+    weights, Adam moments and RNG states."""
+    flags = [*XNOR_FLAGS, "--total-timesteps", "6000", "--checkpoint-every", "3"]
+    _, run_dir = kill_and_resume(
+        script, flags, tmp_path, tag="losses/value_loss", checkpoint=1200, total=6000, timeout=120
+    )
+    straight = tmp_path / "straight"
     # TensorBoard: every iteration exactly once, the killed run's steps after its checkpoint
     # replaced by the resumed run's (without the purge they would appear twice)
     expected = list(range(400, 6001, 400))
