@@ -337,40 +337,33 @@ def test_exchange_target_configuration_and_goal_assignment():
     assert len(seen) >= 7  # the two targets are drawn independently from 3 landmarks
 
 
-def test_exchange_target_generous_rewards_hand_placed():
-    env = exchange_target.parallel_env()
+@pytest.mark.parametrize("rewards", ["mpe2", "original"])
+def test_exchange_target_rewards_hand_placed(rewards):
+    env = exchange_target.parallel_env(rewards=rewards)
     env.reset(seed=0)
     world = env.unwrapped.world
     g0, g1 = world.agents[0].goal_b, world.agents[1].goal_b  # landmarks 2 and 1 for seed 0
     assert (world.landmarks.index(g0), world.landmarks.index(g1)) == (2, 1)
     place(env, [(0.0, 0.0), (0.5, 0.5)], [(-1.0, 0.0), (0.0, 0.6), (0.5, 0.9)])
-    obs, rewards, *_ = noop_step(env)
+    obs, got, *_ = noop_step(env)
     own_0 = -0.4  # agent_0's term: agent_1 to g0 = landmark 2
     own_1 = -0.6  # agent_1's term: agent_0 to g1 = landmark 1
-    assert rewards["agent_0"] == pytest.approx(0.75 * own_0 + 0.25 * own_1, abs=TOL)
-    assert rewards["agent_1"] == pytest.approx(0.75 * own_1 + 0.25 * own_0, abs=TOL)
-
-
-def test_exchange_target_original_rewards_hand_placed():
-    env = exchange_target.parallel_env(rewards="original")
-    env.reset(seed=0)
-    world = env.unwrapped.world
-    g0, g1 = world.agents[0].goal_b, world.agents[1].goal_b  # landmarks 2 and 1 for seed 0
-    assert (world.landmarks.index(g0), world.landmarks.index(g1)) == (2, 1)
-    place(env, [(0.0, 0.0), (0.5, 0.5)], [(-1.0, 0.0), (0.0, 0.6), (0.5, 0.9)])
-    obs, rewards, *_ = noop_step(env)
-    # Lowe et al. (2017): agent i's own reward is minus the other agent's *squared* distance to
-    # the landmark i knows (agent_1 to g0: 0.4; agent_0 to g1: 0.6), and both receive the sum
-    assert rewards["agent_0"] == pytest.approx(-(0.4**2 + 0.6**2), abs=TOL)
-    assert rewards["agent_1"] == rewards["agent_0"] == pytest.approx(-0.52, abs=TOL)
-    # distances above 1 grow when squared: agent_1 2.0 from g0, agent_0 1.5 from g1
-    env.reset(seed=0)
-    place(env, [(0.0, -0.9), (0.5, -1.1)], [(-1.0, 0.0), (0.0, 0.6), (0.5, 0.9)])
-    obs, rewards, *_ = noop_step(env)
-    assert rewards == {
-        "agent_0": pytest.approx(-(4.0 + 2.25), abs=TOL),
-        "agent_1": pytest.approx(-6.25, abs=TOL),
-    }
+    if rewards == "mpe2":  # generous: 0.75 of its own term, 0.25 of the other's
+        assert got["agent_0"] == pytest.approx(0.75 * own_0 + 0.25 * own_1, abs=TOL)
+        assert got["agent_1"] == pytest.approx(0.75 * own_1 + 0.25 * own_0, abs=TOL)
+    else:
+        # Lowe et al. (2017): agent i's own reward is minus the other agent's *squared*
+        # distance to the landmark i knows, and both receive the sum
+        assert got["agent_0"] == pytest.approx(-(own_0**2 + own_1**2), abs=TOL)
+        assert got["agent_1"] == got["agent_0"] == pytest.approx(-0.52, abs=TOL)
+        # distances above 1 grow when squared: agent_1 2.0 from g0, agent_0 1.5 from g1
+        env.reset(seed=0)
+        place(env, [(0.0, -0.9), (0.5, -1.1)], [(-1.0, 0.0), (0.0, 0.6), (0.5, 0.9)])
+        obs, got, *_ = noop_step(env)
+        assert got == {
+            "agent_0": pytest.approx(-(4.0 + 2.25), abs=TOL),
+            "agent_1": pytest.approx(-6.25, abs=TOL),
+        }
 
 
 def test_exchange_target_local_ratio_is_only_for_mpe2_rewards():
