@@ -30,7 +30,7 @@ from adv_wrappers.errors import (
 from adv_wrappers.policies import Policy, PolicySlot, resolve_policies
 
 NORMS = ("linf", "l2")
-NOISE_ATTACKS = ("uniform", "gaussian")
+NOISE_ATTACKS = ("uniform", "gaussian", "truncated_normal")
 TIMINGS = ("next_step", "same_step")
 
 
@@ -124,6 +124,10 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
             * ``"uniform"``: delta uniform in the ball (l-inf: each coordinate uniform in
               [-epsilon, epsilon]; l2: uniform in the l2 ball).
             * ``"gaussian"``: delta ~ N(0, (epsilon / 2)^2 I) projected onto the ball.
+            * ``"truncated_normal"`` (l-inf only): each coordinate of delta ~ N(0,
+              (epsilon / 2)^2) truncated to [-epsilon, epsilon] (redrawn, not clipped: no
+              mass piles up at the boundary). With epsilon = 1 this is He et al.'s "w/ N"
+              (Table 3: uncertainty level lambda = 0.5 within [l, u] = [-1, 1]).
             * a policy (callable on the adversary observation, optional ``reset()``)
               returning ``u`` in [-1, 1]^d, mapped like the exposed action; it perturbs each
               observation knowing it (chi(. | s) exactly). A dict attacked agent -> policy
@@ -173,7 +177,7 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
         EnvKindError: ``env`` is not a ParallelEnv (an AECEnv: convert it with
             ``pettingzoo.utils.conversions.aec_to_parallel``).
         InvalidArgumentError: epsilon not finite or negative; unknown ``norm``, ``attack``
-            string or ``adversary_observes``; an ``attack`` that is neither a string,
+            string or ``adversary_observes``; ``"truncated_normal"`` with ``norm="l2"``; an ``attack`` that is neither a string,
             a callable, a dict of callables for the attacked agents nor an object with
             ``perturb``; ``victim_policies`` with an
             embedded attack, or that is not a policy/dict of policies for attacked agents;
@@ -248,6 +252,11 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
             self._bounded[a] = bool(np.isfinite(space.low).any() or np.isfinite(space.high).any())
         # None, a noise name, a policy or a gradient attack (told apart by _is_policy)
         self.attack: str | Policy | GradientAttack | None
+        if attack == "truncated_normal" and norm != "linf":
+            raise InvalidArgumentError(
+                f"attack='truncated_normal' truncates each coordinate (norm='linf'); got "
+                f"norm={norm!r}"
+            )
         if attack is None or (isinstance(attack, str) and attack in NOISE_ATTACKS):
             self.attack = attack
         elif isinstance(attack, str):
@@ -383,6 +392,8 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
             delta = project(
                 self.np_random.normal(0.0, self.epsilon / 2, d), self.epsilon, self.norm
             )
+        elif self.attack == "truncated_normal":
+            delta = self._truncated_normal(d)
         else:
             perturbed = cast(GradientAttack, self.attack).perturb(
                 agent, obs, self.epsilon, self.norm, low, high, self.np_random
@@ -401,6 +412,16 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
         direction = self.np_random.normal(size=d)
         direction /= max(float(np.linalg.norm(direction)), 1e-12)
         return direction * self.epsilon * self.np_random.random() ** (1.0 / d)
+
+    def _truncated_normal(self, d: int) -> np.ndarray:
+        """Each coordinate N(0, (epsilon / 2)^2) conditioned on |x| <= epsilon: out-of-range
+        draws are redrawn (rejection; each is kept with probability 0.954), never clipped."""
+        delta = self.np_random.normal(0.0, self.epsilon / 2, d)
+        outside = np.abs(delta) > self.epsilon
+        while outside.any():
+            delta[outside] = self.np_random.normal(0.0, self.epsilon / 2, int(outside.sum()))
+            outside = np.abs(delta) > self.epsilon
+        return delta
 
     def _distance(self, a: np.ndarray, b: np.ndarray) -> float:
         diff = np.subtract(a, b).ravel()  # in the observation's dtype: what the agent sees

@@ -137,7 +137,7 @@ def _set(field, value):
         (_set("hidden_sizes", [8]), r"missing \[\], unexpected \['net.4.bias', 'net.4.weight'\]"),
         (_set("hidden_sizes", [8, 8, 8]), r"missing \['net.6.bias', 'net.6.weight'\]"),
         (_set("action_dim", 5), r"action_dim=5 .* Discrete\(4\) needs .*action_dim=4"),
-        (_set("head", "gaussian"), r"head='gaussian', .* needs head='categorical'"),
+        (_set("head", "gaussian"), r"head='gaussian', .* needs a head in \('categorical',\)"),
         (_set("input_dim", 4), r"does not fit its network's input_dim 4"),
         (_set("pad_to", 5), r"padded to 5.* input_dim 3"),
         (_set("agent_one_hot", [2, 2]), r"agent_one_hot=\[2, 2\]"),

@@ -15,7 +15,7 @@ from adv_wrappers import (
     state_perturbation_v0,
     to_single_agent,
 )
-from adv_wrappers.errors import InvalidActionError, MissingActionError
+from adv_wrappers.errors import InvalidActionError, InvalidArgumentError, MissingActionError
 
 
 def echo(**kwargs):
@@ -353,3 +353,34 @@ def test_adversary_observes_the_global_state():
     obs, *_ = env.step({"agent_0": 1, "agent_1": 2, "agent_2_adversary": 3})
     np.testing.assert_array_equal(obs["agent_2_adversary"], env.unwrapped.state())
     np.testing.assert_array_equal(obs["agent_2_adversary"], [1, 2, 3])
+
+
+def test_truncated_normal_noise_is_redrawn_not_clipped():
+    """attack="truncated_normal", epsilon 1 (He et al.'s "w/ N": lambda 0.5 in [-1, 1]): the
+    echo env observes 0 at reset, so each observation is delta itself. 20,000 coordinates
+    (5,000 seeded resets x 4 agents): all inside [-1, 1], none exactly at the boundary (a
+    clip would put 4.6 % there), and the empirical CDF within a 5-sigma binomial band of
+    N(0, 0.5^2) truncated to [-1, 1] at 9 points."""
+    import math
+
+    env = state_perturbation_v0(
+        echo_v0.parallel_env(n_agents=4, continuous=True), 1.0, attack="truncated_normal"
+    )
+    env.reset(seed=0)
+    draws = np.concatenate([np.concatenate(list(env.reset()[0].values())) for _ in range(5000)])
+    assert draws.shape == (80_000,)  # 4 agents observe 4 coordinates each: 16 per reset
+    draws = draws.reshape(5000, 4, 4)[:, :, 0].ravel()  # one coordinate per agent: 20,000
+    assert np.abs(draws).max() <= 1.0 and (np.abs(draws) == 1.0).sum() == 0
+
+    def phi(x):  # the standard normal CDF
+        return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+    def cdf(x):  # N(0, 0.5^2) truncated to [-1, 1]
+        return (phi(x / 0.5) - phi(-2.0)) / (phi(2.0) - phi(-2.0))
+
+    for x in np.linspace(-0.8, 0.8, 9):
+        p = cdf(x)
+        band = 5 * math.sqrt(p * (1 - p) / draws.size)
+        assert abs((draws <= x).mean() - p) <= band, (x, (draws <= x).mean(), p)
+    with pytest.raises(InvalidArgumentError, match="truncated_normal"):
+        state_perturbation_v0(echo_v0.parallel_env(), 1.0, attack="truncated_normal", norm="l2")

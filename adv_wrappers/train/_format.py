@@ -29,7 +29,7 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
 
 from adv_wrappers.errors import CheckpointError, InvalidArgumentError, UnsupportedSpaceError
-from adv_wrappers.train.networks import ActorSpec, MLPActor
+from adv_wrappers.train.networks import ActorSpec, MLPActor, box_heads
 
 FORMAT_VERSION = 1
 """Version of the checkpoint layout; bumped when a reader must change."""
@@ -425,17 +425,21 @@ def policy_from_record(
             f"{observation_space}"
         )
     if isinstance(action_space, spaces.Discrete):
-        head, action_dim = "categorical", int(action_space.n)
+        heads: tuple[str, ...] = ("categorical",)
+        action_dim = int(action_space.n)
     elif isinstance(action_space, spaces.Box):
-        head, action_dim = "gaussian", int(np.prod(action_space.shape, dtype=np.int64))
+        heads, action_dim = (
+            box_heads(action_space),
+            int(np.prod(action_space.shape, dtype=np.int64)),
+        )
     else:
         raise CheckpointError(
             f"{where}: policy {name!r} has an unsupported action space {action_space}"
         )
-    if spec.head != head or spec.action_dim != action_dim:
+    if spec.head not in heads or spec.action_dim != action_dim:
         raise CheckpointError(
             f"{where}: policy {name!r} has head={spec.head!r}, action_dim={spec.action_dim} "
-            f"but its action space {action_space} needs head={head!r}, "
+            f"but its action space {action_space} needs a head in {heads} and "
             f"action_dim={action_dim}"
         )
     obs_size = int(np.prod(observation_space.shape, dtype=np.int64))

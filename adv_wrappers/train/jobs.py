@@ -11,6 +11,7 @@ when its result exists, so an interrupted report continues where it stopped:
 * :func:`steps_done` and :class:`Monitor` - overall progress from every run's
   ``progress.json``, printed every 30 s with an ETA.
 * :func:`mean_se` and :func:`mean_ci95` - summaries over seeds (and agents).
+* :func:`logged_scalars` - a scalar a trainer logged to TensorBoard (training curves).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "attack_or_resume",
     "attack_results",
     "final_checkpoint",
+    "logged_scalars",
     "mean_ci95",
     "mean_se",
     "run_logged",
@@ -185,3 +187,18 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
     if df < 1:
         return mean, float("nan")
     return mean, se * (_T95[df - 1] if df <= len(_T95) else 1.96)
+
+
+def logged_scalars(run_dir: str | os.PathLike[str], tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, values)`` of one scalar a trainer logged to TensorBoard in ``run_dir``
+    (every event file in it, in step order; empty arrays if the tag was never logged)."""
+    from tensorboard.backend.event_processing.event_accumulator import (  # type: ignore[import-untyped]
+        EventAccumulator,
+    )
+
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})  # keep all
+    accumulator.Reload()
+    if tag not in accumulator.Tags()["scalars"]:
+        return np.zeros(0, np.int64), np.zeros(0)
+    events = sorted(accumulator.Scalars(tag), key=lambda e: e.step)
+    return np.array([e.step for e in events]), np.array([e.value for e in events])

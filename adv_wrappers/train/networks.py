@@ -44,6 +44,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
@@ -51,6 +52,7 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 from adv_wrappers.errors import InvalidArgumentError
 
 __all__ = [
+    "box_heads",
     "ACTIVATIONS",
     "HEADS",
     "ActorSpec",
@@ -67,7 +69,12 @@ __all__ = [
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 """Hidden-layer activations an :class:`ActorSpec` may name."""
 
-HEADS = ("categorical", "gaussian")
+HEADS = ("categorical", "gaussian", "tanh", "relaxed_categorical")
+"""Policy heads: ``categorical`` (Discrete: logits), ``gaussian`` (Box: mean and a
+state-independent ``log_std``), ``tanh`` (Box in [-1, 1]: a deterministic actor whose action
+is ``tanh(out)``, e.g. a learned state adversary), ``relaxed_categorical`` (a Box(0, 1, (n,))
+action read as a relaxed one-hot, as the multi-agent particle envs read it: logits whose greedy
+action is the one-hot of the largest, and whose sample is softmax(logits + Gumbel noise))."""
 """Policy heads: ``"categorical"`` (Discrete actions, logits) or ``"gaussian"`` (Box actions,
 a state-independent log standard deviation, as in CleanRL's ``ppo_continuous_action.py``)."""
 
@@ -316,6 +323,18 @@ class BeliefNet(nn.Module):
         return self.out(states), h
 
 
+def box_heads(space: Any) -> tuple[str, ...]:
+    """The heads that can drive a Box action space: ``gaussian`` always, ``tanh`` where every
+    bound is [-1, 1], ``relaxed_categorical`` for a 1-D space with every bound [0, 1]."""
+    low, high = np.asarray(space.low), np.asarray(space.high)
+    heads = ["gaussian"]
+    if (low == -1).all() and (high == 1).all():
+        heads.append("tanh")
+    if len(space.shape) == 1 and (low == 0).all() and (high == 1).all():
+        heads.append("relaxed_categorical")
+    return tuple(heads)
+
+
 @dataclass(frozen=True)
 class ActorSpec:
     """Everything needed to rebuild a policy network (stored as JSON in checkpoints).
@@ -442,19 +461,30 @@ class MLPActor(nn.Module):
         """The action distribution for inputs ``x`` (``[M, B, input_dim]``).
 
         Returns:
-            ``Categorical(logits)`` or ``Independent(Normal(mean, std), 1)``; in both
-            ``log_prob`` and ``entropy`` are ``[M, B]``.
+            ``Categorical(logits)`` (also for ``relaxed_categorical``) or
+            ``Independent(Normal(mean, std), 1)``; in both ``log_prob`` and ``entropy`` are
+            ``[M, B]``.
+
+        Raises:
+            InvalidArgumentError: a ``tanh`` head (deterministic).
         """
         out = self.net(x)
-        if self.spec.head == "categorical":
+        if self.spec.head in ("categorical", "relaxed_categorical"):
             return Categorical(logits=out)
+        if self.spec.head == "tanh":
+            raise InvalidArgumentError("a tanh head is deterministic: it has no distribution")
         return Independent(Normal(out, self.log_std.expand_as(out).exp()), 1)
 
     @torch.no_grad()
     def mode(self, x: torch.Tensor) -> torch.Tensor:
-        """The greedy action (no gradient): the largest logit, or the Gaussian mean (unclipped)."""
+        """The greedy action (no gradient): the largest logit (its one-hot for
+        ``relaxed_categorical``), ``tanh(out)``, or the Gaussian mean (unclipped)."""
         out = self.net(x)
-        return out.argmax(dim=-1) if self.spec.head == "categorical" else out
+        if self.spec.head == "categorical":
+            return out.argmax(dim=-1)
+        if self.spec.head == "relaxed_categorical":
+            return torch.nn.functional.one_hot(out.argmax(dim=-1), out.shape[-1]).to(out.dtype)
+        return torch.tanh(out) if self.spec.head == "tanh" else out
 
     def member_state_dict(self, member: int) -> dict[str, torch.Tensor]:
         """Member ``member``'s weights as the state dict of a one-member ``MLPActor``.

@@ -86,7 +86,9 @@ class CheckpointPolicy:
     one-hot as in training; the action is the most likely one (``deterministic=True``) or a
     sample drawn with the policy's own ``numpy`` generator. Discrete actions come back as
     ``np.int64`` (with the space's ``start``), Box actions clipped to the space's bounds in
-    its shape and dtype. A recurrent policy (``spec.belief``: a belief network over the
+    its shape and dtype: the Gaussian mean or sample, ``tanh`` of a deterministic actor's
+    output (sampling changes nothing), or for a ``relaxed_categorical`` head the one-hot of
+    the largest logit or a Gumbel-softmax sample softmax(logits + g) (temperature 1). A recurrent policy (``spec.belief``: a belief network over the
     episode's observations, EIR-MAPPO's actor) carries its state from call to call;
     ``reset()`` clears it, and the wrappers call it at the start of every episode. For a
     feed-forward policy ``reset()`` does nothing.
@@ -227,7 +229,17 @@ class CheckpointPolicy:
         box = self.action_space
         assert isinstance(box, spaces.Box)  # checked by load_policy
         action = out
-        if not self.deterministic:
+        head = self.spec.head
+        if head == "tanh":  # a deterministic actor: sampling changes nothing
+            action = np.tanh(out)
+        elif head == "relaxed_categorical":  # one-hot of the largest logit, or a Gumbel sample
+            if self.deterministic:
+                action = np.eye(out.size)[int(out.argmax())]
+            else:
+                z = out + self._rng.gumbel(size=out.shape)
+                action = np.exp(z - z.max())
+                action = action / action.sum()
+        elif not self.deterministic:
             std = self.actor.log_std.detach()[0, 0].cpu().numpy().astype(np.float64)
             action = out + np.exp(std) * self._rng.standard_normal(out.shape)
         return np.clip(action.reshape(box.shape), box.low, box.high).astype(box.dtype)
