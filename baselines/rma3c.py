@@ -25,11 +25,11 @@ agent) and the adversaries (as `<agent>_obs_adversary`, tanh policies that plug 
 baselines).
 """
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,7 @@ import torch.optim as optim
 from adv_wrappers.errors import InvalidArgumentError, UnsupportedSpaceError
 from adv_wrappers.state_perturbation import perturber_id
 from adv_wrappers.train import load_policy
-from adv_wrappers.train.checkpoint import Checkpointer, export_policies
+from adv_wrappers.train.checkpoint import Checkpointer, ExportedPolicy, export_policies
 from adv_wrappers.train.config import parse_args, start_run
 from adv_wrappers.train.envs import make_env
 from adv_wrappers.train.networks import ActorSpec, MLPActor, clip_grad_norm_per_member_
@@ -147,9 +147,13 @@ PRESETS: dict[str, dict] = {}
 
 class RMA3C(MADDPGModel):
     """MADDPG's actors, critics, targets and buffer, plus a state adversary chi_i per agent
-    (a deterministic tanh actor on agent i's true observation) and its target."""
+    (a deterministic tanh actor on agent i's true observation) and its target.
 
-    def __init__(self, obs_dim, action_dim, num_agents, args, relaxed, low, high):
+    Observations are zero-padded to the largest size (the vector env's layout); ``sizes[i]``
+    is agent i's own, and chi_i perturbs only those coordinates (``mask``) within agent i's
+    bounds ``low[i]``, ``high[i]`` (``None``: unbounded observations)."""
+
+    def __init__(self, obs_dim, action_dim, num_agents, args, relaxed, sizes, low, high):
         super().__init__(
             obs_dim, action_dim, num_agents, args.hidden_sizes, args.buffer_size, relaxed
         )
@@ -160,22 +164,35 @@ class RMA3C(MADDPGModel):
         self.adversaries = MLPActor(spec, num_agents)
         self.target_adversaries = MLPActor(spec, num_agents)
         self.target_adversaries.load_state_dict(self.adversaries.state_dict())
-        self.radius, self.norm = args.radius, args.norm
-        self.register_buffer("low", low, persistent=False)  # None: unbounded observations
+        self.radius, self.norm, self.sizes = args.radius, args.norm, list(sizes)
+        mask = (torch.arange(obs_dim)[None, :] < torch.tensor(sizes)[:, None]).float()
+        self.register_buffer("mask", mask, persistent=False)  # [A, D]
+        self.register_buffer("low", low, persistent=False)  # [A, D] or None
         self.register_buffer("high", high, persistent=False)
 
     def perturb(self, adversaries, obs):
-        """rho_i = the wrapper's perturbation of ``obs [B, A, D]`` by chi_i: ``[B, A, D]``."""
-        u = torch.tanh(adversaries.net(obs.transpose(0, 1))).transpose(0, 1)
+        """rho_i = the wrapper's perturbation of ``obs [B, A, D]`` by chi_i: ``[B, A, D]``,
+        and chi's actions u (zero on the padding)."""
+        u = torch.tanh(adversaries.net(obs.transpose(0, 1))).transpose(0, 1) * self.mask
         return perturbed_observation(obs, u, self.radius, self.norm, self.low, self.high), u
 
     def target_pairs(self):
         return [*super().target_pairs(), (self.target_adversaries, self.adversaries)]
 
     def policies(self, agents):
+        """The actors (as the agents) and the adversaries (as ``<agent>_obs_adversary``),
+        each adversary's output cut to its agent's observation size."""
         n = self.num_agents  # the vector env's slots: the agents, then their adversaries
-        return {**export_policies(self.actors, agents[:n]),
-                **export_policies(self.adversaries, agents[n:])}  # fmt: skip
+        policies = export_policies(self.actors, agents[:n])
+        last = len(self.adversaries.spec.hidden_sizes) * 2  # net.<last>: the output layer
+        for m, name in enumerate(agents[n:]):
+            state = self.adversaries.member_state_dict(m)
+            size = self.sizes[m]
+            state[f"net.{last}.weight"] = state[f"net.{last}.weight"][:, :size].contiguous()
+            state[f"net.{last}.bias"] = state[f"net.{last}.bias"][..., :size].contiguous()
+            spec = dataclasses.replace(self.adversaries.spec, action_dim=size)
+            policies[name] = ExportedPolicy(name, spec, state)
+        return policies
 
 
 def load_actors(model, path, agents):
@@ -260,15 +277,6 @@ if __name__ == "__main__":
         "kwargs": {"epsilon": args.radius, "norm": args.norm, "timing": "same_step"},
     }
     env_fn = make_env(args.env_id, env_kwargs, threat)
-    probe = make_env(args.env_id, env_kwargs)()
-    spaces_ = [probe.action_space(a) for a in probe.possible_agents]
-    probe.close()
-    if any(not isinstance(s, gym.spaces.Box) for s in spaces_):
-        raise UnsupportedSpaceError(
-            "rma3c.py acts with relaxed one-hots (Box actions) next to the adversaries' Box "
-            f'actions; {args.env_id} has {spaces_[0]}: give a particle env {{"continuous_actions": '
-            "true}"
-        )
     envs = make_vector_env(env_fn, args.num_envs, backend=args.vector_backend)
     agents = [a for a in envs.agents if perturber_id(a) in envs.agents]
     adversaries = [perturber_id(a) for a in agents]
@@ -279,25 +287,27 @@ if __name__ == "__main__":
     n = len(agents)
     agent_slots, adversary_slots = list(range(n)), list(range(n, 2 * n))
     spaces_ = [envs.observation_spaces[a] for a in agents]
-    if any(s.shape != spaces_[0].shape for s in spaces_) or len(spaces_[0].shape) != 1:
-        raise UnsupportedSpaceError(
-            f"rma3c.py needs one flat observation shape for every agent; got {spaces_}"
-        )
+    if any(len(space.shape) != 1 for space in spaces_):
+        raise UnsupportedSpaceError(f"rma3c.py needs flat (1-D Box) observations; got {spaces_}")
     action_space = envs.action_spaces[agents[0]]
     if any(envs.action_spaces[a] != action_space for a in agents):
         raise UnsupportedSpaceError("rma3c.py needs one action space for every agent")
     action_dim, relaxed = relaxed_action_space(action_space, "rma3c.py")
-    obs_dim = spaces_[0].shape[0]
-    bounded = np.isfinite(spaces_[0].low).any() or np.isfinite(spaces_[0].high).any()
-    low = torch.as_tensor(spaces_[0].low, dtype=torch.float32) if bounded else None
-    high = torch.as_tensor(spaces_[0].high, dtype=torch.float32) if bounded else None
+    sizes = [space.shape[0] for space in spaces_]
+    obs_dim = max(sizes)  # the vector env pads every observation to the largest
+    low, high = torch.zeros(n, obs_dim), torch.zeros(n, obs_dim)  # the padding stays 0
+    for i, space in enumerate(spaces_):
+        low[i, : sizes[i]] = torch.as_tensor(space.low, dtype=torch.float32)
+        high[i, : sizes[i]] = torch.as_tensor(space.high, dtype=torch.float32)
+    if not (torch.isfinite(low).any() or torch.isfinite(high).any()):
+        low = high = None  # unbounded (the particle envs): no clip
 
     checkpointer = Checkpointer(
         run.checkpoint_dir, algorithm="rma3c", args=args, env_id=args.env_id,
         env_kwargs=env_kwargs, threat=threat, run_name=run.name, wandb_id=run.wandb_id,
         spaces={a: (envs.observation_spaces[a], envs.action_spaces[a]) for a in envs.agents},
     )  # fmt: skip
-    model = RMA3C(obs_dim, action_dim, n, args, relaxed, low, high).to(device)
+    model = RMA3C(obs_dim, action_dim, n, args, relaxed, sizes, low, high).to(device)
     if args.init_actors and not resume:
         load_actors(model, args.init_actors, agents)
     actor_lr = args.learning_rate if args.actor_learning_rate is None else args.actor_learning_rate
@@ -327,7 +337,10 @@ if __name__ == "__main__":
             perturbed, _ = envs.perturb(actions)
             rho = torch.as_tensor(perturbed[:, agent_slots], dtype=torch.float32, device=device)
             sample, _ = model.policy_actions(model.actors, rho, args.gumbel_temperature)
-        actions[:, agent_slots, :action_dim] = sample.cpu().numpy()
+        if relaxed:  # the soft samples, or (Discrete) the sampled index in column 0
+            actions[:, agent_slots, :action_dim] = sample.cpu().numpy()
+        else:
+            actions[:, agent_slots, 0] = sample.argmax(-1).cpu().numpy() + action_space.start
         return actions, true_obs, sample.cpu()
 
     # ALGO LOGIC: the critics, then GDA on the actors and the adversaries

@@ -104,8 +104,9 @@ def test_killed_run_resumes_exactly(tmp_path):
 def test_bad_flags(tmp_path):
     result = train("rma3c", tmp_path, "--gda-steps", "0", check=False, timeout=60)
     assert result.returncode != 0 and "gda_steps" in result.stderr
-    result = train("rma3c", tmp_path, "--total-timesteps", "10", check=False, timeout=120)
-    assert result.returncode != 0 and "continuous_actions" in result.stderr
+    result = train("rma3c", tmp_path, "--env-id", "adv/multi_ant-v0", "--total-timesteps", "10",
+                   check=False, timeout=120)  # fmt: skip
+    assert result.returncode != 0 and "relaxed one-hots" in result.stderr
 
 
 def test_rma3c_adversary_hurts_a_frozen_policy(tmp_path):
@@ -170,3 +171,33 @@ def test_samg_report_end_to_end(tmp_path):
     }
     table = (tmp_path / "rep" / "samg_report.md").read_text()
     assert "| RMA3C | -401.7 |" in table and "| MAPPO w/ N | -569.07 |" in table
+
+
+def test_discrete_agents_and_observations_of_different_sizes(tmp_path):
+    """Keep-away: Discrete agents (beside Box adversaries in one vector env) whose
+    observations differ in size (8 and 19, padded to 19). Each exported adversary outputs
+    its own agent's size and equals the trained network's first outputs on the padded
+    observation; both plug into the wrapper."""
+    from gymnasium import spaces
+    from safetensors.torch import load_file
+
+    train("rma3c", tmp_path, "--env-id", "adv/keep_away-v0", *TINY, "--total-timesteps", "600",
+          "--eval-episodes", "2", timeout=180)  # fmt: skip
+    final = only("runs/*/checkpoints/final.safetensors", tmp_path)
+    tensors = load_file(str(final))
+    rng = np.random.default_rng(0)
+    for member, (agent, size) in enumerate([("adversary_0", 8), ("agent_0", 19)]):
+        chi = load_policy(final, agent=f"{agent}_obs_adversary")
+        assert chi.spec.action_dim == size and chi.action_space.shape == (size,)
+        obs = rng.normal(size=size).astype(np.float32)
+        padded = torch.zeros(19)
+        padded[:size] = torch.as_tensor(obs)
+        prefix = "training/model/adversaries."
+        net = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+        h = padded
+        for layer in range(3):
+            w, b = net[f"net.{2 * layer}.weight"][member], net[f"net.{2 * layer}.bias"][member, 0]
+            h = w @ h + b
+            h = torch.relu(h) if layer < 2 else torch.tanh(h)
+        np.testing.assert_allclose(chi(obs), h[:size].numpy(), rtol=0, atol=1e-6)
+    assert isinstance(load_policy(final, agent="agent_0").action_space, spaces.Discrete)

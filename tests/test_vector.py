@@ -384,9 +384,18 @@ CASES += [
 ]
 
 
-def test_exposed_observation_adversary_with_discrete_agents_is_unsupported():
-    with pytest.raises(UnsupportedSpaceError, match="Box"):
-        make_vector_env(partial(threat_wrapped_spread, "state_perturbation_v0", "exposed"), 2)
+def test_exposed_observation_adversary_with_discrete_agents_mixes_actions():
+    """Discrete spread agents beside their Box observation adversaries: one float action
+    array (test_mixed_discrete_and_box_actions checks the values exactly)."""
+    fn = partial(threat_wrapped_spread, "state_perturbation_v0", "exposed")
+    with make_vector_env(fn, 2) as envs:
+        n = len(envs.agents) // 2
+        assert envs.action_sizes.tolist() == [1] * n + [int(envs.obs_sizes[0])] * n
+        envs.reset(seed=0)
+        actions = np.zeros((2, 2 * n, int(envs.action_sizes.max())), np.float32)
+        actions[:, :n, 0] = 4
+        _, rewards, *_ = envs.step(actions)
+        assert rewards.shape == (2, 2 * n)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -580,17 +589,12 @@ def test_equal_shapes_keep_shape_and_widen_bounds():
             r"mix Box \(agents \['x'\]\) and Discrete \(agents \['y'\]\)",
         ),
         (
-            {"x": spaces.Box(0, 1, (3,)), "y": spaces.Box(0, 1, (3,))},
-            {"x": spaces.Discrete(2), "y": spaces.Box(0, 1, (2,))},
-            r"action spaces mix",
-        ),
-        (
             {"x": spaces.Box(0, 1, (3,))},
             {"x": spaces.MultiDiscrete([2, 2])},
             r"'x'.*MultiDiscrete",
         ),
     ],
-    ids=["action_mask_dict", "tuple", "mixed_obs", "mixed_actions", "multidiscrete"],
+    ids=["action_mask_dict", "tuple", "mixed_obs", "multidiscrete"],
 )
 def test_unsupported_spaces(obs_spaces, act_spaces, match):
     with pytest.raises(UnsupportedSpaceError, match=match):
@@ -924,3 +928,75 @@ def test_same_step_perturbation_through_the_vector_env(backend):
     with pytest.raises(CallOrderError):  # twice for one observation
         envs.perturb(actions)
     envs.close()
+
+
+@pytest.mark.parametrize("backend", ["sync", "subproc"])
+def test_mixed_discrete_and_box_actions(backend):
+    """Discrete agents beside a Box adversary (state_perturbation_v0's exposed slot): one
+    float array, each Discrete agent's integral value in column 0; 6 steps of 2 copies
+    compared with a copy driven by hand (its rewards: the executed actions, exact)."""
+    envs = make_vector_env(partial(_mixed_env), 2, backend=backend)
+    ref = _mixed_env()
+    assert envs.agents == ("agent_0", "agent_1", "agent_0_obs_adversary")
+    assert envs.action_nvec is None and envs.action_sizes.tolist() == [1, 1, 2]
+    assert envs.single_action_space.shape == (2,)
+    rng = np.random.default_rng(1)
+    envs.reset(seed=0)
+    ref.reset(seed=0)
+    compared = 0
+    for _ in range(6):
+        actions = np.zeros((2, 3, 2), np.float32)
+        actions[:, :2, 0] = rng.integers(0, 5, (2, 2))
+        actions[:, 2] = rng.uniform(-1, 1, (2, 2))
+        _, rewards, _, _, infos = envs.step(actions)
+        ref_actions = {"agent_0": int(actions[0, 0, 0]), "agent_1": int(actions[0, 1, 0]),
+                       "agent_0_obs_adversary": actions[0, 2]}  # fmt: skip
+        _, ref_rewards, _, truncs, _ = ref.step(ref_actions)
+        np.testing.assert_array_equal(rewards[0], [ref_rewards[a] for a in envs.agents])
+        assert rewards[0, 0] == actions[0, 0, 0] and rewards[1, 1] == actions[1, 1, 0]
+        compared += 1
+        if any(truncs.values()):
+            ref.reset()
+    assert compared == 6
+    for bad, match in ((1.5, "not an integer"), (5.0, r"in \[0, 5\)"), (np.nan, "NaN")):
+        actions[1, 1, 0] = bad
+        with pytest.raises((InvalidActionError, MissingActionError), match=match):
+            envs.step(actions)
+        envs.reset(seed=0)
+        actions[1, 1, 0] = 0
+    envs.close()
+
+
+def _mixed_env():
+    from adv_envs import echo_v0
+    from adv_wrappers import state_perturbation_v0
+
+    return state_perturbation_v0(
+        echo_v0.parallel_env(n_agents=2, max_cycles=4), 0.5, agents=["agent_0"]
+    )
+
+
+def test_perturb_reads_only_the_adversaries_entries():
+    """perturb() checks and sends only the observation adversaries' actions: NaN (or an
+    out-of-range Discrete value) in the agents' entries, not chosen yet, is fine."""
+    envs = make_vector_env(partial(_same_step_mixed_env), 2)
+    envs.reset(seed=0)
+    actions = np.full((2, 3, 2), np.nan, np.float32)
+    actions[:, 2] = 0.25
+    obs, infos = envs.perturb(actions)
+    assert infos["perturbed"].all()
+    np.testing.assert_allclose(obs[:, 0], -1 + 0.5 * 0.25)  # echo observes -1 at reset
+    actions[:, :2, 0] = 9  # out of Discrete(5): step() reads it
+    with pytest.raises(InvalidActionError, match="not an integer in"):
+        envs.step(actions)
+    envs.close()
+
+
+def _same_step_mixed_env():
+    from adv_envs import echo_v0
+    from adv_wrappers import state_perturbation_v0
+
+    return state_perturbation_v0(
+        echo_v0.parallel_env(n_agents=2, max_cycles=4), 0.5, agents=["agent_0"],
+        timing="same_step",
+    )  # fmt: skip

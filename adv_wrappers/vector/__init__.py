@@ -22,7 +22,7 @@ output                shape                   dtype
 ====================  ======================  ===============================================
 observations          ``[E, A, *obs_shape]``  see the heterogeneity rule below
 actions (input)       ``[E, A]``              integer (all Discrete action spaces)
-actions (input)       ``[E, A, max_dim]``     float/int (all Box action spaces)
+actions (input)       ``[E, A, max_dim]``     float/int (all Box action spaces; float for a mix)
 rewards               ``[E, A]``              ``float32``
 terminations          ``[E, A]``              ``bool``
 truncations           ``[E, A]``              ``bool``
@@ -53,7 +53,11 @@ Heterogeneity rule (actions):
 * All ``Box``: array ``[E, A, max_dim]`` where ``max_dim`` is the largest flat action size;
   agent ``i`` receives ``actions[e, i, :action_sizes[i]]`` reshaped to its space's shape and
   cast to its space's dtype (a fresh array each step). The padding columns are not read.
-* Anything else, or a mix, raises :class:`~adv_wrappers.errors.UnsupportedSpaceError`.
+* A mix of ``Box`` and ``Discrete`` (e.g. Discrete agents beside the Box observation
+  adversaries of ``state_perturbation_v0``): one float array ``[E, A, max_dim]``; a Discrete
+  agent reads column 0, an integral value in its range (``start`` included), sent as a
+  Python int; ``action_sizes[i] = 1``, ``action_nvec`` is ``None``.
+* Anything else raises :class:`~adv_wrappers.errors.UnsupportedSpaceError`.
 
 Masks. An agent slot is *alive* when the agent is in ``env.agents``, i.e. it must act next.
 :meth:`step` sends ``actions[e, i]`` to copy ``e`` only where ``alive[e, i]`` was True after
@@ -121,7 +125,8 @@ Errors:
         ``state_space``.
     UnsupportedSpaceError: an observation or action space outside the rules above; a
         ``state_space`` that is not a ``Box`` (``state=True``).
-    InvalidActionError: a Discrete action out of its agent's range where the agent must act.
+    InvalidActionError: a Discrete action out of its agent's range (or, in a mix, not an
+        integral value) where the agent must act.
     MissingActionError: a ``NaN`` Box action where the agent must act (padding where a real
         action was due).
     UnknownAgentError: an env reports an agent that is not in its ``possible_agents``.

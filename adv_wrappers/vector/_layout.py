@@ -35,9 +35,10 @@ def _padded_bounds(
 
 
 def _space_kinds(
-    agents: Sequence[Any], space_of: dict[Any, spaces.Space], what: str
+    agents: Sequence[Any], space_of: dict[Any, spaces.Space], what: str, allow_mix: bool = False
 ) -> tuple[list[Any], list[Any]]:
-    """Split agents into Box and Discrete ones; raise on any other space or on a mix."""
+    """Split agents into Box and Discrete ones; raise on any other space or (unless
+    ``allow_mix``) on a mix."""
     others = [a for a in agents if not isinstance(space_of[a], (spaces.Box, spaces.Discrete))]
     if others:
         details = []
@@ -56,7 +57,7 @@ def _space_kinds(
         )
     boxes = [a for a in agents if isinstance(space_of[a], spaces.Box)]
     discretes = [a for a in agents if isinstance(space_of[a], spaces.Discrete)]
-    if boxes and discretes:
+    if boxes and discretes and not allow_mix:
         raise UnsupportedSpaceError(
             f"{what} spaces mix Box (agents {boxes}) and Discrete (agents {discretes}); "
             f"vector envs need all {what} spaces Box or all Discrete"
@@ -128,10 +129,14 @@ class Layout:
         self.single_observation_space = spaces.Box(low, high, dtype=self.obs_dtype)
 
     def _init_actions(self, space_of: dict[Any, spaces.Space]) -> None:
-        boxes, discretes = _space_kinds(self.agents, space_of, "action")
+        boxes, discretes = _space_kinds(self.agents, space_of, "action", allow_mix=True)
         items = [space_of[a] for a in self.agents]
-        self.action_discrete = bool(discretes)
-        if self.action_discrete:  # then every space is Discrete (_space_kinds)
+        self.action_discrete = not boxes
+        # a mix: Discrete agent i reads column 0 of its row (an integral value, start
+        # included), e.g. Discrete agents beside the Box observation adversaries of
+        # state_perturbation_v0; slot -> (start, n)
+        self.discrete_slots: dict[int, tuple[int, int]] = {}
+        if self.action_discrete:  # every space is Discrete
             discrete_items = cast("list[spaces.Discrete]", items)
             self.action_nvec: np.ndarray | None = np.array(
                 [s.n for s in discrete_items], dtype=np.int64
@@ -142,12 +147,21 @@ class Layout:
             self.single_action_space: spaces.Space = _discrete_cover(discrete_items)
             self.box_actions: list[tuple[int, tuple[int, ...], np.dtype]] = []
             return
-        box_items = cast("list[spaces.Box]", items)  # every space is a Box (_space_kinds)
+        box_dtypes = [space_of[a].dtype for a in boxes]
+        dtype = np.dtype(np.result_type(*box_dtypes))
+        if discretes and dtype.kind != "f":
+            dtype = np.dtype(np.float64)
+        box_items = []  # a Discrete agent as the Box [start, start + n - 1] of one value
+        for i, space in enumerate(items):
+            if isinstance(space, spaces.Discrete):
+                start, n = int(space.start), int(space.n)
+                self.discrete_slots[i] = (start, n)
+                space = spaces.Box(start, start + n - 1, (1,), dtype=dtype)
+            box_items.append(cast(spaces.Box, space))
         self.action_nvec = None
         self.action_sizes = np.array([flat_size(s.shape) for s in box_items], dtype=np.int64)
         dim = int(self.action_sizes.max())
         self.action_shape = (dim,)
-        dtype = np.dtype(np.result_type(*[s.dtype for s in box_items]))
         low, high = _padded_bounds(box_items, dim, dtype)
         self.single_action_space = spaces.Box(low, high, dtype=dtype)
         self.box_actions = [

@@ -18,6 +18,7 @@ from adv_wrappers.errors import (
     UnknownAgentError,
     VectorEnvStateError,
 )
+from adv_wrappers.state_perturbation import perturber_id
 from adv_wrappers.vector._layout import (
     Buffers,
     Layout,
@@ -45,6 +46,7 @@ class EnvRunner:
         self._obs_sizes = layout.obs_sizes.tolist()
         self._discrete = layout.action_discrete
         self._box_actions = layout.box_actions
+        self._discrete_slots = layout.discrete_slots
         self._with_state = layout.state_space is not None
         self._acting: list[tuple[Any, int]] = []
         self._final_dirty = False
@@ -130,8 +132,11 @@ class EnvRunner:
         if self._discrete:
             values = action_row.tolist()
             return {agent: values[i] for agent, i in acting}
-        actions = {}
+        actions: dict[Any, Any] = {}
         for agent, i in acting:
+            if i in self._discrete_slots:  # a Discrete agent among Box ones: column 0
+                actions[agent] = int(action_row[i, 0])
+                continue
             size, shape, dtype = self._box_actions[i]
             a = action_row[i, :size]
             actions[agent] = a.reshape(shape).astype(dtype)  # astype copies
@@ -261,6 +266,9 @@ class ParallelVectorEnv:
             self._action_low = layout.action_start
             self._action_high = layout.action_start + layout.action_nvec
         self._needs_reset = True
+        # [A]: the exposed observation adversaries of state_perturbation_v0 (what perturb reads)
+        names = {perturber_id(a) for a in self.agents}
+        self._perturber_slots = np.array([a in names for a in self.agents], dtype=np.bool_)
 
     # -- subclass hooks
     def _perturb_copies(self, actions: np.ndarray) -> list[dict | None]:
@@ -342,7 +350,7 @@ class ParallelVectorEnv:
             infos["state"] = self._out(buf.state)
         return self._out(buf.obs), infos
 
-    def _check_actions(self, actions: Any) -> np.ndarray:
+    def _check_actions(self, actions: Any, read: np.ndarray | None = None) -> np.ndarray:
         actions = np.asarray(actions)
         layout = self._layout
         if actions.shape != self._actions_shape:
@@ -354,7 +362,7 @@ class ParallelVectorEnv:
             raise InvalidArgumentError(
                 f"actions must have shape {what} = {self._actions_shape}; got {actions.shape}"
             )
-        alive = self._buffers.alive
+        alive = self._buffers.alive if read is None else self._buffers.alive & read
         if layout.action_discrete:
             if actions.dtype.kind not in "iu":
                 raise InvalidArgumentError(
@@ -384,9 +392,21 @@ class ParallelVectorEnv:
                         "NaN in its first "
                         f"{int(layout.action_sizes[i])} entries: padding where an action is due"
                     )
+            for i, (start, n) in layout.discrete_slots.items():
+                values = actions[:, i, 0]
+                bad = alive[:, i] & ~(
+                    (values == np.round(values)) & (values >= start) & (values < start + n)
+                )
+                if bad.any():
+                    e = int(np.argwhere(bad)[0, 0])
+                    raise InvalidActionError(
+                        f"actions[{e}, {i}, 0] = {values[e]} for agent {self.agents[i]!r} "
+                        f"(Discrete({n}, start={start}), which must act) is not an integer "
+                        f"in [{start}, {start + n})"
+                    )
         return actions
 
-    def _check_ready(self, method: str, actions: Any) -> np.ndarray:
+    def _check_ready(self, method: str, actions: Any, read: np.ndarray | None = None) -> np.ndarray:
         """Open, reset and in step (not after a step or perturb that raised); the actions."""
         self._check_open(method)
         if self._needs_reset:
@@ -394,7 +414,7 @@ class ParallelVectorEnv:
                 f"{type(self).__name__}.{method}() called before reset() (or after a step or "
                 "perturb that raised, which leaves the copies out of step); call reset() first"
             )
-        return self._check_actions(actions)
+        return self._check_actions(actions, read)
 
     def perturb(self, actions: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         """The first phase of a step of ``state_perturbation_v0(timing="same_step")`` copies.
@@ -418,7 +438,8 @@ class ParallelVectorEnv:
             AttributeError: copies without ``state_perturbation_v0(timing="same_step")``.
             VectorEnvStateError: called before ``reset()`` or after ``close()``.
         """
-        actions = self._check_ready("perturb", actions)
+        # only the observation adversaries' entries are read (and checked) in this phase
+        actions = self._check_ready("perturb", actions, self._perturber_slots)
         self._needs_reset = True  # a copy that raised leaves the batch out of step
         agent_infos = self._perturb_copies(actions)
         self._needs_reset = False
