@@ -32,6 +32,7 @@ report (a table per env, the paper's numbers beside ours) is printed and written
 `<workdir>/samg_report.md` and `<workdir>/samg_report.json`.
 """
 
+import itertools
 import json
 import shlex
 import threading
@@ -65,14 +66,19 @@ ROWS = {
     "maddpg_chi": ("MADDPG w/ chi*", "maddpg.py", "chi"),
     "m3ddpg_chi": ("M3DDPG w/ chi*", "m3ddpg.py", "chi"),
     "mappo_chi": ("MAPPO w/ chi*", "mappo.py", "chi"),
+    "maddpg": ("MADDPG (clean)", "maddpg.py", None),
 }
 ENVS = {
     "cn": ("adv/cooperative_navigation-v0", {}),
     "ka": ("adv/keep_away-v0", {}),
     "cn6": ("adv/cooperative_navigation-v0", {"N": 6}),
+    # He et al.'s two-agent two-state game (App. A-C): 100-step episodes, learned with the
+    # paper's discount 0.99 (a truncation bootstraps), judged by exact discounted values
+    "game": ("adv/xnor_xor-v0", {}),
 }
+GAME_FLAGS = "--gamma 0.99"
 # MAPPO "only works in fully cooperative tasks" (App. E.3): no MAPPO rows for keep-away
-COOPERATIVE = {"cn", "cn6"}
+COOPERATIVE = {"cn", "cn6", "game"}
 # He et al. (TMLR 2023), Table 4 (mean episode reward of the last 1000 training episodes)
 PAPER_TABLE4 = {
     "cn": {"rma3c": -401.7, "maddpg_n": -506.48, "m3ddpg_n": -506.54, "mappo_n": -569.07,
@@ -91,13 +97,20 @@ MAPPO_FLAGS = (
     "--checkpoint-every 25"
 )
 NOISE = {"epsilon": 1.0, "attack": "truncated_normal"}
+# the fresh PPO adversary: larger steps than ippo.py's defaults (the defaults barely move the
+# victims in 250K steps, docs/samg_report.md)
+ATTACK_FLAGS = (
+    "--num-envs 8 --num-steps 100 --minibatch-size 200 --update-epochs 10 --clip-coef 0.2 "
+    "--learning-rate 3e-3 --no-anneal-lr --max-grad-norm 10 --hidden-sizes 128 128"
+)
 EPISODE_STEPS = 25
 
 
 @dataclass
 class Args:
-    table: Literal[4, 5] = 4
-    """Table 4 (`--envs cn ka`, 3 agents) or Table 5 (cooperative navigation, 6 agents)"""
+    table: Literal["4", "5", "game"] = "4"
+    """Table 4 (`--envs cn ka`, 3 agents), Table 5 (cooperative navigation, 6 agents) or
+    `game`: the two-state game of App. A-C (RMA3C and MADDPG, exact worst-case values)"""
     envs: tuple[str, ...] = ("cn",)
     """Table 4's envs: `cn` (cooperative navigation), `ka` (keep-away)"""
     rows: tuple[str, ...] = tuple(ROWS)
@@ -109,8 +122,11 @@ class Args:
     """environment steps of every training run (the paper: 10k episodes x 25 steps)"""
     last_episodes: int = 1000
     """Table 4's window: the mean of the last this many training episodes"""
-    attack_timesteps: int = 250_000
-    """environment steps of every fresh adversary (0: no fresh adversaries)"""
+    attack_timesteps: int = 100_000
+    """environment steps of every fresh PPO adversary (`attack.py`; 0: none)"""
+    gradient_attack_timesteps: int = 50_000
+    """environment steps of every fresh gradient adversary (`rma3c.py --init-actors`,
+    off-policy rows; 0: none)"""
     eval_episodes: int = 200
     """episodes of every evaluation (fresh adversaries; Table 5's test), seeded"""
     workdir: str = "runs/samg_report"
@@ -127,7 +143,10 @@ class Args:
 
 
 def env_kwargs(env, row):
-    """The env's keyword arguments for a row's trainer (relaxed one-hots off-policy)."""
+    """The env's keyword arguments for a row's trainer (the particle envs: the original
+    rewards, and relaxed one-hots off-policy)."""
+    if env == "game":
+        return dict(ENVS[env][1])
     kwargs = {**ENVS[env][1], "rewards": "original"}
     if ROWS[row][1] != "mappo.py":
         kwargs["continuous_actions"] = True
@@ -160,6 +179,8 @@ def trainer_flags(args, env, row, seed):
     elif perturbation == "chi":
         chi = {"epsilon": NOISE["epsilon"], "attack": chi_star(args, env, seed)}
         flags += ["--threat", "state_perturbation_v0", "--threat-kwargs", json.dumps(chi)]
+    if env == "game":
+        flags += shlex.split(GAME_FLAGS)
     extra = args.mappo_flags if script == "mappo.py" else args.train_flags
     return [*flags, *shlex.split(extra)]
 
@@ -179,18 +200,50 @@ def last_episodes_return(args, checkpoint):
 
 
 def attack(args, env, row, seed, checkpoint):
-    """A fresh chi trained against the frozen policy: the victims' summed return."""
+    """A fresh chi trained by PPO against the frozen policy (``attack.py``): the victims'
+    summed return, clean and under attack."""
     if args.attack_timesteps <= 0:
-        return None
+        return {}
     result = attack_or_resume(BASELINES / "attack.py", folder(args, env, row, seed), [
         "--defender", str(checkpoint.resolve()), "--threat", "state_perturbation_v0",
         "--epsilon", str(NOISE["epsilon"]), "--stochastic-defenders", "--seed", str(seed),
         "--total-timesteps", str(args.attack_timesteps), "--eval-episodes",
-        str(args.eval_episodes), *shlex.split(args.attack_flags),
+        str(args.eval_episodes), *shlex.split(ATTACK_FLAGS), *shlex.split(args.attack_flags),
     ])  # fmt: skip
     (scenario,) = result["scenarios"]
     n = len(scenario["victims"])  # the victims' mean return x n: the sum over agents
     return {"clean": n * scenario["clean"][0], "fresh_chi": n * scenario["attacked"][0]}
+
+
+def gradient_attack(args, env, row, seed, checkpoint):
+    """A fresh chi trained the way RMA3C trains its adversaries, through a critic and the
+    frozen policy's gradient (``rma3c.py --init-actors CHECKPOINT --actor-learning-rate 0``),
+    then played against the policy (sampling): the summed return under it. Off-policy rows
+    only (the actors must be ``rma3c.py``'s)."""
+    if args.gradient_attack_timesteps <= 0 or ROWS[row][1] == "mappo.py":
+        return {}
+    cwd = folder(args, env, row, seed) / "gradient_attack"
+    out = cwd / "result.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    chi = train_or_resume(BASELINES / "rma3c.py", cwd, [
+        "--env-id", ENVS[env][0], "--env-kwargs", json.dumps(env_kwargs(env, row)),
+        "--seed", str(seed), "--exp-name", "gradient_attack", "--init-actors",
+        str(checkpoint.resolve()), "--actor-learning-rate", "0", "--total-timesteps",
+        str(args.gradient_attack_timesteps), "--eval-episodes", "0",
+        *shlex.split(args.train_flags),
+    ])  # fmt: skip
+    agents = [a for a in read_record(checkpoint)["agents"] if not a.endswith("_obs_adversary")]
+    refs = {a: {"checkpoint": str(chi.resolve()), "agent": perturber_id(a)} for a in agents}
+    threat = {"name": "state_perturbation_v0",
+              "kwargs": {"epsilon": NOISE["epsilon"], "attack": refs}}  # fmt: skip
+    policies = {a: load_policy(checkpoint, agent=a, deterministic=False, seed=1000 * seed + k)
+                for k, a in enumerate(agents)}  # fmt: skip
+    env_fn = make_env(ENVS[env][0], env_kwargs(env, row), threat)
+    results = evaluate(env_fn, policies, args.eval_episodes, seed=10_000 * seed)
+    value = {"gradient_chi": float(np.sum([results[a] for a in agents], axis=0).mean())}
+    out.write_text(json.dumps(value))
+    return value
 
 
 def table5_test(args, env, row, seed, checkpoint):
@@ -214,6 +267,47 @@ def table5_test(args, env, row, seed, checkpoint):
     return value
 
 
+def game_exact(args, row, seed, checkpoint):
+    """The two-state game, exactly: the trained policies' tables pi_i(a | o) on the two
+    one-hot states (sampled: softmax of the logits; greedy: the argmax), their discounted
+    values (gamma 0.99) clean and against the worst-case perturbation (He et al., Prop.
+    4.1; the admissible set {s1, s2}), and the worst-case expected value of Definition 4.8
+    for a uniform and for an s2 initial state."""
+    from adv_envs import xnor_xor_exact as exact
+
+    tables = {}
+    for mode in ("sampled", "greedy"):
+        pis = []
+        for agent in ("agent_0", "agent_1"):
+            policy = load_policy(checkpoint, agent=agent)
+            probs = np.array([policy.action_probabilities(o) for o in np.eye(2, dtype=np.float32)])
+            pis.append(np.eye(2)[probs.argmax(1)] if mode == "greedy" else probs)
+        clean = exact.evaluate(*pis, gamma=0.99)
+        _, worst = exact.worst_case_perturbation(*pis, gamma=0.99)
+        tables[mode] = {
+            "pi": [p.round(4).tolist() for p in pis], "clean": clean.tolist(),
+            "worst": worst.tolist(), "worst_uniform_s0": float(worst.mean()),
+            "worst_s2": float(worst[1]),
+        }  # fmt: skip
+    return tables
+
+
+def game_optimum(points=11):
+    """The best worst-case expected value (uniform and s2 initial state) over a grid of
+    stochastic tabular policies, ``points`` values of each pi_i(a1 | o)."""
+    from adv_envs import xnor_xor_exact as exact
+
+    grid = np.linspace(0, 1, points)
+    best = {"uniform_s0": -1.0, "s2": -1.0}
+    for p in itertools.product(grid, repeat=4):
+        pi0 = np.array([[p[0], 1 - p[0]], [p[1], 1 - p[1]]])
+        pi1 = np.array([[p[2], 1 - p[2]], [p[3], 1 - p[3]]])
+        _, worst = exact.worst_case_perturbation(pi0, pi1, gamma=0.99)
+        best["uniform_s0"] = max(best["uniform_s0"], float(worst.mean()))
+        best["s2"] = max(best["s2"], float(worst[1]))
+    return best
+
+
 def run_row(args, env, row, seed, stage, lock):
     """Train one row's run (and the RMA3C run it needs), then evaluate it."""
     name = f"{env}/{row}/seed{seed}"
@@ -224,10 +318,13 @@ def run_row(args, env, row, seed, stage, lock):
     result = {"row": row, "seed": seed}
     result["train_last"], result["agents"] = last_episodes_return(args, final)
     stage[name] = "evaluating"
-    if args.table == 5:
+    if env == "game":
+        result["game"] = game_exact(args, row, seed, final)
+    elif args.table == "5":
         result |= table5_test(args, env, row, seed, final)
     else:
-        result |= attack(args, env, row, seed, final) or {}
+        result |= attack(args, env, row, seed, final)
+        result |= gradient_attack(args, env, row, seed, final)
     stage[name] = "done"
     return result
 
@@ -250,14 +347,41 @@ def fmt(values):
     return f"{mean:.1f}" if len(values) == 1 else f"{mean:.1f} ± {ci:.1f}"
 
 
+def game_report(args, results):
+    best = game_optimum()
+    lines = ["### The two-state game (He et al., App. A-C), exact values at gamma 0.99", "",
+             "| row | seed | policy | clean V(s1), V(s2) | worst case V(s1), V(s2) | "
+             "worst-case expected value, uniform s0 | ... s0 = s2 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in sorted(results, key=lambda r: (r["row"], r["seed"])):
+        for mode, t in r["game"].items():
+            lines.append(
+                f"| {ROWS[r['row']][0]} | {r['seed']} | {mode} | {t['clean'][0]:.1f}, "
+                f"{t['clean'][1]:.1f} | {t['worst'][0]:.1f}, {t['worst'][1]:.1f} | "
+                f"{t['worst_uniform_s0']:.1f} | {t['worst_s2']:.1f} |"
+            )
+    lines += [
+        "",
+        "The paper (App. B-C): the cooperative policy is worth 100 clean and 0 against the "
+        "worst case; the uniform, always-equal and always-different policies keep a "
+        "worst-case expected value of 50 (uniform s0); from s2, always-different keeps 100. "
+        f"Best over an 11-point grid of stochastic tables: {best['uniform_s0']:.2f} (uniform "
+        f"s0), {best['s2']:.2f} (s0 = s2).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def report(args, results):
+    if args.table == "game":
+        return game_report(args, results)
     lines = []
     for env in args.envs:
         rows = [r for r in results if r["env"] == env]
-        if args.table == 4:
+        if args.table == "4":
             lines += [f"### {env}: Table 4 (mean episode reward, summed over agents)", "",
                       "| row | paper: last 1000 training episodes | ours: last 1000 training "
-                      "episodes | ours: clean | ours: fresh chi* |", "|---|---|---|---|---|"]  # fmt: skip
+                      "episodes | ours: clean | ours: fresh PPO chi | ours: fresh gradient chi |",
+                      "|---|---|---|---|---|---|"]  # fmt: skip
         else:
             lines += [f"### {env}: Table 5 (test episodes against the RMA3C run's chi*)", "",
                       "| row | paper | ours: against chi* | ours: last 1000 training episodes |",
@@ -268,11 +392,12 @@ def report(args, results):
                 continue
             label = ROWS[row][0]
             train = fmt([r["train_last"] for r in mine])
-            if args.table == 4:
+            if args.table == "4":
                 paper = PAPER_TABLE4.get(env, {}).get(row, "-")
                 clean = fmt([r["clean"] for r in mine if "clean" in r])
                 fresh = fmt([r["fresh_chi"] for r in mine if "fresh_chi" in r])
-                lines.append(f"| {label} | {paper} | {train} | {clean} | {fresh} |")
+                grad = fmt([r["gradient_chi"] for r in mine if "gradient_chi" in r])
+                lines.append(f"| {label} | {paper} | {train} | {clean} | {fresh} | {grad} |")
             else:
                 paper = PAPER_TABLE5.get(row)
                 paper_s = f"{paper[0]} ± {paper[1]}" if paper else "-"
@@ -285,9 +410,14 @@ def report(args, results):
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
-    if args.table == 5:
+    if args.table == "5":
         args.envs = ("cn6",)
-        args.rows = tuple(r for r in args.rows if ROWS[r][2] != "noise")
+        args.rows = tuple(r for r in args.rows if ROWS[r][2] not in ("noise", None))
+    elif args.table == "game":
+        args.envs = ("game",)
+        args.rows = tuple(r for r in args.rows if r in ("rma3c", "maddpg", "maddpg_n"))
+    else:
+        args.rows = tuple(r for r in args.rows if ROWS[r][2] is not None)
     unknown = [e for e in args.envs if e not in ENVS] + [r for r in args.rows if r not in ROWS]
     if unknown:
         raise SystemExit(f"unknown envs/rows {unknown}; envs: {list(ENVS)}, rows: {list(ROWS)}")
@@ -299,7 +429,9 @@ if __name__ == "__main__":
         if env in COOPERATIVE or ROWS[row][1] != "mappo.py"
     ]
     locks = {(env, seed): threading.Lock() for env, _, seed in plan}
-    per_run = args.train_timesteps + (args.attack_timesteps if args.table == 4 else 0)
+    per_run = args.train_timesteps + (
+        args.attack_timesteps + args.gradient_attack_timesteps if args.table == "4" else 0
+    )
     names = [f"{e}/{r}/seed{s}" for e, r, s in plan]
     with Monitor(args.workdir, per_run * len(plan), names) as stage, \
             ThreadPoolExecutor(args.jobs) as pool:  # fmt: skip

@@ -151,7 +151,7 @@ def test_samg_report_end_to_end(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPORT), "--workdir", "rep", "--seeds", "1", "--rows", "rma3c",
          "maddpg_chi", "mappo_n", "--train-timesteps", "1500", "--last-episodes", "20",
-         "--attack-timesteps", "512", "--eval-episodes", "2",
+         "--attack-timesteps", "512", "--gradient-attack-timesteps", "700", "--eval-episodes", "2",
          "--train-flags=--learning-starts 500 --minibatch-size 64 --train-every 50",
          "--mappo-flags=--num-envs 2 --num-steps 50 --minibatch-size 100",
          "--attack-flags=--num-envs 2 --num-steps 64"],
@@ -162,6 +162,12 @@ def test_samg_report_end_to_end(tmp_path):
     rows = json.loads((tmp_path / "rep" / "samg_report.json").read_text())
     assert sorted(r["row"] for r in rows) == ["maddpg_chi", "mappo_n", "rma3c"]
     assert all(np.isfinite([r["train_last"], r["clean"], r["fresh_chi"]]).all() for r in rows)
+    off_policy = [r for r in rows if r["row"] != "mappo_n"]
+    assert all(np.isfinite(r["gradient_chi"]) for r in off_policy)  # (not for MAPPO)
+    assert "gradient_chi" not in [r for r in rows if r["row"] == "mappo_n"][0]
+    gradient = only("rep/cn/rma3c/seed1/gradient_attack/runs/*/checkpoints/final.safetensors",
+                    tmp_path)  # fmt: skip
+    assert read_record(gradient)["args"]["actor_learning_rate"] == 0.0
     chi_run = only("rep/cn/maddpg_chi/seed1/runs/*/checkpoints/final.safetensors", tmp_path)
     attack = read_record(chi_run)["threat"]["kwargs"]["attack"]
     rma3c = only("rep/cn/rma3c/seed1/runs/*/checkpoints/final.safetensors", tmp_path)
@@ -201,3 +207,31 @@ def test_discrete_agents_and_observations_of_different_sizes(tmp_path):
             h = torch.relu(h) if layer < 2 else torch.tanh(h)
         np.testing.assert_allclose(chi(obs), h[:size].numpy(), rtol=0, atol=1e-6)
     assert isinstance(load_policy(final, agent="agent_0").action_space, spaces.Discrete)
+
+
+def test_samg_report_two_state_game_is_exact(tmp_path):
+    """`--table game`: the learned tables' values are xnor_xor_exact's (recomputed here from
+    the reported tables), and the grid optimum of the worst-case expected value is the
+    paper's 50 (uniform initial state) and 100 (from s2)."""
+    import subprocess
+    import sys
+
+    from adv_envs import xnor_xor_exact as exact
+
+    result = subprocess.run(
+        [sys.executable, str(REPORT), "--table", "game", "--workdir", "rep", "--seeds", "1",
+         "--rows", "rma3c", "--train-timesteps", "800",
+         "--train-flags=--learning-starts 300 --minibatch-size 64 --gda-steps 2"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**__import__("os").environ, "WANDB_MODE": "offline"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "rep" / "samg_report.json").read_text())
+    for mode in ("sampled", "greedy"):
+        t = row["game"][mode]
+        pis = [np.array(p) for p in t["pi"]]
+        np.testing.assert_allclose(t["clean"], exact.evaluate(*pis, gamma=0.99), atol=1e-2)
+        _, worst = exact.worst_case_perturbation(*pis, gamma=0.99)
+        np.testing.assert_allclose(t["worst"], worst, atol=1e-2)  # (tables rounded to 1e-4)
+    assert set(np.unique(row["game"]["greedy"]["pi"])) <= {0.0, 1.0}
+    assert "50.00 (uniform s0), 100.00 (s0 = s2)" in result.stdout
