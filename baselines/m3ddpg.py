@@ -15,25 +15,16 @@ share the prefix before the last `_`, e.g. `adversary_0`, `adversary_1`). Everyt
 MADDPG (adv_wrappers.train.offpolicy: networks, update, loop, replay buffer in checkpoints).
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import torch.optim as optim
 
 from adv_wrappers.errors import InvalidArgumentError
-from adv_wrappers.train.checkpoint import Checkpointer
-from adv_wrappers.train.config import parse_args, start_run
-from adv_wrappers.train.envs import check_trainable, make_env
-from adv_wrappers.train.offpolicy import (
-    MADDPGModel,
-    maddpg_update,
-    relaxed_action_space,
-    train,
-)
-from adv_wrappers.vector import make_vector_env
+from adv_wrappers.train.config import parse_args
+from adv_wrappers.train.envs import make_env
+from adv_wrappers.train.offpolicy import finish, maddpg_update, setup, train
 
 
 @dataclass
@@ -153,52 +144,22 @@ def minimax_joint(model, eps):
 
 if __name__ == "__main__":
     args = parse_args(Args, PRESETS)
-    if args.train_every < 1 or args.minibatch_size < 1 or not 0.0 < args.tau <= 1.0:
-        raise InvalidArgumentError(
-            f"need train_every >= 1, minibatch_size >= 1 and tau in (0, 1]; got "
-            f"{args.train_every}, {args.minibatch_size}, {args.tau}"
-        )
     if not (args.adv_eps >= 0.0 and args.adv_eps_s >= 0.0):
         raise InvalidArgumentError(
             f"adv_eps and adv_eps_s must be >= 0; got {args.adv_eps}, {args.adv_eps_s}"
         )
-    run, resume, device = start_run(args)  # iterations, run folder, seeding, device
-
-    # env setup: registry env -> threat wrapper ("w/ N", "w/ chi*") -> vector env
-    env_kwargs = json.loads(args.env_kwargs)
-    threat = (
-        {"name": args.threat, "kwargs": json.loads(args.threat_kwargs)} if args.threat else None
-    )
-    env_fn = make_env(args.env_id, env_kwargs, threat)
-    envs = make_vector_env(env_fn, args.num_envs, backend=args.vector_backend)
-    obs_dim, action_space = check_trainable(envs)
-    action_dim, relaxed = relaxed_action_space(action_space, "m3ddpg.py")
-
-    checkpointer = Checkpointer(
-        run.checkpoint_dir, algorithm="m3ddpg", args=args, env_id=args.env_id,
-        env_kwargs=env_kwargs, threat=threat, run_name=run.name, wandb_id=run.wandb_id,
-        spaces={a: (envs.observation_spaces[a], envs.action_spaces[a]) for a in envs.agents},
-    )  # fmt: skip
-    model = MADDPGModel(
-        obs_dim, action_dim, envs.num_agents, args.hidden_sizes, args.buffer_size, relaxed
-    ).to(device)
-    optimizer = optim.Adam(
-        [*model.actors.parameters(), *model.critics.parameters()], lr=args.learning_rate
-    )
-    eps = step_sizes(envs.agents, args.adv_eps, args.adv_eps_s).to(device)
+    # MADDPG's run, env, checkpointer, networks, buffer and Adam (adv_wrappers.train.offpolicy)
+    r = setup(args, "m3ddpg")
+    eps = step_sizes(r.envs.agents, args.adv_eps, args.adv_eps_s).to(r.device)
 
     # ALGO LOGIC: MADDPG's update with the others' actions at their one-step worst case
     global_step = train(
-        args, model=model, optimizer=optimizer,
-        update=lambda: maddpg_update(model, optimizer, args, device, minimax_joint(model, eps)),
-        envs=envs, run=run, resume=resume, checkpointer=checkpointer, device=device,
+        args, model=r.model, optimizer=r.optimizer,
+        update=lambda: maddpg_update(
+            r.model, r.optimizer, args, r.device, minimax_joint(r.model, eps)
+        ),
+        envs=r.envs, run=r.run, resume=r.resume, checkpointer=r.checkpointer, device=r.device,
     )  # fmt: skip
-    envs.close()
-
-    run.final_evaluation(
-        run.checkpoint_dir / "final.safetensors", env_fn, envs.agents,
-        episodes=args.eval_episodes, seed=args.seed, global_step=global_step,
-        video_env_fn=make_env(args.env_id, env_kwargs, threat, render_mode="rgb_array")
-        if args.capture_video else None,
-    )  # fmt: skip
-    run.close()
+    r.envs.close()
+    video_fn = make_env(args.env_id, r.env_kwargs, r.threat, render_mode="rgb_array")
+    finish(args, r.env_fn, r.envs.agents, r.run, global_step, video_fn)

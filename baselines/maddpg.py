@@ -18,23 +18,12 @@ replay buffer is part of the checkpoint, so `--resume` continues with the same t
 and the same minibatches.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch.optim as optim
-
-from adv_wrappers.errors import InvalidArgumentError
-from adv_wrappers.train.checkpoint import Checkpointer
-from adv_wrappers.train.config import parse_args, start_run
-from adv_wrappers.train.envs import check_trainable, make_env
-from adv_wrappers.train.offpolicy import (
-    MADDPGModel,
-    maddpg_update,
-    relaxed_action_space,
-    train,
-)
-from adv_wrappers.vector import make_vector_env
+from adv_wrappers.train.config import parse_args
+from adv_wrappers.train.envs import make_env
+from adv_wrappers.train.offpolicy import finish, maddpg_update, setup, train
 
 
 @dataclass
@@ -123,47 +112,16 @@ PRESETS: dict[str, dict] = {}
 
 if __name__ == "__main__":
     args = parse_args(Args, PRESETS)
-    if args.train_every < 1 or args.minibatch_size < 1 or not 0.0 < args.tau <= 1.0:
-        raise InvalidArgumentError(
-            f"need train_every >= 1, minibatch_size >= 1 and tau in (0, 1]; got "
-            f"{args.train_every}, {args.minibatch_size}, {args.tau}"
-        )
-    run, resume, device = start_run(args)  # iterations, run folder, seeding, device
-
-    # env setup: registry env -> threat wrapper ("w/ N", "w/ chi*") -> vector env
-    env_kwargs = json.loads(args.env_kwargs)
-    threat = (
-        {"name": args.threat, "kwargs": json.loads(args.threat_kwargs)} if args.threat else None
-    )
-    env_fn = make_env(args.env_id, env_kwargs, threat)
-    envs = make_vector_env(env_fn, args.num_envs, backend=args.vector_backend)
-    obs_dim, action_space = check_trainable(envs)
-    action_dim, relaxed = relaxed_action_space(action_space, "maddpg.py")
-
-    checkpointer = Checkpointer(
-        run.checkpoint_dir, algorithm="maddpg", args=args, env_id=args.env_id,
-        env_kwargs=env_kwargs, threat=threat, run_name=run.name, wandb_id=run.wandb_id,
-        spaces={a: (envs.observation_spaces[a], envs.action_spaces[a]) for a in envs.agents},
-    )  # fmt: skip
-    model = MADDPGModel(
-        obs_dim, action_dim, envs.num_agents, args.hidden_sizes, args.buffer_size, relaxed
-    ).to(device)
-    optimizer = optim.Adam(
-        [*model.actors.parameters(), *model.critics.parameters()], lr=args.learning_rate
-    )
+    # run folder, seeding, device; env -> threat wrapper ("w/ N", "w/ chi*") -> vector env;
+    # checkpointer; actors, critics, targets, replay buffer; Adam (adv_wrappers.train.offpolicy)
+    r = setup(args, "maddpg")
 
     # ALGO LOGIC: MADDPG's update (Eqs. 61-62), every train_every transitions
     global_step = train(
-        args, model=model, optimizer=optimizer,
-        update=lambda: maddpg_update(model, optimizer, args, device),
-        envs=envs, run=run, resume=resume, checkpointer=checkpointer, device=device,
+        args, model=r.model, optimizer=r.optimizer,
+        update=lambda: maddpg_update(r.model, r.optimizer, args, r.device),
+        envs=r.envs, run=r.run, resume=r.resume, checkpointer=r.checkpointer, device=r.device,
     )  # fmt: skip
-    envs.close()
-
-    run.final_evaluation(
-        run.checkpoint_dir / "final.safetensors", env_fn, envs.agents,
-        episodes=args.eval_episodes, seed=args.seed, global_step=global_step,
-        video_env_fn=make_env(args.env_id, env_kwargs, threat, render_mode="rgb_array")
-        if args.capture_video else None,
-    )  # fmt: skip
-    run.close()
+    r.envs.close()
+    video_fn = make_env(args.env_id, r.env_kwargs, r.threat, render_mode="rgb_array")
+    finish(args, r.env_fn, r.envs.agents, r.run, global_step, video_fn)

@@ -44,6 +44,8 @@ from adv_wrappers.train.envs import make_env
 from adv_wrappers.train.networks import ActorSpec, MLPActor, clip_grad_norm_per_member_
 from adv_wrappers.train.offpolicy import (
     MADDPGModel,
+    check_args,
+    finish,
     perturbed_observation,
     relaxed_action_space,
     train,
@@ -254,11 +256,7 @@ def update(model, optimizer, args, device):
 
 if __name__ == "__main__":
     args = parse_args(Args, PRESETS)
-    if args.train_every < 1 or args.minibatch_size < 1 or not 0.0 < args.tau <= 1.0:
-        raise InvalidArgumentError(
-            f"need train_every >= 1, minibatch_size >= 1 and tau in (0, 1]; got "
-            f"{args.train_every}, {args.minibatch_size}, {args.tau}"
-        )
+    check_args(args)
     if args.actor_learning_rate is not None and not args.actor_learning_rate >= 0.0:
         raise InvalidArgumentError(
             f"actor_learning_rate must be >= 0; got {args.actor_learning_rate}"
@@ -361,10 +359,5 @@ if __name__ == "__main__":
             "attack": {a: {"checkpoint": str(final), "agent": perturber_id(a)} for a in agents},
         },
     }  # fmt: skip
-    run.final_evaluation(
-        final, make_env(args.env_id, env_kwargs, eval_threat), agents,
-        episodes=args.eval_episodes, seed=args.seed, global_step=global_step,
-        video_env_fn=make_env(args.env_id, env_kwargs, eval_threat, render_mode="rgb_array")
-        if args.capture_video else None,
-    )  # fmt: skip
-    run.close()
+    finish(args, make_env(args.env_id, env_kwargs, eval_threat), agents, run, global_step,
+           make_env(args.env_id, env_kwargs, eval_threat, render_mode="rgb_array"))  # fmt: skip

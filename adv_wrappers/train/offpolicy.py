@@ -12,6 +12,8 @@
 * :func:`train` - the loop: act, store, update every ``train_every`` transitions, log,
   checkpoint (with the buffer), re-seed; hooks let a trainer act through a two-phase
   (perturb, then act) vector env.
+* :func:`check_args`, :func:`setup`, :func:`finish` - the preamble and the end of a run
+  (arguments, run folder, env, checkpointer, model and Adam; final evaluation).
 
 Actions. Discrete actions use the Gumbel-softmax relaxation, as the MADDPG reference does:
 the env executes argmax(logits + g) (a sample of softmax(logits)), the buffer stores its
@@ -33,7 +35,9 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
@@ -57,9 +61,13 @@ from adv_wrappers.train.rollout import EpisodeStats
 
 __all__ = [
     "MADDPGModel",
+    "OffPolicyRun",
+    "check_args",
+    "finish",
     "maddpg_update",
     "perturbed_observation",
     "relaxed_action_space",
+    "setup",
     "train",
 ]
 
@@ -375,3 +383,85 @@ def train(
             next_obs_np, infos = envs.reset(seed=env_seed(args.seed, iteration))
             stats.clear()
     return global_step
+
+
+def check_args(args: Any) -> None:
+    """The checks every off-policy trainer makes on its shared arguments.
+
+    Raises:
+        InvalidArgumentError: ``train_every`` or ``minibatch_size`` below 1, ``tau`` outside
+            (0, 1].
+    """
+    if args.train_every < 1 or args.minibatch_size < 1 or not 0.0 < args.tau <= 1.0:
+        raise InvalidArgumentError(
+            f"need train_every >= 1, minibatch_size >= 1 and tau in (0, 1]; got "
+            f"{args.train_every}, {args.minibatch_size}, {args.tau}"
+        )
+
+
+@dataclass
+class OffPolicyRun:
+    """What :func:`setup` builds for ``maddpg.py`` and ``m3ddpg.py``."""
+
+    run: Any
+    resume: Any
+    device: torch.device
+    env_kwargs: dict[str, Any]
+    threat: dict[str, Any] | None
+    env_fn: Any
+    envs: Any
+    checkpointer: Any
+    model: MADDPGModel
+    optimizer: torch.optim.Optimizer
+
+
+def setup(args: Any, algorithm: str) -> OffPolicyRun:
+    """CleanRL's preamble for a MADDPG-family trainer: the run (folder, seeding, device),
+    the env (registry env -> ``args.threat`` wrapper -> vector env), the checkpointer, the
+    :class:`MADDPGModel` and one Adam over its actors and critics (``args.learning_rate``).
+
+    Raises:
+        UnsupportedSpaceError: actions that are neither Discrete nor relaxed one-hots.
+    """
+    from adv_wrappers.train.checkpoint import Checkpointer
+    from adv_wrappers.train.config import start_run
+    from adv_wrappers.train.envs import check_trainable, make_env
+    from adv_wrappers.vector import make_vector_env
+
+    check_args(args)
+    run, resume, device = start_run(args)  # iterations, run folder, seeding, device
+    env_kwargs = json.loads(args.env_kwargs)
+    threat = (
+        {"name": args.threat, "kwargs": json.loads(args.threat_kwargs)} if args.threat else None
+    )
+    env_fn = make_env(args.env_id, env_kwargs, threat)
+    envs = make_vector_env(env_fn, args.num_envs, backend=args.vector_backend)
+    obs_dim, action_space = check_trainable(envs)
+    action_dim, relaxed = relaxed_action_space(action_space, f"{algorithm}.py")
+    checkpointer = Checkpointer(
+        run.checkpoint_dir, algorithm=algorithm, args=args, env_id=args.env_id,
+        env_kwargs=env_kwargs, threat=threat, run_name=run.name, wandb_id=run.wandb_id,
+        spaces={a: (envs.observation_spaces[a], envs.action_spaces[a]) for a in envs.agents},
+    )  # fmt: skip
+    model = MADDPGModel(
+        obs_dim, action_dim, envs.num_agents, args.hidden_sizes, args.buffer_size, relaxed
+    ).to(device)
+    optimizer = torch.optim.Adam(
+        [*model.actors.parameters(), *model.critics.parameters()], lr=args.learning_rate
+    )
+    return OffPolicyRun(
+        run, resume, device, env_kwargs, threat, env_fn, envs, checkpointer, model, optimizer
+    )
+
+
+def finish(args: Any, env_fn: Any, agents: Sequence[str], run: Any, global_step: int,
+           video_env_fn: Any = None) -> None:  # fmt: skip
+    """The end of a run: the final checkpoint's greedy policies (``agents``) played in
+    ``env_fn``'s env for ``args.eval_episodes`` episodes (a video with ``video_env_fn``),
+    then the run closed."""
+    run.final_evaluation(
+        run.checkpoint_dir / "final.safetensors", env_fn, agents,
+        episodes=args.eval_episodes, seed=args.seed, global_step=global_step,
+        video_env_fn=video_env_fn if args.capture_video else None,
+    )  # fmt: skip
+    run.close()
