@@ -50,6 +50,8 @@ from adv_wrappers.train.envs import evaluate, make_env
 from adv_wrappers.train.jobs import (
     Monitor,
     attack_or_resume,
+    attack_results,
+    final_checkpoint,
     logged_scalars,
     mean_ci95,
     train_or_resume,
@@ -70,6 +72,9 @@ ROWS = {
 }
 ENVS = {
     "cn": ("adv/cooperative_navigation-v0", {}),
+    # exchange target moves and speaks: one Discrete(50) action (5 moves x 10 words) here,
+    # where the reference's relaxed action is two softmaxes (a relaxed_categorical head is one)
+    "et": ("adv/exchange_target-v0", {}),
     "ka": ("adv/keep_away-v0", {}),
     "cn6": ("adv/cooperative_navigation-v0", {"N": 6}),
     # He et al.'s two-agent two-state game (App. A-C): 100-step episodes, learned with the
@@ -78,11 +83,14 @@ ENVS = {
 }
 GAME_FLAGS = "--gamma 0.99"
 # MAPPO "only works in fully cooperative tasks" (App. E.3): no MAPPO rows for keep-away
-COOPERATIVE = {"cn", "cn6", "game"}
+COOPERATIVE = {"cn", "cn6", "et", "game"}
+DISCRETE = {"et", "game"}  # envs whose off-policy rows act with Discrete actions
 # He et al. (TMLR 2023), Table 4 (mean episode reward of the last 1000 training episodes)
 PAPER_TABLE4 = {
     "cn": {"rma3c": -401.7, "maddpg_n": -506.48, "m3ddpg_n": -506.54, "mappo_n": -569.07,
            "maddpg_chi": -548.80, "m3ddpg_chi": -547.99, "mappo_chi": -585.83},
+    "et": {"rma3c": -47.02, "maddpg_n": -63.76, "m3ddpg_n": -61.71, "mappo_n": -94.28,
+           "maddpg_chi": -77.01, "m3ddpg_chi": -75.87, "mappo_chi": -113.19},
     "ka": {"rma3c": -8.93, "maddpg_n": -13.76, "m3ddpg_n": -13.45, "maddpg_chi": -16.30,
            "m3ddpg_chi": -16.26},
 }  # fmt: skip
@@ -112,7 +120,8 @@ class Args:
     """Table 4 (`--envs cn ka`, 3 agents), Table 5 (cooperative navigation, 6 agents) or
     `game`: the two-state game of App. A-C (RMA3C and MADDPG, exact worst-case values)"""
     envs: tuple[str, ...] = ("cn",)
-    """Table 4's envs: `cn` (cooperative navigation), `ka` (keep-away)"""
+    """Table 4's envs: `cn` (cooperative navigation), `et` (exchange target), `ka`
+    (keep-away)"""
     rows: tuple[str, ...] = tuple(ROWS)
     """the rows (`rma3c`, `maddpg_n`, `m3ddpg_n`, `mappo_n`, `maddpg_chi`, `m3ddpg_chi`,
     `mappo_chi`); Table 5 uses RMA3C and the chi* rows"""
@@ -136,6 +145,9 @@ class Args:
     train_flags: str = ""
     """extra flags of the off-policy trainers (RMA3C, MADDPG, M3DDPG), as one string (e.g.
     `"--learning-starts 1000"`)"""
+    report_only: bool = False
+    """write the tables from the runs that are finished (evaluations included) and start
+    nothing: a partial report while the full one runs"""
     mappo_flags: str = ""
     """extra flags of `mappo.py`, as one string (after Table 3's)"""
     attack_flags: str = ""
@@ -148,7 +160,7 @@ def env_kwargs(env, row):
     if env == "game":
         return dict(ENVS[env][1])
     kwargs = {**ENVS[env][1], "rewards": "original"}
-    if ROWS[row][1] != "mappo.py":
+    if ROWS[row][1] != "mappo.py" and env not in DISCRETE:
         kwargs["continuous_actions"] = True
     return kwargs
 
@@ -308,6 +320,24 @@ def game_optimum(points=11):
     return best
 
 
+def finished(args, env, row, seed):
+    """Whether a row's run and its evaluations are done (``--report-only`` reads only those)."""
+    cwd = folder(args, env, row, seed)
+    if final_checkpoint(cwd) is None:
+        return False
+    if env == "game":
+        return True
+    if args.table == "5":
+        return (cwd / "table5.json").exists()
+    ppo = args.attack_timesteps <= 0 or attack_results(cwd) is not None
+    gradient = (
+        args.gradient_attack_timesteps <= 0
+        or ROWS[row][1] == "mappo.py"
+        or (cwd / "gradient_attack" / "result.json").exists()
+    )
+    return ppo and gradient
+
+
 def run_row(args, env, row, seed, stage, lock):
     """Train one row's run (and the RMA3C run it needs), then evaluate it."""
     name = f"{env}/{row}/seed{seed}"
@@ -428,6 +458,8 @@ if __name__ == "__main__":
         for row in args.rows
         if env in COOPERATIVE or ROWS[row][1] != "mappo.py"
     ]
+    if args.report_only:
+        plan = [(e, r, s) for e, r, s in plan if finished(args, e, r, s)]
     locks = {(env, seed): threading.Lock() for env, _, seed in plan}
     per_run = args.train_timesteps + (
         args.attack_timesteps + args.gradient_attack_timesteps if args.table == "4" else 0
