@@ -249,6 +249,45 @@ def test_loaded_gaussian_policy_returns_the_clipped_mean(tmp_path):
     assert sampled(obs[0, 1].numpy()) in box
 
 
+def test_loaded_tanh_policy_is_deterministic_and_in_the_box(tmp_path):
+    """A `tanh` head (a learned state adversary): tanh of the output, sampled or not."""
+    actor = _actor("tanh", action_dim=3)
+    box = spaces.Box(-1, 1, (3,), np.float32)
+    path = _save(tmp_path / "c.safetensors", actor, action_space=box)
+    obs = torch.randn(5, 2, 3)
+    expected = actor.mode(stack_agents(obs))  # tanh(out), [A, B, 3]
+    for deterministic in (True, False):
+        policy = load_policy(path, agent="agent_0", deterministic=deterministic, seed=0)
+        for b in range(5):
+            np.testing.assert_allclose(policy(obs[b, 0].numpy()), expected[0, b], rtol=1e-6)
+    with pytest.raises(CheckpointError, match="needs a head in"):  # tanh cannot drive [0, 2]
+        _save(tmp_path / "bad.safetensors", actor, action_space=spaces.Box(0, 2, (3,)))
+        load_policy(tmp_path / "bad.safetensors", agent="agent_0")
+
+
+def test_loaded_relaxed_categorical_policy(tmp_path):
+    """A `relaxed_categorical` head on Box(0, 1, (4,)): greedy, the one-hot of the largest
+    logit; sampled, a soft Gumbel-softmax sample whose argmax is distributed as
+    softmax(logits) (4,000 draws, a 5-sigma band)."""
+    torch.manual_seed(0)
+    actor = MLPActor(ActorSpec(3, 4, "relaxed_categorical", (8,), pad_to=3), 2)
+    with torch.no_grad():
+        actor.net[-1].weight.mul_(100)  # logits far from uniform
+    box = spaces.Box(0, 1, (4,), np.float32)
+    path = _save(tmp_path / "c.safetensors", actor, action_space=box)
+    obs = torch.randn(1, 2, 3)
+    logits = actor.net(stack_agents(obs))[1, 0].detach()
+    greedy = load_policy(path, agent="agent_1")(obs[0, 1].numpy())
+    np.testing.assert_array_equal(greedy, np.eye(4)[int(logits.argmax())])
+    sampled = load_policy(path, agent="agent_1", deterministic=False, seed=0)
+    draws = np.stack([sampled(obs[0, 1].numpy()) for _ in range(4000)])
+    assert draws in spaces.Box(0, 1, (4000, 4)) and np.allclose(draws.sum(1), 1, atol=1e-6)
+    probs = torch.softmax(logits.double(), 0).numpy()
+    freq = np.bincount(draws.argmax(1), minlength=4) / 4000
+    band = 5 * np.sqrt(probs * (1 - probs) / 4000) + 1e-9
+    assert (np.abs(freq - probs) <= band).all(), (freq, probs)
+
+
 def test_loaded_policy_plugs_into_freeze_and_the_embedded_slot(tmp_path):
     env = echo_v0.parallel_env(n_agents=2, max_cycles=3)
     obs_space, act_space = env.observation_space("agent_0"), env.action_space("agent_0")
