@@ -122,9 +122,11 @@ class Args:
     envs: tuple[str, ...] = ("cn",)
     """Table 4's envs: `cn` (cooperative navigation), `et` (exchange target), `ka`
     (keep-away)"""
-    rows: tuple[str, ...] = tuple(ROWS)
+    rows: tuple[str, ...] = ()
     """the rows (`rma3c`, `maddpg_n`, `m3ddpg_n`, `mappo_n`, `maddpg_chi`, `m3ddpg_chi`,
-    `mappo_chi`); Table 5 uses RMA3C and the chi* rows"""
+    `mappo_chi`, and `maddpg`: clean MADDPG, outside the paper's tables); default: the
+    table's (Table 4: all but `maddpg`; Table 5: RMA3C and the chi* rows; the game: `rma3c`,
+    `maddpg`, `maddpg_n`)"""
     seeds: tuple[int, ...] = (1, 2, 3)
     """one run of every row per seed"""
     train_timesteps: int = 250_000
@@ -440,14 +442,16 @@ def report(args, results):
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    default_rows = {
+        "4": tuple(r for r in ROWS if r != "maddpg"),
+        "5": ("rma3c", "maddpg_chi", "m3ddpg_chi", "mappo_chi"),
+        "game": ("rma3c", "maddpg", "maddpg_n"),
+    }
+    args.rows = args.rows or default_rows[args.table]
     if args.table == "5":
         args.envs = ("cn6",)
-        args.rows = tuple(r for r in args.rows if ROWS[r][2] not in ("noise", None))
     elif args.table == "game":
         args.envs = ("game",)
-        args.rows = tuple(r for r in args.rows if r in ("rma3c", "maddpg", "maddpg_n"))
-    else:
-        args.rows = tuple(r for r in args.rows if ROWS[r][2] is not None)
     unknown = [e for e in args.envs if e not in ENVS] + [r for r in args.rows if r not in ROWS]
     if unknown:
         raise SystemExit(f"unknown envs/rows {unknown}; envs: {list(ENVS)}, rows: {list(ROWS)}")
