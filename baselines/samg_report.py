@@ -167,10 +167,16 @@ def env_kwargs(env, row):
     return kwargs
 
 
+# (env, seed) -> a lock: the RMA3C run that a row needs is trained by one thread at a time
+RMA3C_LOCKS: dict[tuple[str, int], threading.Lock] = {}
+
+
 def chi_star(args, env, seed):
-    """The final adversaries of the RMA3C run of ``(env, seed)``: ``{agent: policy ref}``."""
-    final = train_or_resume(BASELINES / "rma3c.py", folder(args, env, "rma3c", seed),
-                            trainer_flags(args, env, "rma3c", seed))  # fmt: skip
+    """The final adversaries of the RMA3C run of ``(env, seed)`` (trained first if needed):
+    ``{agent: policy ref}``."""
+    with RMA3C_LOCKS.setdefault((env, seed), threading.Lock()):
+        final = train_or_resume(BASELINES / "rma3c.py", folder(args, env, "rma3c", seed),
+                                trainer_flags(args, env, "rma3c", seed))  # fmt: skip
     agents = [a for a in read_record(final)["agents"] if not a.endswith("_obs_adversary")]
     return {a: {"checkpoint": str(final.resolve()), "agent": perturber_id(a)} for a in agents}
 
@@ -340,13 +346,14 @@ def finished(args, env, row, seed):
     return ppo and gradient
 
 
-def run_row(args, env, row, seed, stage, lock):
+def run_row(args, env, row, seed, stage):
     """Train one row's run (and the RMA3C run it needs), then evaluate it."""
     name = f"{env}/{row}/seed{seed}"
     stage[name] = "training"
-    with lock[(env, seed)] if ROWS[row][2] != "noise" else _NULL:  # chi* is trained once
-        final = train_or_resume(BASELINES / ROWS[row][1], folder(args, env, row, seed),
-                                trainer_flags(args, env, row, seed))  # fmt: skip
+    if row == "rma3c":  # (the chi* rows train it through chi_star, under its lock)
+        chi_star(args, env, seed)
+    final = train_or_resume(BASELINES / ROWS[row][1], folder(args, env, row, seed),
+                            trainer_flags(args, env, row, seed))  # fmt: skip
     result = {"row": row, "seed": seed}
     result["train_last"], result["agents"] = last_episodes_return(args, final)
     stage[name] = "evaluating"
@@ -359,17 +366,6 @@ def run_row(args, env, row, seed, stage, lock):
         result |= gradient_attack(args, env, row, seed, final)
     stage[name] = "done"
     return result
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-_NULL = _Null()
 
 
 def fmt(values):
@@ -464,14 +460,14 @@ if __name__ == "__main__":
     ]
     if args.report_only:
         plan = [(e, r, s) for e, r, s in plan if finished(args, e, r, s)]
-    locks = {(env, seed): threading.Lock() for env, _, seed in plan}
+    RMA3C_LOCKS.update({(env, seed): threading.Lock() for env, _, seed in plan})
     per_run = args.train_timesteps + (
         args.attack_timesteps + args.gradient_attack_timesteps if args.table == "4" else 0
     )
     names = [f"{e}/{r}/seed{s}" for e, r, s in plan]
     with Monitor(args.workdir, per_run * len(plan), names) as stage, \
             ThreadPoolExecutor(args.jobs) as pool:  # fmt: skip
-        futures = [pool.submit(run_row, args, e, r, s, stage, locks) for e, r, s in plan]
+        futures = [pool.submit(run_row, args, e, r, s, stage) for e, r, s in plan]
         results = [f.result() | {"env": e} for f, (e, _, _) in zip(futures, plan, strict=True)]
     text = report(args, results)
     print(text)
