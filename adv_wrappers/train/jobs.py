@@ -17,6 +17,7 @@ when its result exists, so an interrupted report continues where it stopped:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -196,8 +197,16 @@ def logged_scalars(run_dir: str | os.PathLike[str], tag: str) -> tuple[np.ndarra
         EventAccumulator,
     )
 
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})  # keep all
-    accumulator.Reload()
+    # keep every event; a resumed run's events past its checkpoint are dropped (purged), as
+    # the run itself replaced them; the purge's log line is noise here
+    logger = logging.getLogger("tensorboard")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+        accumulator.Reload()
+    finally:
+        logger.setLevel(level)
     if tag not in accumulator.Tags()["scalars"]:
         return np.zeros(0, np.int64), np.zeros(0)
     events = sorted(accumulator.Scalars(tag), key=lambda e: e.step)
