@@ -177,6 +177,16 @@ def test_samg_report_end_to_end(tmp_path):
     }
     table = (tmp_path / "rep" / "samg_report.md").read_text()
     assert "| RMA3C | -401.7 |" in table and "| MAPPO w/ N | -569.07 |" in table
+    # --report-only: the same table from the finished runs, nothing started
+    again = subprocess.run(
+        [sys.executable, str(REPORT), "--workdir", "rep", "--seeds", "1", "2", "--rows",
+         "rma3c", "maddpg_chi", "mappo_n", "--train-timesteps", "1500", "--last-episodes", "20",
+         "--attack-timesteps", "512", "--gradient-attack-timesteps", "700", "--report-only"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "rep" / "samg_report.md").read_text() == table  # seed 2: not run
+    assert not (tmp_path / "rep" / "cn" / "rma3c" / "seed2").exists()
 
 
 def test_discrete_agents_and_observations_of_different_sizes(tmp_path):
