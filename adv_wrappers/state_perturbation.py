@@ -177,7 +177,8 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
         EnvKindError: ``env`` is not a ParallelEnv (an AECEnv: convert it with
             ``pettingzoo.utils.conversions.aec_to_parallel``).
         InvalidArgumentError: epsilon not finite or negative; unknown ``norm``, ``attack``
-            string or ``adversary_observes``; ``"truncated_normal"`` with ``norm="l2"``; an ``attack`` that is neither a string,
+            string or ``adversary_observes``; ``"truncated_normal"`` with ``norm="l2"``; an
+            ``attack`` that is neither a string,
             a callable, a dict of callables for the attacked agents nor an object with
             ``perturb``; ``victim_policies`` with an
             embedded attack, or that is not a policy/dict of policies for attacked agents;
@@ -252,7 +253,7 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
             self._bounded[a] = bool(np.isfinite(space.low).any() or np.isfinite(space.high).any())
         # None, a noise name, a policy or a gradient attack (told apart by _is_policy)
         self.attack: str | Policy | GradientAttack | None
-        if attack == "truncated_normal" and norm != "linf":
+        if isinstance(attack, str) and attack == "truncated_normal" and norm != "linf":
             raise InvalidArgumentError(
                 f"attack='truncated_normal' truncates each coordinate (norm='linf'); got "
                 f"norm={norm!r}"

@@ -74,9 +74,8 @@ HEADS = ("categorical", "gaussian", "tanh", "relaxed_categorical")
 state-independent ``log_std``), ``tanh`` (Box in [-1, 1]: a deterministic actor whose action
 is ``tanh(out)``, e.g. a learned state adversary), ``relaxed_categorical`` (a Box(0, 1, (n,))
 action read as a relaxed one-hot, as the multi-agent particle envs read it: logits whose greedy
-action is the one-hot of the largest, and whose sample is softmax(logits + Gumbel noise))."""
-"""Policy heads: ``"categorical"`` (Discrete actions, logits) or ``"gaussian"`` (Box actions,
-a state-independent log standard deviation, as in CleanRL's ``ppo_continuous_action.py``)."""
+action is the one-hot of the largest, and whose sample is softmax(logits + Gumbel noise)).
+The Gaussian head's log standard deviation is CleanRL's (``ppo_continuous_action.py``)."""
 
 
 class StackedLinear(nn.Module):

@@ -88,7 +88,8 @@ class CheckpointPolicy:
     ``np.int64`` (with the space's ``start``), Box actions clipped to the space's bounds in
     its shape and dtype: the Gaussian mean or sample, ``tanh`` of a deterministic actor's
     output (sampling changes nothing), or for a ``relaxed_categorical`` head the one-hot of
-    the largest logit or a Gumbel-softmax sample softmax(logits + g) (temperature 1). A recurrent policy (``spec.belief``: a belief network over the
+    the largest logit or a Gumbel-softmax sample softmax(logits + g) (temperature 1). A
+    recurrent policy (``spec.belief``: a belief network over the
     episode's observations, EIR-MAPPO's actor) carries its state from call to call;
     ``reset()`` clears it, and the wrappers call it at the start of every episode. For a
     feed-forward policy ``reset()`` does nothing.
