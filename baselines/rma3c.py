@@ -111,7 +111,11 @@ class Args:
     adversary_learning_rate: float = 0.001
     """Adam's learning rate of the state adversaries"""
     gda_steps: int = 20
-    """simultaneous descent (actors) / ascent (adversaries) steps per update"""
+    """descent (actors) / ascent (adversaries) steps per update"""
+    gda: str = "simultaneous"
+    """`simultaneous` (App. E.4's GDA: both step on the same gradient evaluation) or
+    `alternating` (the actors step, then the adversaries against the updated actors, as the
+    GDA code of the authors' group does)"""
     gamma: float = 0.95
     """the discount factor"""
     buffer_size: int = 1_000_000
@@ -145,6 +149,7 @@ class Args:
 
 # He et al. (TMLR 2023), App. E, Table 3 (RMA3C column) is the default for every env
 PRESETS: dict[str, dict] = {}
+GDA_MODES = ("simultaneous", "alternating")
 
 
 class RMA3C(MADDPGModel):
@@ -231,25 +236,40 @@ def update(model, optimizer, args, device):
     clip_grad_norm_per_member_(model.critics.parameters(), args.max_grad_norm, model.num_agents)
     optimizer.step()
 
-    model.critics.requires_grad_(False)  # GDA moves the actors and the adversaries only
-    for _ in range(args.gda_steps):
+    def gda_loss(actors_learn, adversaries_learn):
+        """-mean Q_i with a_i = pi_i(rho_i) (the others' actions from the buffer), and the
+        actors' logit regularizer; only the given networks receive gradients."""
+        model.actors.requires_grad_(actors_learn)
+        model.adversaries.requires_grad_(adversaries_learn)
         rho, u = model.perturb(model.adversaries, b["obs"])
         own, logits = model.policy_actions(model.actors, rho, args.gumbel_temperature)
         worst_q = model.q_values(model.critics, b["obs"], model.with_own(b["actions"], own))
-        gda_loss = -worst_q.mean()
-        # MADDPG's regularizer on the logits (weight 1e-3) is the actors'; its gradient also
-        # reaches the adversaries through rho (the reference keeps it from them; at this
-        # weight, next to Q values of order 100, the difference is negligible)
+        loss = -worst_q.mean()
+        # MADDPG's regularizer on the logits (weight 1e-3) is the actors'; in simultaneous
+        # GDA its gradient also reaches the adversaries through rho (the reference keeps it
+        # from them; at this weight, next to Q values of order 100, it is negligible)
+        reg = args.logit_reg * logits.pow(2).mean() if actors_learn else 0.0
         optimizer.zero_grad(set_to_none=True)
-        (gda_loss + args.logit_reg * logits.pow(2).mean()).backward()
-        for net in (model.actors, model.adversaries):
-            clip_grad_norm_per_member_(net.parameters(), args.max_grad_norm, model.num_agents)
+        (loss + reg).backward()
+        for net, learns in ((model.actors, actors_learn), (model.adversaries, adversaries_learn)):
+            if learns:
+                clip_grad_norm_per_member_(net.parameters(), args.max_grad_norm, model.num_agents)
         optimizer.step()  # descent for the actors, ascent for the adversaries (maximize=True)
-    model.critics.requires_grad_(True)
+        return loss, rho, u
+
+    model.critics.requires_grad_(False)  # GDA moves the actors and the adversaries only
+    for _ in range(args.gda_steps):
+        if args.gda == "simultaneous":
+            loss, rho, u = gda_loss(True, True)
+        else:  # the actors, then the adversaries against the updated actors
+            gda_loss(True, False)
+            loss, rho, u = gda_loss(False, True)
+    for net in (model.critics, model.actors, model.adversaries):
+        net.requires_grad_(True)
     model.soft_update(args.tau)
     return {
         "losses/critic_loss": critic_loss.detach(),
-        "losses/gda_loss": gda_loss.detach(),
+        "losses/gda_loss": loss.detach(),
         "losses/q_values": q.detach().mean(),
         "charts/perturbation_linf": (rho - b["obs"]).abs().amax(-1).mean().detach(),
         "charts/adversary_action_abs": u.abs().mean().detach(),
@@ -263,9 +283,10 @@ if __name__ == "__main__":
         raise InvalidArgumentError(
             f"actor_learning_rate must be >= 0; got {args.actor_learning_rate}"
         )
-    if args.gda_steps < 1 or not args.radius > 0.0:
+    if args.gda_steps < 1 or not args.radius > 0.0 or args.gda not in GDA_MODES:
         raise InvalidArgumentError(
-            f"need gda_steps >= 1 and radius > 0; got {args.gda_steps}, {args.radius}"
+            f"need gda_steps >= 1, radius > 0 and gda in {GDA_MODES}; got {args.gda_steps}, "
+            f"{args.radius}, {args.gda!r}"
         )
     run, resume, device = start_run(args)  # iterations, run folder, seeding, device
 

@@ -92,8 +92,9 @@ def test_run_exports_actors_and_adversaries_that_plug_into_the_wrapper(tmp_path)
     assert tensors["training/model/replay.rows.obs"].shape == (600, 2, 12)
 
 
-def test_killed_run_resumes_exactly(tmp_path):
-    flags = ["--env-kwargs", '{"N": 2, "continuous_actions": true}', *TINY,
+@pytest.mark.parametrize("gda", ["simultaneous", "alternating"])
+def test_killed_run_resumes_exactly(tmp_path, gda):
+    flags = ["--env-kwargs", '{"N": 2, "continuous_actions": true}', *TINY, "--gda", gda,
              "--total-timesteps", "900", "--checkpoint-every", "400", "--eval-episodes", "0"]  # fmt: skip
     tensors, _ = kill_and_resume(
         "rma3c", flags, tmp_path, tag="charts/SPS", checkpoint=400, total=900
@@ -104,6 +105,8 @@ def test_killed_run_resumes_exactly(tmp_path):
 def test_bad_flags(tmp_path):
     result = train("rma3c", tmp_path, "--gda-steps", "0", check=False, timeout=60)
     assert result.returncode != 0 and "gda_steps" in result.stderr
+    result = train("rma3c", tmp_path, "--gda", "sequential", check=False, timeout=60)
+    assert result.returncode != 0 and "alternating" in result.stderr
     result = train("rma3c", tmp_path, "--env-id", "adv/multi_ant-v0", "--total-timesteps", "10",
                    check=False, timeout=120)  # fmt: skip
     assert result.returncode != 0 and "relaxed one-hots" in result.stderr
