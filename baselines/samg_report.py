@@ -477,7 +477,6 @@ if __name__ == "__main__":
     ]
     if args.report_only:
         plan = [(e, r, s) for e, r, s in plan if finished(args, e, r, s)]
-    RMA3C_LOCKS.update({(env, seed): threading.Lock() for env, _, seed in plan})
     per_run = args.train_timesteps + (
         args.attack_timesteps + args.gradient_attack_timesteps if args.table == "4" else 0
     )
