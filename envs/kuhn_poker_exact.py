@@ -103,7 +103,7 @@ import numpy as np
 
 from adv_envs._checks import check_float
 from adv_envs._errors import InvalidArgumentError
-from adv_envs.kuhn_poker import ACTION_CHARS, DEALS, is_terminal, payoff
+from adv_envs.kuhn_poker import ACTION_CHARS, DEALS, OBS_SIZE, is_terminal, payoff
 
 PLAYER_HISTORIES: tuple[tuple[str, ...], tuple[str, ...]] = (("", "pb"), ("p", "b"))
 """The betting histories at which player 0 and player 1 act."""
@@ -434,7 +434,169 @@ def one_sided_exploitability(
     return best_response(victim, epsilon=epsilon, benign=benign).value
 
 
+# ------------------------------------------------------------------ the most robust victim
+def _sequences(player: int) -> tuple[list[tuple[int, str, int]], dict[tuple[int, str], int]]:
+    """``player``'s sequences ``(card, history, action)`` (index 0 is the empty sequence,
+    stored as ``(-1, "", -1)``) and, per information state, the index of its parent."""
+    seqs: list[tuple[int, str, int]] = [(-1, "", -1)]
+    parent: dict[tuple[int, str], int] = {}
+    for history in sorted(PLAYER_HISTORIES[player], key=len):
+        for card in range(3):
+            own = [history[r] for r in range(player, len(history), 2)]
+            if own:  # the sequence of the player's previous action on this path
+                prev = history[: len(history) - 2]
+                parent[(card, history)] = seqs.index((card, prev, ACTION_CHARS.index(own[-1])))
+            else:
+                parent[(card, history)] = 0
+            seqs.extend((card, history, a) for a in (0, 1))
+    return seqs, parent
+
+
+def _last_sequence(seqs: list[tuple[int, str, int]], player: int, card: int, z: str) -> int:
+    acts = list(range(player, len(z), 2))
+    if not acts:
+        return 0
+    r = acts[-1]
+    return seqs.index((card, z[:r], ACTION_CHARS.index(z[r])))
+
+
+@dataclass(frozen=True)
+class RobustOptimum:
+    """The result of :func:`robust_optimum`.
+
+    Attributes:
+        exploitability: ``min_{pi_nu} Expl(pi_nu)`` (Def. 4.1): the lowest exploitability
+            any victim policy reaches under the given partial control.
+        policy: a victim policy attaining it (behavioural form of the LP's realization
+            plan; uniform at information states the policy never reaches).
+        epsilon: the attack budget.
+    """
+
+    exploitability: float
+    policy: TabularPolicy
+    epsilon: float
+
+
+def robust_optimum(
+    victim: int, *, epsilon: float = 1.0, benign: TabularPolicy | None = None
+) -> RobustOptimum:
+    """The most robust victim policy under eps-partial control, by one linear program.
+
+    Liu et al.'s target ``argmin_{pi_nu} Expl(pi_nu)`` (Def. 4.1, Theorem 5.3). In sequence
+    form (Koller, Megiddo and von Stengel 1996) the victim's realization plan ``x`` and the
+    attacked player's *executed* plan ``y`` enter the victim's expected payoff bilinearly,
+    ``x^T M y``. Partial control restricts ``y`` to a polytope: at each information state
+    ``I`` of the attacked player with parent sequence ``p(I)``,
+    ``(1 - eps) b(I, a) y(p(I)) <= y(I, a) <= ((1 - eps) b(I, a) + eps) y(p(I))`` and
+    ``sum_a y(I, a) = y(p(I))``, with ``b`` the benign policy. The attacker's minimum over
+    this polytope is replaced by its LP dual, and the victim maximises the dual objective
+    over its own plans: one LP (``scipy.optimize.linprog``, HiGHS), solved to ~1e-9.
+
+    Args:
+        victim: the victim's seat (0 or 1); the other player is partially controlled.
+        epsilon: the attack budget in [0, 1].
+        benign: the attacked player's benign policy (required when epsilon < 1).
+
+    Returns:
+        A :class:`RobustOptimum`. At ``epsilon = 1`` the exploitability is the game's
+        value for the attacker: ``1/18`` for victim 0, ``-1/18`` for victim 1.
+
+    Raises:
+        InvalidArgumentError: bad victim, epsilon or benign policy (as :func:`best_response`).
+        ImportError: scipy is not installed.
+    """
+    from scipy.optimize import linprog
+
+    v = _check_player(victim)
+    r = 1 - v
+    eps = check_float(epsilon, "epsilon", 0.0, 1.0)
+    if benign is None:
+        if eps < 1.0:
+            raise InvalidArgumentError(
+                f"epsilon={epsilon!r} < 1 needs the attacked player's benign policy (benign=...)"
+            )
+        b = np.zeros((6, 2))
+    else:
+        b = _check_policy(benign, "benign", r).probs
+    xs, x_parent = _sequences(v)
+    ys, y_parent = _sequences(r)
+    nx, ny = len(xs), len(ys)
+    m = np.zeros((nx, ny))  # the victim's expected payoff is x^T m y
+    sign = 1.0 if v == 0 else -1.0
+    for cards in DEALS:
+        for z in ("pp", "pbp", "pbb", "bp", "bb"):
+            i = _last_sequence(xs, v, cards[v], z)
+            j = _last_sequence(ys, r, cards[r], z)
+            m[i, j] += sign * payoff(cards, z) / len(DEALS)
+    # the attacker's polytope: a_eq y = e_0 (y_0 = 1 and the flow constraints), g y <= 0
+    a_eq = np.zeros((1 + len(y_parent), ny))
+    a_eq[0, 0] = 1.0
+    g = []
+    for k, (info, par) in enumerate(y_parent.items(), start=1):
+        card, history = info
+        row = _INDEX[r][info]
+        a_eq[k, par] = -1.0
+        for a in (0, 1):
+            j = ys.index((card, history, a))
+            a_eq[k, j] = 1.0
+            lo, hi = (1.0 - eps) * b[row, a], (1.0 - eps) * b[row, a] + eps
+            low = np.zeros(ny)
+            low[par], low[j] = lo, -1.0  # lo * y(p) - y(I, a) <= 0
+            high = np.zeros(ny)
+            high[par], high[j] = -hi, 1.0  # y(I, a) - hi * y(p) <= 0
+            g.extend((low, high))
+    g_arr = np.array(g)
+    n_eq, n_in = a_eq.shape[0], g_arr.shape[0]
+    # min_y (m^T x) . y  =  max_{lam, mu >= 0} lam_0  s.t.  a_eq^T lam - g^T mu = m^T x
+    # variables [x (nx), lam (n_eq), mu (n_in)]; maximise lam_0
+    cost = np.zeros(nx + n_eq + n_in)
+    cost[nx] = -1.0
+    eq_rows = [np.hstack([-m.T, a_eq.T, -g_arr.T])]
+    eq_rhs = [np.zeros(ny)]
+    x_eq = np.zeros((1 + len(x_parent), nx + n_eq + n_in))
+    x_eq[0, 0] = 1.0
+    for k, (info, par) in enumerate(x_parent.items(), start=1):
+        x_eq[k, par] = -1.0
+        for a in (0, 1):
+            x_eq[k, xs.index((*info, a))] = 1.0
+    eq_rows.append(x_eq)
+    eq_rhs.append(np.eye(1, 1 + len(x_parent)).ravel())
+    bounds = [(0, None)] * nx + [(None, None)] * n_eq + [(0, None)] * n_in
+    res = linprog(
+        cost, A_eq=np.vstack(eq_rows), b_eq=np.concatenate(eq_rhs), bounds=bounds,
+        method="highs", options={"primal_feasibility_tolerance": 1e-10,
+                                 "dual_feasibility_tolerance": 1e-10},
+    )  # fmt: skip
+    if res.status != 0:  # pragma: no cover - the LP is always feasible and bounded
+        raise RuntimeError(f"the robust-optimum LP failed: {res.message}")
+    x = res.x[:nx]
+    probs = np.full((6, 2), 0.5)
+    for info, par in x_parent.items():
+        if x[par] > 1e-12:
+            row = [max(x[xs.index((*info, a))], 0.0) for a in (0, 1)]
+            total = sum(row)
+            probs[_INDEX[v][info]] = [row[0] / total, row[1] / total]
+    return RobustOptimum(float(-res.x[nx]), TabularPolicy(v, probs), eps)
+
+
 # ------------------------------------------------------------------ playing in the env
+def observation_vector(player: int, card: int, history: str) -> np.ndarray:
+    """The ``kuhn_poker`` observation vector (``obs["observation"]``, float32 ``(11,)``) of
+    ``player`` holding ``card`` at ``history``: the inverse of :func:`decode_observation`.
+
+    Raises:
+        InvalidArgumentError: ``(card, history)`` is not an information state of ``player``.
+    """
+    p = _check_player(player)
+    _check_info_state(p, card, history)
+    out = np.zeros(OBS_SIZE, np.float32)
+    out[p] = 1.0
+    out[2 + card] = 1.0
+    for r, char in enumerate(history):
+        out[5 + 2 * r + ACTION_CHARS.index(char)] = 1.0
+    return out
+
+
 def decode_observation(observation: Any) -> tuple[int, int, str]:
     """``(seat, card, history)`` from a ``kuhn_poker`` observation (dict or its vector)."""
     vector = observation["observation"] if isinstance(observation, Mapping) else observation
@@ -491,6 +653,7 @@ __all__ = [
     "INFO_STATES",
     "PLAYER_HISTORIES",
     "BestResponse",
+    "RobustOptimum",
     "TabularAgent",
     "TabularPolicy",
     "all_deterministic_policies",
@@ -501,6 +664,8 @@ __all__ = [
     "mix",
     "nash_conv",
     "nash_equilibrium",
+    "observation_vector",
     "one_sided_exploitability",
     "openspiel_key",
+    "robust_optimum",
 ]
