@@ -124,6 +124,16 @@ ENVS: tuple[EnvInfo, ...] = (
         "cooperative",
         extra="smax",
     ),
+    *(
+        EnvInfo(
+            f"adv/robosumo_{body}-v0",
+            f"robosumo_{body}",
+            "Liu et al. (ICLR 2024), Sec. 7",
+            "zero-sum",
+            extra="mujoco",
+        )
+        for body in ("ant", "bug", "spider")
+    ),
 )
 
 

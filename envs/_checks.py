@@ -54,3 +54,14 @@ def check_render_mode(value: Any, allowed: Sequence[str | None] = (None, "rgb_ar
     if value not in allowed or (value is not None and not isinstance(value, str)):
         raise InvalidArgumentError(f"render_mode must be one of {tuple(allowed)}, got {value!r}")
     return value
+
+
+def check_choice(value: Any, argument: str, allowed: Sequence[Any]) -> Any:
+    """One of ``allowed`` (compared by equality; a bool never matches a number)."""
+    try:
+        ok = not isinstance(value, (bool, np.bool_)) and value in allowed
+    except (TypeError, ValueError):  # e.g. an array, whose == is elementwise
+        ok = False
+    if not ok:
+        raise InvalidArgumentError(f"{argument} must be one of {tuple(allowed)}, got {value!r}")
+    return value

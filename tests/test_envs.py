@@ -57,7 +57,7 @@ def aec_rollout(env, seed: int, action_seed: int = 0, episodes: int = 2):
 
 
 def test_registry_lists_every_env():
-    assert len(ENVS) == 11 and len(set(IDS)) == 11
+    assert len(ENVS) == 14 and len(set(IDS)) == 14
     for info in ENVS:
         assert info.id.startswith("adv/") and info.id.endswith("-v0")
         assert info.id in pettingzoo.aec_registry
