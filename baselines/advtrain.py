@@ -125,8 +125,8 @@ class Args:
     """eta_alpha / eta_nu for two_timescale (single_timescale and fictitious_play use 1)"""
     critic_learning_rate: float = 0.05
     """the critics' learning rate (SGD)"""
-    entropy_coef: float = 0.0
-    """entropy bonus of the policy losses"""
+    entropy_coef: float = 0.01
+    """entropy bonus of the policy losses (OpenSpiel's default `entropy_cost`)"""
     hidden_sizes: tuple[int, ...] = (128,)
     """hidden layers of policies and critics (ReLU; App. E.3: one layer of 128)"""
     snapshot_every: int = 1
@@ -411,8 +411,8 @@ if __name__ == "__main__":
             stats.setdefault("attacker_turns", []).append(len(decisions.get(adversary, [])))
             data: dict[int, tuple[PGLearner, object]] = {}  # one dataset per learner
             for agent, learner in learns.items():
-                if agent == "policy" or agent not in decisions:
-                    continue
+                if agent == "policy" or not len(decisions.get(agent, ())):
+                    continue  # (e.g. at eps = 0 the attacker is never executed)
                 if id(learner) in data:
                     data[id(learner)][1].extend(decisions[agent])
                 else:

@@ -57,6 +57,7 @@ import tyro
 from adv_wrappers import adversary_id, all_subsets
 from adv_wrappers.errors import InvalidArgumentError
 from adv_wrappers.state_perturbation import perturber_id
+from adv_wrappers.stealth import state_shift
 from adv_wrappers.train import load_policy, read_record
 from adv_wrappers.train.config import PAPER_000_PRESETS, args_from_dict, cli_flags, parse_args
 from adv_wrappers.train.envs import evaluate, make_env, victims_return
@@ -129,6 +130,16 @@ class Args:
     """byzantine: nature's prior over types as JSON, types written as 0/1 strings, e.g.
     `{"000": 0.5, "100": 0.5}`, drawn every episode (default: none; every agent i in turn is
     Byzantine in every episode, theta = e_i, Li et al.'s evaluation protocol)"""
+    train_on_all_steps: bool = False
+    """partial_control: the attacker's policy loss counts every step, also those where the
+    wrapper executed alpha's benign action instead of the attacker's (default: only the
+    executed steps, `ippo.py --executed-only`; the value loss always uses every step)"""
+    eval_epsilons: tuple[float, ...] = ()
+    """partial_control: also evaluate every trained attacker at these budgets (the mismatch
+    between training and test budgets, Liu et al. (ICLR 2024), App. E.4)"""
+    stealth_features: int = 10
+    """stealth: how many observation features (the largest variances on clean rollouts) the
+    distribution shift compares (adv_wrappers.stealth.state_shift)"""
     stochastic_defenders: bool = False
     """the defenders sample their actions (seeded) instead of acting greedily; Li et al.'s
     robust policies are mixed (in the XNOR/XOR game a greedy defender is exploited to 0)"""
@@ -248,6 +259,13 @@ def scenarios(args, agents, defender_record=None):
         raise InvalidArgumentError(f"--epsilon is required with --threat {args.threat}")
     if not needs_epsilon and args.epsilon is not None:
         raise InvalidArgumentError(f"--epsilon is not used by --threat {args.threat}")
+    if args.eval_epsilons and args.threat != "partial_control_v0":
+        raise InvalidArgumentError(f"--eval-epsilons is for partial_control_v0, not {args.threat}")
+    for e in args.eval_epsilons:
+        if not (np.isfinite(e) and 0.0 <= e <= 1.0):
+            raise InvalidArgumentError(f"--eval-epsilons must be in [0, 1]; got {e}")
+    if args.stealth_features < 1:
+        raise InvalidArgumentError(f"--stealth-features must be >= 1; got {args.stealth_features}")
     out = []
     if args.threat == "k_corruption_v0":
         if not 1 <= args.k < len(agents):
@@ -329,8 +347,28 @@ def scenarios(args, agents, defender_record=None):
     return out
 
 
+def stealth(clean_obs, attacked_obs, top_k):
+    """How far the attack shifts the victims' observation distribution (Liu et al. (ICLR
+    2024), Figs. 3 and 7): ``state_shift`` per victim, and its mean over the victims."""
+    per_victim = {}
+    for a, rows in clean_obs.items():
+        if len(rows) < 2 or len(attacked_obs.get(a, ())) < 2:
+            continue
+        try:
+            per_victim[a] = state_shift(np.stack(rows), np.stack(attacked_obs[a]), top_k)
+        except InvalidArgumentError:  # no feature varies on clean rollouts
+            continue
+    if not per_victim:
+        return None
+    keys = ("w2", "w2_marginal", "kl", "hellinger")
+    mean = {k: float(np.mean([s[k] for s in per_victim.values()])) for k in keys}
+    return {**mean, "per_victim": per_victim}
+
+
 def evaluate_scenario(args, env_kwargs, scenario, attacker_path, agents):
-    """Victims' per-episode returns, clean and with the trained attacker embedded."""
+    """Victims' per-episode returns, clean and with the trained attacker embedded, the shift
+    of their observation distribution, and (partial control, ``--eval-epsilons``) the same
+    at other budgets."""
     policies = {
         a: load_policy(args.defender, agent=a, deterministic=not args.stochastic_defenders,
                        seed=args.seed + 1000 + i)
@@ -339,7 +377,9 @@ def evaluate_scenario(args, env_kwargs, scenario, attacker_path, agents):
     clean_env = make_env(
         args.env_id, env_kwargs, clean_threat(read_record(args.defender), len(agents))
     )
-    clean = evaluate(clean_env, policies, args.eval_episodes, args.seed)
+    clean_victims = scenario.victims if scenario.victims is not None else agents
+    clean_obs = {a: [] for a in clean_victims}
+    clean = evaluate(clean_env, policies, args.eval_episodes, args.seed, clean_obs)
     kwargs = dict(scenario.threat["kwargs"])
     kwargs.pop("victim_policies", None)  # the victims act outside, on the perturbed obs
     kwargs[scenario.slot] = {  # sampled actions, each attacker network its own seed
@@ -347,15 +387,27 @@ def evaluate_scenario(args, env_kwargs, scenario, attacker_path, agents):
             "seed": args.seed + m}
         for m, (j, adv) in enumerate(scenario.controlled.items())
     }  # fmt: skip
-    threat = {"name": scenario.threat["name"], "kwargs": kwargs}
-    attacked = evaluate(
-        make_env(args.env_id, env_kwargs, threat), policies, args.eval_episodes, args.seed
-    )
-    clean_victims = scenario.victims if scenario.victims is not None else agents
-    return (
-        victims_return(clean, clean_victims, agents),
-        victims_return(attacked, scenario.victims, agents),
-    )
+    budgets = [kwargs.get("epsilon")]
+    if scenario.threat["name"] == "partial_control_v0":
+        budgets += [e for e in args.eval_epsilons if e != kwargs["epsilon"]]
+    out = {"clean": mean_se(victims_return(clean, clean_victims, agents)), "by_epsilon": {}}
+    for e in budgets:
+        threat_kwargs = kwargs if e is None else {**kwargs, "epsilon": e}
+        threat = {"name": scenario.threat["name"], "kwargs": threat_kwargs}
+        attacked_obs = {a: [] for a in clean_victims}
+        attacked = evaluate(
+            make_env(args.env_id, env_kwargs, threat), policies, args.eval_episodes, args.seed,
+            attacked_obs,
+        )  # fmt: skip
+        result = {
+            "attacked": mean_se(victims_return(attacked, scenario.victims, agents)),
+            "stealth": stealth(clean_obs, attacked_obs, args.stealth_features),
+        }
+        if e == budgets[0]:
+            out.update(result)
+        else:
+            out["by_epsilon"][f"{e:g}"] = result
+    return out
 
 
 # The attacker's PPO: ippo.py with these flags of this file (the threat's flags excepted).
@@ -383,6 +435,8 @@ def train_attacker(args, env_kwargs, scenario, folder):
             "exp_name": args.exp_name, "env_kwargs": json.dumps(env_kwargs),
             "threat": scenario.threat["name"], "threat_kwargs": json.dumps(scenario.threat["kwargs"]),
             "frozen": json.dumps(scenario.frozen), "eval_episodes": 0,
+            "executed_only": scenario.threat["name"] == "partial_control_v0"
+            and not args.train_on_all_steps,
         })  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen([sys.executable, str(IPPO), *flags], cwd=folder)
@@ -469,11 +523,10 @@ if __name__ == "__main__":
         attacker = train_attacker(args, env_kwargs, scenario, scenario_dir)
 
         # the scenario's evaluation (the attacker loaded as the wrappers load it)
-        clean, attacked = evaluate_scenario(args, env_kwargs, scenario, attacker, defender_agents)
+        evaluation = evaluate_scenario(args, env_kwargs, scenario, attacker, defender_agents)
         result = {
             "scenario": scenario.name, "threat": scenario.threat, "attacker": str(attacker.resolve()),
-            "victims": scenario.victims, "episodes": args.eval_episodes,
-            "clean": mean_se(clean), "attacked": mean_se(attacked),
+            "victims": scenario.victims, "episodes": args.eval_episodes, **evaluation,
         }  # fmt: skip
         done.with_suffix(".tmp").write_text(json.dumps(result, indent=2))
         done.with_suffix(".tmp").replace(done)  # atomic: a result exists whole or not at all
@@ -482,6 +535,8 @@ if __name__ == "__main__":
             f"{scenario.name}: victims' return {result['clean'][0]:.2f} clean, "
             f"{result['attacked'][0]:.2f} under attack ({args.eval_episodes} episodes)"
         )
+        for e, r in result["by_epsilon"].items():
+            print(f"  evaluated at epsilon={e}: {r['attacked'][0]:.2f} under attack")
 
     worst = min(results, key=lambda r: r["attacked"][0])
     summary = {"defender": args.defender, "args": asdict(args), "scenarios": results,
@@ -494,9 +549,18 @@ if __name__ == "__main__":
             writer.add_scalar(f"attack/clean_return/{r['scenario']}", r["clean"][0], index)
             writer.add_scalar(f"attack/attacked_return/{r['scenario']}", r["attacked"][0], index)
         writer.add_scalar("attack/worst_attacked_return", worst["attacked"][0], 0)
-    print(f"\n{'scenario':<40} {'clean':>16} {'under attack':>16}")
+    print(f"\n{'scenario':<40} {'clean':>16} {'under attack':>16}   state shift (W2^2, KL, H)")
     for r in results:
-        c, a = r["clean"], r["attacked"]
-        print(f"{r['scenario']:<40} {c[0]:>9.2f} ± {c[1]:<5.2f} {a[0]:>9.2f} ± {a[1]:<5.2f}")
+        rows = [(r["scenario"], r["attacked"], r.get("stealth"))]
+        rows += [(f"  at epsilon={e}", v["attacked"], v["stealth"])
+                 for e, v in r.get("by_epsilon", {}).items()]  # fmt: skip
+        for i, (name, a, shift) in enumerate(rows):
+            c = f"{r['clean'][0]:>9.2f} ± {r['clean'][1]:<5.2f}" if i == 0 else " " * 17
+            s = (
+                "-"
+                if not shift
+                else (f"{shift['w2']:.4g}, {shift['kl']:.4g}, {shift['hellinger']:.3f}")
+            )
+            print(f"{name:<40} {c} {a[0]:>9.2f} ± {a[1]:<5.2f}   {s}")
     print(f"worst case: {worst['scenario']} ({worst['attacked'][0]:.2f})")
     print(f"results: {folder / 'attack_results.json'}")

@@ -25,7 +25,7 @@ import torch.optim as optim
 
 from adv_wrappers.train.checkpoint import Checkpointer, export_policies
 from adv_wrappers.train.config import PAPER_000_PRESETS, env_seed, parse_args, start_run
-from adv_wrappers.train.envs import check_trainable, make_env
+from adv_wrappers.train.envs import check_trainable, executed_actions, make_env
 from adv_wrappers.train.networks import ActorSpec, MLPActor, stack_agents, stacked_mlp
 from adv_wrappers.train.ppo import ppo_update
 from adv_wrappers.train.rollout import EpisodeStats, Rollout, env_action, gae, trajectory_ends
@@ -83,6 +83,10 @@ class Args:
     """agents that act inside the env with fixed policies (`freeze_v0`, after the threat), as
     a JSON dict agent -> policy reference `{"checkpoint": PATH}` (or `"random"`); the others
     are trained. `attack.py` trains attackers this way, against frozen defenders"""
+    executed_only: bool = False
+    """partial control: an exposed adversary's policy loss counts only the steps at which the
+    wrapper executed its action (`info["partial_control"]["adversary_acted"]`); its value
+    loss uses every step. `attack.py` sets it for `partial_control_v0`"""
 
     # Algorithm specific arguments
     total_timesteps: int = 500000
@@ -229,6 +233,9 @@ if __name__ == "__main__":
                 env_action(action, action_space)
             )
             rollout.rewards[step] = torch.Tensor(reward).to(device)
+            if args.executed_only:  # the wrapper's ground truth: whose action was executed
+                executed = executed_actions(infos["agent_infos"], envs.agents)
+                rollout.policy_masks[step] = torch.as_tensor(executed, device=device)
             stats.step(reward, infos["acted"], infos["reset"])
             # where each agent's trajectory ends, and the value a truncation bootstraps from
             rollout.ends[step], rollout.end_values[step] = trajectory_ends(
@@ -264,6 +271,15 @@ if __name__ == "__main__":
                 **losses,
                 "charts/SPS": run.sps(global_step),
                 **stats.scalars(envs.agents),  # charts/episodic_return (mean, per agent)
+                **(
+                    {
+                        "charts/policy_sample_fraction": float(
+                            b["policy_masks"].sum() / b["masks"].sum()
+                        )
+                    }
+                    if args.executed_only
+                    else {}
+                ),
             },
             global_step,
         )

@@ -4,6 +4,11 @@ and the exact Kuhn tools it logs (`robust_optimum`, `observation_vector`)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pettingzoo
 import pytest
@@ -21,6 +26,9 @@ from adv_wrappers.train.jobs import logged_scalars
 from adv_wrappers.train.networks import ActorSpec, MLPActor
 from tests.test_trainers import kill_and_resume, only, train
 
+ROOT = Path(__file__).resolve().parent.parent
+ADVTRAIN = ROOT / "baselines" / "advtrain.py"
+REPORT = ROOT / "baselines" / "advtrain_report.py"
 METHODS = ("min_oracle", "two_timescale", "single_timescale", "self_play", "fictitious_play")
 
 
@@ -234,3 +242,42 @@ def test_bad_flags(tmp_path):
     ]:
         result = train("advtrain", tmp_path, *flags, check=False, timeout=60)
         assert result.returncode != 0 and message in result.stderr, (flags, result.stderr[-500:])
+
+
+# ------------------------------------------------------------------ the report
+def report(cwd: Path, *flags: str) -> dict:
+    subprocess.run([sys.executable, str(REPORT), "--workdir", "out", *flags], cwd=cwd,
+                   check=True, capture_output=True, text=True, timeout=600)  # fmt: skip
+    return json.loads((cwd / "out" / "advtrain_report.json").read_text())
+
+
+def test_rock_paper_scissors_only_gamin_reaches_zero(tmp_path):
+    """App. C, exactly (2000 iterations, eta_t = 0.1 / sqrt(t + 1)): GAMin's exploitability
+    ends at 0.0022 (<= 0.01); SGDA and AGDA stay near 0.3 and the best-response dynamics
+    cycle through pure strategies (exploitability 1)."""
+    out = report(tmp_path, "--parts", "rps")
+    last = {m: c[-1] for m, c in out["rps"].items()}
+    assert last["GAMin"] <= 0.01
+    assert min(last["SGDA"], last["AGDA"]) > 0.1
+    assert last["SIBR"] == last["AIBR"] == 1.0
+    assert (tmp_path / "out" / "rps.png").is_file()
+
+
+def test_report_end_to_end_and_report_only(tmp_path):
+    """fig2 and the budget matrix at a toy size (3 iterations, one seed): the table rows, the
+    figure, and every number taken from the runs' final checkpoints; `--report-only` then
+    rebuilds the same report from the finished runs without training."""
+    flags = ["--parts", "fig2", "budgets", "--rows", "min_oracle", "two_timescale",
+             "--seeds", "1", "--iterations", "3", "--defense-budgets", "0.3", "0.0"]  # fmt: skip
+    out = report(tmp_path, *flags)
+    rows = sorted({(r["part"], r["row"]) for r in out["runs"]})
+    assert rows == [("budgets", "defense_0"), ("budgets", "defense_0.3"),
+                    ("fig2", "min_oracle"), ("fig2", "two_timescale_10")]  # fmt: skip
+    for r in out["runs"]:
+        assert len(r["curve"]) == 3
+        assert r["curve"][-1] == pytest.approx(r["exact"]["exact/exploitability"], abs=1e-6)
+    text = (tmp_path / "out" / "advtrain_report.md").read_text()
+    assert "| min_oracle |" in text and "| no defense |" in text
+    assert (tmp_path / "out" / "fig2.png").is_file()
+    again = report(tmp_path, *flags, "--report-only")
+    assert again["runs"] == out["runs"]

@@ -167,7 +167,7 @@ SMOKE = {
     "k_corruption_v0": ([], ["victim=agent_0,attacked=agent_1", "victim=agent_1,attacked=agent_0"]),
     "byzantine_v0": ([], ["theta=e_0,byzantine=agent_0", "theta=e_1,byzantine=agent_1"]),
     "partial_control_v0": (
-        ["--epsilon", "0.5", "--attacked", "agent_1"],
+        ["--epsilon", "0.5", "--attacked", "agent_1", "--eval-epsilons", "0.0", "1.0"],
         ["alpha=agent_1,epsilon=0.5"],
     ),  # fmt: skip
     "state_perturbation_v0": (["--epsilon", "1.0"], ["perturbed=agent_0+agent_1,epsilon=1"]),
@@ -190,6 +190,19 @@ def test_smoke(threat, defender, tmp_path):
             "ippo", True, 0,
         )  # fmt: skip
         assert record["threat"] == r["threat"] and record["threat"]["name"] == threat
+        # partial control: the attacker learned from its executed steps only; evaluated at
+        # every budget, and at eps = 0 the episodes are the clean ones, observation for
+        # observation (the state shift is 0)
+        assert record["args"]["executed_only"] == (threat == "partial_control_v0")
+        if threat == "partial_control_v0":
+            assert sorted(r["by_epsilon"]) == ["0", "1"]
+            assert r["by_epsilon"]["0"]["attacked"] == r["clean"]
+            shift = r["by_epsilon"]["0"]["stealth"]
+            assert [shift[k] for k in ("w2", "w2_marginal", "kl", "hellinger")] == pytest.approx(
+                [0.0] * 4, abs=1e-6
+            )
+        else:
+            assert r["by_epsilon"] == {}
         frozen = json.loads(record["args"]["frozen"])
         assert all(ref["checkpoint"] == str(defender) for ref in frozen.values())
         env = make_env("adv/xnor_xor-v0", {}, record["threat"], frozen=frozen)()

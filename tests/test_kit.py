@@ -91,6 +91,62 @@ def test_ppo_loss_members_on_either_axis():
         assert loss0[m].item() == pytest.approx(alone.item(), abs=1e-12)
 
 
+def test_ppo_loss_policy_mask_drops_samples_from_the_policy_terms_only():
+    """A policy mask (the executed steps of a partial-control adversary): the policy terms
+    equal those of the kept samples alone, the value loss still uses every acting sample."""
+    newlogprob, entropy, newvalue, mb, mask = one_member_minibatch()
+    policy_mask = torch.tensor([True, False, False])[:, None]
+    args = PPOArgs(norm_adv=False)
+    _, stats = ppo_loss(newlogprob, entropy, newvalue, mb, mask, args, policy_mask=policy_mask)
+    _, full = ppo_loss(newlogprob, entropy, newvalue, mb, mask, args)
+    # sample 0 alone: ratio 1.5, advantage 1 -> surrogate -1.2; entropy 0.3; clipped
+    assert stats["policy_loss"].item() == pytest.approx(-1.2, abs=1e-12)
+    assert stats["entropy"].item() == pytest.approx(0.3, abs=1e-12)
+    assert stats["clipfrac"].item() == 1.0
+    assert stats["approx_kl"].item() == pytest.approx(0.5 - math.log(1.5), abs=1e-12)
+    assert stats["value_loss"].item() == full["value_loss"].item() == pytest.approx(1.25)
+
+
+def test_rollout_policy_masks_default_to_the_masks():
+    rollout = Rollout(2, 1, 2, (3,), spaces.Discrete(2))
+    rollout.masks[:] = torch.tensor([[[True, False]], [[True, True]]])
+    zeros = torch.zeros(2, 1, 2)
+    batch = rollout.flatten(zeros, zeros)
+    assert torch.equal(batch["policy_masks"], batch["masks"])
+    rollout.policy_masks[1, 0, 1] = False
+    batch = rollout.flatten(zeros, zeros)
+    assert batch["policy_masks"].tolist() == [[True, False], [True, False]]
+
+
+def test_executed_actions_reads_the_partial_control_ground_truth():
+    """A vector env of echo copies under partial control of agent_1 (eps = 0.5): the mask is
+    False exactly where the wrapper's info says the adversary's action was not executed
+    (40 steps x 3 copies compared), True for every other slot."""
+    from adv_envs import echo_v0
+    from adv_wrappers import partial_control_v0
+    from adv_wrappers.train.envs import executed_actions
+    from adv_wrappers.vector import make_vector_env
+
+    envs = make_vector_env(
+        lambda: partial_control_v0(echo_v0.parallel_env(n_agents=2), "agent_1", 0.5), 3
+    )
+    envs.reset(seed=0)
+    slot = envs.agents.index("agent_1_adversary")
+    compared, executed_count = 0, 0
+    for _ in range(40):
+        actions = np.zeros((3, envs.num_agents), np.int64)
+        _, _, _, _, infos = envs.step(actions)
+        mask = executed_actions(infos["agent_infos"], envs.agents)
+        for e in range(3):
+            truth = infos["agent_infos"][e]["agent_0"]["partial_control"]["adversary_acted"]
+            assert mask[e, slot] == truth["agent_1"]
+            assert mask[e, [i for i in range(envs.num_agents) if i != slot]].all()
+            compared += 1
+            executed_count += int(truth["agent_1"])
+    envs.close()
+    assert compared == 120 and 30 < executed_count < 90
+
+
 def test_member_minibatches_cover_each_members_rows_once():
     torch.manual_seed(0)
     member = torch.tensor([0, 1, 1, 0, 2, 1, 1, 0, 1])

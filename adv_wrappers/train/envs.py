@@ -49,11 +49,19 @@ from gymnasium import spaces
 from pettingzoo.utils.env import ParallelEnv
 
 import adv_envs  # noqa: F401  (registers the bundled envs)
+from adv_wrappers.core import adversary_id
 from adv_wrappers.errors import InvalidArgumentError, UnsupportedSpaceError
 from adv_wrappers.freeze import freeze_v0
 from adv_wrappers.registry import THREAT_MODELS
 
-__all__ = ["check_trainable", "evaluate", "make_env", "record_video", "victims_return"]
+__all__ = [
+    "check_trainable",
+    "evaluate",
+    "executed_actions",
+    "make_env",
+    "record_video",
+    "victims_return",
+]
 
 
 # --------------------------------------------------------------------------- envs
@@ -206,11 +214,40 @@ def check_trainable(envs: Any) -> tuple[int, gymnasium.Space]:
     return int(np.prod(envs.single_observation_space.shape)), first
 
 
+def executed_actions(
+    agent_infos: Sequence[Mapping[str, Mapping[str, Any]]], agents: Sequence[str]
+) -> np.ndarray:
+    """Which agents' actions of a vector step reached the env: ``[E, A]`` bool.
+
+    False exactly where an agent is the exposed adversary of ``partial_control_v0`` and the
+    wrapper executed alpha's benign action instead of its own at this step (the wrapper's
+    ground truth ``info["partial_control"]["adversary_acted"]``); True everywhere else.
+
+    Args:
+        agent_infos: the vector env's ``infos["agent_infos"]`` of one step (per copy, agent
+            -> info dict).
+        agents: the vector env's agent slots, in order.
+    """
+    out = np.ones((len(agent_infos), len(agents)), dtype=bool)
+    for e, infos in enumerate(agent_infos):
+        for i, agent in enumerate(agents):
+            info = (infos or {}).get(agent) or {}
+            acted = (info.get("partial_control") or {}).get("adversary_acted") or {}
+            for alpha, flag in acted.items():
+                if adversary_id(alpha) == agent:
+                    out[e, i] = bool(flag)
+    return out
+
+
 # --------------------------------------------------------------------------- playing
 
 
 def _play(
-    env: ParallelEnv, policies: Mapping[str, Any], seed: int | None, frames: list | None
+    env: ParallelEnv,
+    policies: Mapping[str, Any],
+    seed: int | None,
+    frames: list | None,
+    observations: Mapping[str, list] | None = None,
 ) -> dict[str, float]:
     obs, _ = env.reset(seed=seed)
     for policy in policies.values():
@@ -226,6 +263,10 @@ def _play(
             raise InvalidArgumentError(
                 f"no policy for agents {missing}; policies has {sorted(policies)}"
             )
+        if observations is not None:
+            for a in env.agents:
+                if a in observations:
+                    observations[a].append(np.asarray(obs[a], np.float64).ravel())
         actions = {a: policies[a](obs[a]) for a in env.agents}
         obs, rewards, _, _, _ = env.step(actions)
         for a, r in rewards.items():
@@ -240,6 +281,7 @@ def evaluate(
     policies: Mapping[str, Any],
     episodes: int,
     seed: int = 0,
+    observations: Mapping[str, list] | None = None,
 ) -> dict[str, np.ndarray]:
     """Play ``episodes`` episodes with fixed policies; return each agent's returns.
 
@@ -251,6 +293,8 @@ def evaluate(
             every agent that is ever in ``env.agents`` needs one.
         episodes: how many episodes, ``>= 1``.
         seed: seed of the first episode.
+        observations: agent -> list; every observation the agent acts on is appended to
+            its list (flattened, float64), e.g. for :func:`adv_wrappers.stealth.state_shift`.
 
     Returns:
         agent -> ``[episodes]`` float array of returns, for every possible agent (``NaN``
@@ -265,7 +309,7 @@ def evaluate(
     try:
         results = {a: np.full(episodes, np.nan) for a in env.possible_agents}
         for i in range(episodes):
-            for a, r in _play(env, policies, seed + i, None).items():
+            for a, r in _play(env, policies, seed + i, None, observations).items():
                 results[a][i] = r
     finally:
         env.close()

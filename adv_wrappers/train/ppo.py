@@ -67,6 +67,7 @@ def ppo_loss(
     mask: torch.Tensor,
     args: Any,
     dim: int = 0,
+    policy_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PPO's loss of every member on its minibatch samples.
 
@@ -79,31 +80,36 @@ def ppo_loss(
         args: ``clip_coef``, ``norm_adv``, ``clip_vloss``, ``ent_coef``, ``vf_coef`` and,
             optionally, ``huber_delta`` (Huber value loss, as in MAPPO's code).
         dim: the sample axis: 0 for ``[samples, members]``, 1 for ``[members, samples]``.
+        policy_mask: the samples of the policy terms (clipped surrogate, entropy, advantage
+            normalization, KL and clip fraction), a subset of ``mask``; ``None``: ``mask``.
+            The value loss always uses ``mask``.
 
     Returns:
         ``(loss, stats)``: the per-member loss ``[M]`` and per-member ``value_loss``,
         ``policy_loss``, ``entropy``, ``old_approx_kl``, ``approx_kl`` and ``clipfrac``.
     """
     count = mask.sum(dim).clamp(min=1)
+    pmask = mask if policy_mask is None else policy_mask
+    pcount = count if policy_mask is None else pmask.sum(dim).clamp(min=1)
     logratio = newlogprob - mb["logprobs"]
     ratio = logratio.exp()
     with torch.no_grad():
         # calculate approx_kl http://joschu.net/blog/kl-approx.html
-        old_approx_kl = masked_mean(-logratio, mask, count, dim)
-        approx_kl = masked_mean((ratio - 1) - logratio, mask, count, dim)
-        clipfrac = masked_mean(((ratio - 1.0).abs() > args.clip_coef).float(), mask, count, dim)
+        old_approx_kl = masked_mean(-logratio, pmask, pcount, dim)
+        approx_kl = masked_mean((ratio - 1) - logratio, pmask, pcount, dim)
+        clipfrac = masked_mean(((ratio - 1.0).abs() > args.clip_coef).float(), pmask, pcount, dim)
 
     mb_advantages = mb["advantages"]
     if args.norm_adv:  # per member, over its own samples
-        adv_mean = masked_mean(mb_advantages, mask, count, dim).unsqueeze(dim)
+        adv_mean = masked_mean(mb_advantages, pmask, pcount, dim).unsqueeze(dim)
         centered = (mb_advantages - adv_mean) ** 2
-        adv_var = masked_mean(centered, mask, (count - 1).clamp(min=1), dim).unsqueeze(dim)
+        adv_var = masked_mean(centered, pmask, (pcount - 1).clamp(min=1), dim).unsqueeze(dim)
         mb_advantages = (mb_advantages - adv_mean) / (adv_var.sqrt() + 1e-8)
 
     # Policy loss
     pg_loss1 = -mb_advantages * ratio
     pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
-    pg_loss = masked_mean(torch.max(pg_loss1, pg_loss2), mask, count, dim)
+    pg_loss = masked_mean(torch.max(pg_loss1, pg_loss2), pmask, pcount, dim)
 
     # Value loss
     huber_delta = getattr(args, "huber_delta", None)
@@ -117,7 +123,7 @@ def ppo_loss(
     else:
         v_loss = masked_mean(v_loss_unclipped, mask, count, dim)
 
-    entropy_loss = masked_mean(entropy, mask, count, dim)
+    entropy_loss = masked_mean(entropy, pmask, pcount, dim)
     loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
     stats = {
         "value_loss": v_loss,
@@ -180,7 +186,10 @@ def ppo_update(
             mb_inds = b_inds[start : start + args.minibatch_size]
             mb = {k: v[mb_inds] for k, v in batch.items()}  # LOSS_FIELDS, masks, inputs
             newlogprob, entropy, newvalue = evaluate_actions(mb)
-            member_loss, stats = ppo_loss(newlogprob, entropy, newvalue, mb, mb["masks"], args)
+            member_loss, stats = ppo_loss(
+                newlogprob, entropy, newvalue, mb, mb["masks"], args,
+                policy_mask=mb.get("policy_masks"),
+            )  # fmt: skip
             clipfracs.append(stats["clipfrac"].mean().item())
             # independent networks: the sum gives each exactly the gradient of its own loss
             loss = member_loss.mean() if shared else member_loss.sum()

@@ -51,6 +51,11 @@ class Rollout:
         actions: ``[T, E, A]`` (long, Discrete) or ``[T, E, A, action_dim]`` (float, Box).
         logprobs, rewards, values: ``[T, E, A]``.
         masks: ``[T, E, A]`` bool, the slot acted at this step.
+        policy_masks: ``[T, E, A]`` bool, all True unless a trainer clears entries: a step
+            whose action had no effect on the env (e.g. a partially controlled agent's
+            adversary whose action the wrapper did not execute) stays in the value loss
+            and the advantages but leaves the policy loss (``flatten`` ANDs it with
+            ``masks``).
         ends: ``[T, E, A]`` 1.0 where the slot's trajectory stops after this step.
         end_values: ``[T, E, A]`` the value to bootstrap from there (truncations).
         action_shape: ``()`` or ``(action_dim,)``.
@@ -85,6 +90,7 @@ class Rollout:
         self.rewards = torch.zeros(shape, device=device)
         self.values = torch.zeros(shape, device=device)
         self.masks = torch.zeros(shape, dtype=torch.bool, device=device)
+        self.policy_masks = torch.ones(shape, dtype=torch.bool, device=device)
         self.ends = torch.zeros(shape, device=device)
         self.end_values = torch.zeros(shape, device=device)
 
@@ -93,7 +99,8 @@ class Rollout:
 
         Returns:
             ``obs`` ``[T*E, A, *obs_shape]``, ``actions``, ``logprobs``, ``advantages``,
-            ``returns``, ``values``, ``masks`` (``[T*E, A, ...]``) and, with a state,
+            ``returns``, ``values``, ``masks``, ``policy_masks`` (``masks`` and
+            :attr:`policy_masks`) (``[T*E, A, ...]``) and, with a state,
             ``states`` ``[T*E, *state_shape]``.
         """
         num_agents = self.obs.shape[2]
@@ -105,6 +112,7 @@ class Rollout:
             "returns": returns.reshape(-1, num_agents),
             "values": self.values.reshape(-1, num_agents),
             "masks": self.masks.reshape(-1, num_agents),
+            "policy_masks": (self.masks & self.policy_masks).reshape(-1, num_agents),
         }
         if self.states is not None and self.state_shape is not None:
             batch["states"] = self.states.reshape((-1,) + self.state_shape)
