@@ -119,7 +119,7 @@ class Args:
     num_critic_before_pi: int = 8
     """batches per iteration: the critics learn from every batch, the policies from the last
     (OpenSpiel's schedule)"""
-    learning_rate: float = 0.05
+    learning_rate: float = 0.03
     """eta_nu: the victim's policy learning rate (SGD)"""
     timescale_ratio: float = 10.0
     """eta_alpha / eta_nu for two_timescale (single_timescale and fictitious_play use 1)"""

@@ -17,11 +17,16 @@ Three parts (`--parts`), each resumable (a finished run is skipped, a stopped on
   budget).
 * `rps`: App. C, exactly: SGDA, AGDA, SIBR, AIBR and GAMin on Rock-Paper-Scissors, the
   exploitability of the x player per iteration (`rps.png`).
+* `stealth`: Fig. 3's ordering on an env of ours. Fresh partial-control attackers
+  (`attack.py`) against the defender `--stealth-defender` at the budgets
+  `--stealth-budgets`, each trained at its budget; the victims' returns and the shift of
+  their observation distribution (squared W2, KL, Hellinger; adv_wrappers.stealth).
 
 Writes `advtrain_report.md`, `advtrain_report.json` and the figures into `--workdir`.
 """
 
 import json
+import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +34,13 @@ from pathlib import Path
 import numpy as np
 import tyro
 
-from adv_wrappers.train.jobs import Monitor, logged_scalars, mean_se, train_or_resume
+from adv_wrappers.train.jobs import (
+    Monitor,
+    attack_or_resume,
+    logged_scalars,
+    mean_se,
+    train_or_resume,
+)
 from adv_wrappers.train.policy import read_record
 
 BASELINES = Path(__file__).resolve().parent
@@ -48,13 +59,13 @@ class Args:
         "fictitious_play",
     )
     """fig2's methods (advtrain.py's `--method`)"""
-    ratios: tuple[float, ...] = (10.0,)
+    ratios: tuple[float, ...] = (10.0, 30.0)
     """fig2: the timescale ratios eta_alpha / eta_nu of the two-timescale rows"""
     seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     """seeds of every advtrain.py run (the paper: 5)"""
     iterations: int = 1000
     """victim policy updates per run (each 8 batches of 16 hands)"""
-    learning_rate: float = 0.1
+    learning_rate: float = 0.03
     """eta_nu, the victim's policy learning rate (SGD) in every run"""
     defense_budgets: tuple[float, ...] = (0.3, 0.7, 1.0, 0.0)
     """budgets: the victims' training budgets (0: no defense)"""
@@ -64,6 +75,18 @@ class Args:
     """rps: iterations of each method"""
     rps_learning_rate: float = 0.1
     """rps: the gradient step eta_t = rps_learning_rate / sqrt(t + 1)"""
+    stealth_defender: str = ""
+    """stealth: the defenders' checkpoint (any trainer's `final.safetensors`)"""
+    stealth_budgets: tuple[float, ...] = (0.3, 0.7, 1.0)
+    """stealth: the attack budgets (the paper's Local_2, Local_1 and Global)"""
+    stealth_attacked: str = "agent_0"
+    """stealth: alpha, the partially controlled agent"""
+    stealth_timesteps: int = 100_000
+    """stealth: environment steps of each attacker"""
+    stealth_seed: int = 1
+    """stealth: the attackers' seed"""
+    stealth_attack_flags: str = ""
+    """stealth: more `attack.py` flags for every attacker (e.g. its PPO settings), one string"""
     workdir: str = "runs/advtrain_report"
     """where the runs and the report go"""
     jobs: int = 2
@@ -105,8 +128,12 @@ def run_one(args: Args, part: str, row: str, seed: int, flags: list[str], stage:
     stage[name] = "training"
     final = train_or_resume(BASELINES / "advtrain.py", folder(args, part, row, seed), flags)
     stage[name] = "done"
-    steps, curve = logged_scalars(final.parent.parent, "exact/exploitability")
+    run_dir = final.parent.parent
+    _, curve = logged_scalars(run_dir, "exact/exploitability")
+    _, grad_norm = logged_scalars(run_dir, "losses/victim_grad_norm")
+    _, score = logged_scalars(run_dir, "exact/score")
     return {"part": part, "row": row, "seed": seed, "curve": curve.tolist(),
+            "grad_norm": grad_norm.tolist(), "score": score.tolist(),
             "exact": read_record(final)["extra"]["exact"]}  # fmt: skip
 
 
@@ -119,8 +146,8 @@ def fig2_report(args: Args, results: list[dict]) -> str:
     rows = list(dict.fromkeys(r["row"] for r in results if r["part"] == "fig2"))
     lines = [
         "| method | last iteration | mean of the last 10 % | spread over the last half | "
-        "first iteration within 0.05 of 1/18 | seeds |",
-        "|---|---|---|---|---|---|",
+        "first iteration within 0.05 of 1/18 | victim's gradient norm, last half | seeds |",
+        "|---|---|---|---|---|---|---|",
     ]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for row in rows:
@@ -136,9 +163,13 @@ def fig2_report(args: Args, results: list[dict]) -> str:
         reached = [h for h in hits if h is not None]
         first = (f"{np.median(reached):.0f} (median, {len(reached)}/{len(hits)} runs)"
                  if reached else f"never (0/{len(hits)})")  # fmt: skip
+        norms = [np.array(r["grad_norm"]) for r in results
+                 if r["part"] == "fig2" and r["row"] == row and r.get("grad_norm")]  # fmt: skip
+        norm = mean_se([g[len(g) // 2 :].mean() for g in norms]) if norms else (np.nan, np.nan)
         lines.append(
             f"| {row} | {last[0]:.3f} ± {last[1]:.3f} | {tail_mean[0]:.3f} ± {tail_mean[1]:.3f} "
-            f"| {spread[0]:.3f} ± {spread[1]:.3f} | {first} | {len(curves)} |"
+            f"| {spread[0]:.3f} ± {spread[1]:.3f} | {first} | {norm[0]:.3f} ± {norm[1]:.3f} "
+            f"| {len(curves)} |"
         )
         mean, se = stack.mean(axis=0), stack.std(axis=0, ddof=1) / np.sqrt(len(stack))
         x = np.arange(1, n + 1)
@@ -183,6 +214,39 @@ def budgets_report(args: Args, results: list[dict]) -> str:
     return "\n".join(
         ["### Table 4: attack and defense budgets, Kuhn poker (exact Expl)", "", *lines]
     )
+
+
+# ------------------------------------------------------------------ stealth
+def stealth_part(args: Args) -> tuple[str, list[dict]]:
+    """Fresh partial-control attackers at each budget; their return and state shift."""
+    if not args.stealth_defender:
+        raise SystemExit("--parts stealth needs --stealth-defender CHECKPOINT")
+    defender = str(Path(args.stealth_defender).resolve())
+    rows = []
+    for e in args.stealth_budgets:
+        flags = ["--defender", defender, "--threat", "partial_control_v0", "--epsilon", str(e),
+                 "--attacked", args.stealth_attacked, "--total-timesteps",
+                 str(args.stealth_timesteps), "--seed", str(args.stealth_seed),
+                 *shlex.split(args.stealth_attack_flags)]  # fmt: skip
+        cwd = Path(args.workdir) / "stealth" / f"epsilon_{e:g}"
+        (scenario,) = attack_or_resume(BASELINES / "attack.py", cwd, flags)["scenarios"]
+        rows.append({"epsilon": e, **scenario})
+    lines = [
+        "| attack | eps | victims' return, clean | under attack | W2^2 (Gaussian) | "
+        "W2^2 (marginals) | KL | Hellinger |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        name = "Global" if r["epsilon"] == 1.0 else "Local"
+        s = r["stealth"] or {}
+        cells = [f"{s[k]:.4g}" if k in s else "-" for k in ("w2", "w2_marginal", "kl", "hellinger")]
+        lines.append(
+            f"| {name} | {r['epsilon']:g} | {r['clean'][0]:.2f} ± {r['clean'][1]:.2f} | "
+            f"{r['attacked'][0]:.2f} ± {r['attacked'][1]:.2f} | {' | '.join(cells)} |"
+        )
+    head = (f"### Fig. 3: state-distribution shift of partial-control attacks "
+            f"(defender {Path(defender).parent.parent.name}, alpha = {args.stealth_attacked})")  # fmt: skip
+    return "\n".join([head, "", *lines]), rows
 
 
 # ------------------------------------------------------------------ Rock-Paper-Scissors
@@ -267,9 +331,9 @@ def rps_report(args: Args) -> tuple[str, dict]:
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
-    unknown = [p for p in args.parts if p not in ("fig2", "budgets", "rps")]
+    unknown = [p for p in args.parts if p not in ("fig2", "budgets", "rps", "stealth")]
     if unknown:
-        raise SystemExit(f"unknown parts {unknown}; allowed: fig2, budgets, rps")
+        raise SystemExit(f"unknown parts {unknown}; allowed: fig2, budgets, rps, stealth")
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     plan = runs(args)
     if args.report_only:
@@ -294,6 +358,9 @@ if __name__ == "__main__":
         sections.append(budgets_report(args, results))
     if "rps" in args.parts:
         text, extra["rps"] = rps_report(args)
+        sections.append(text)
+    if "stealth" in args.parts:
+        text, extra["stealth"] = stealth_part(args)
         sections.append(text)
     text = "\n\n".join(sections)
     print(text)

@@ -300,6 +300,21 @@ def _check_policy(policy: Any, name: str, player: int | None = None) -> TabularP
     return policy
 
 
+def _budget_and_benign(
+    epsilon: Any, benign: Any, player: int, who: str
+) -> tuple[float, np.ndarray]:
+    """The checked budget and the partially controlled ``player``'s benign probabilities
+    (zeros when ``benign`` is None, allowed only at epsilon = 1, where it has weight 0)."""
+    eps = check_float(epsilon, "epsilon", 0.0, 1.0)
+    if benign is None:
+        if eps < 1.0:
+            raise InvalidArgumentError(
+                f"epsilon={epsilon!r} < 1 needs {who}'s benign policy (benign=...)"
+            )
+        return eps, np.zeros((6, 2))
+    return eps, _check_policy(benign, "benign", player).probs
+
+
 def _subtree_value(cards: tuple[int, int], history: str, probs: tuple[np.ndarray, ...]) -> float:
     """Player 0's expected payoff from ``history`` on (``probs[i]``: player i's (6, 2) array)."""
     if is_terminal(history):
@@ -373,16 +388,8 @@ def best_response(
             wrong player, epsilon not in [0, 1], or ``benign`` missing with epsilon < 1.
     """
     _check_policy(opponent, "opponent")
-    eps = check_float(epsilon, "epsilon", 0.0, 1.0)
     responder = 1 - opponent.player
-    if benign is None:
-        if eps < 1.0:
-            raise InvalidArgumentError(
-                f"epsilon={epsilon!r} < 1 needs the responder's benign policy (benign=...)"
-            )
-        benign_probs = np.zeros((6, 2))
-    else:
-        benign_probs = _check_policy(benign, "benign", responder).probs
+    eps, benign_probs = _budget_and_benign(epsilon, benign, responder, "the responder")
     sign = 1.0 if responder == 0 else -1.0
     attacker = np.zeros((6, 2))
     executed = np.full((6, 2), np.nan)  # filled deepest information state first
@@ -509,15 +516,7 @@ def robust_optimum(
 
     v = _check_player(victim)
     r = 1 - v
-    eps = check_float(epsilon, "epsilon", 0.0, 1.0)
-    if benign is None:
-        if eps < 1.0:
-            raise InvalidArgumentError(
-                f"epsilon={epsilon!r} < 1 needs the attacked player's benign policy (benign=...)"
-            )
-        b = np.zeros((6, 2))
-    else:
-        b = _check_policy(benign, "benign", r).probs
+    eps, b = _budget_and_benign(epsilon, benign, r, "the attacked player")
     xs, x_parent = _sequences(v)
     ys, y_parent = _sequences(r)
     nx, ny = len(xs), len(ys)
