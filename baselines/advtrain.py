@@ -167,6 +167,7 @@ class KuhnExact:
             )
             for p in (0, 1)
         }
+        self.average = kx.AveragePolicy(victim_seat)  # the victim's average so far
 
     def tabular(self, learner: PGLearner, seat: int):
         """The learner's policy at ``seat``'s 6 information states, as a TabularPolicy."""
@@ -183,9 +184,13 @@ class KuhnExact:
         executed = kx.mix(self.benign, attacker_policy, self.epsilon)
         pair = (victim_policy, executed) if self.seat == 0 else (executed, victim_policy)
         score = kx.expected_payoff(*pair) * (1.0 if self.seat == 0 else -1.0)
+        self.average.add(victim_policy)
         out = {
             "exact/exploitability": expl,
             "exact/exploitability_gap": expl - self.optimum.exploitability,
+            "exact/exploitability_average": kx.one_sided_exploitability(
+                self.average.policy(), epsilon=self.epsilon, benign=self.benign
+            ),
             "exact/score": score,
         }
         for e in eval_epsilons:
@@ -328,6 +333,11 @@ if __name__ == "__main__":
     )  # fmt: skip
     if resume:
         resume.restore(model, optimizer)
+        if exact is not None:  # the victim's running average (Kuhn poker's exact logging)
+            state = resume.record.get("extra", {}).get("average")
+            if state is None:
+                raise InvalidArgumentError("the checkpoint has no running average of the victim")
+            exact.average = exact.kx.AveragePolicy.from_state_dict(state)
     elif args.method == "fictitious_play":
         model.snapshot()
 
@@ -458,7 +468,8 @@ if __name__ == "__main__":
                 global_step=global_step, iteration=iteration, policies=policies, model=model,
                 optimizer=optimizer, complete=iteration == args.num_iterations,
                 extra={"snapshots": [len(model.victim_history), len(model.attacker_history)],
-                       "exact": {k: v for k, v in scalars.items() if k.startswith("exact/")}},
+                       "exact": {k: v for k, v in scalars.items() if k.startswith("exact/")},
+                       "average": exact.average.state_dict() if exact is not None else None},
             )  # fmt: skip
             reseed = env_seed(args.seed, iteration)
     env.close()

@@ -441,6 +441,90 @@ def one_sided_exploitability(
     return best_response(victim, epsilon=epsilon, benign=benign).value
 
 
+# ------------------------------------------------------------------ average policies
+class AveragePolicy:
+    """The running average of one player's policies, in sequence form.
+
+    Playing ``pi_t`` for a uniformly drawn ``t`` of ``pi_1 .. pi_T`` (the mixture that
+    fictitious play and the algorithms of Liu et al., Theorem 5.3, output) is the same, for
+    every opponent, as the behavioural policy
+
+        avg(a | I) = sum_t reach_t(I) pi_t(a | I) / sum_t reach_t(I)
+
+    with ``reach_t(I)`` the player's own probability of reaching ``I`` under ``pi_t`` (Kuhn
+    poker has perfect recall, so realization plans average linearly). Where no ``pi_t``
+    reaches ``I``, the average is uniform. Its expected payoff against any opponent is the
+    mean of the ``pi_t``'s.
+
+    Args:
+        player: 0 or 1.
+
+    Attributes:
+        count: policies added so far.
+    """
+
+    def __init__(self, player: int) -> None:
+        self.player = _check_player(player)
+        self.count = 0
+        self._reach = np.zeros(6)
+        self._weighted = np.zeros((6, 2))
+
+    def add(self, policy: TabularPolicy) -> None:
+        """Add one policy of the player (weight 1)."""
+        probs = _check_policy(policy, "policy", self.player).probs
+        reach = np.array([_reach(probs, self.player, c, h) for c, h in INFO_STATES[self.player]])
+        self._reach += reach
+        self._weighted += reach[:, None] * probs
+        self.count += 1
+
+    def policy(self) -> TabularPolicy:
+        """The average so far.
+
+        Raises:
+            InvalidArgumentError: no policy added yet.
+        """
+        if self.count == 0:
+            raise InvalidArgumentError("the average of no policies is undefined: add() one first")
+        out = np.full((6, 2), 0.5)
+        seen = self._reach > 0
+        out[seen] = self._weighted[seen] / self._reach[seen, None]
+        out[seen] /= out[seen].sum(axis=1, keepdims=True)  # rounding
+        return TabularPolicy(self.player, out)
+
+    def state_dict(self) -> dict[str, Any]:
+        """A JSON-serializable state (floats round-trip exactly through ``json``)."""
+        return {
+            "player": self.player,
+            "count": self.count,
+            "reach": self._reach.tolist(),
+            "weighted": self._weighted.tolist(),
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any]) -> AveragePolicy:
+        """Inverse of :meth:`state_dict`.
+
+        Raises:
+            InvalidArgumentError: a malformed state.
+        """
+        try:
+            out = cls(state["player"])
+            reach = np.array(state["reach"], dtype=np.float64)
+            weighted = np.array(state["weighted"], dtype=np.float64)
+            count = state["count"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"not an AveragePolicy state: {exc!r}") from None
+        ok = (
+            reach.shape == (6,) and weighted.shape == (6, 2) and isinstance(count, int)
+            and count >= 0 and np.all(np.isfinite(reach)) and np.all(reach >= 0)
+            and np.all(np.isfinite(weighted)) and np.all(weighted >= 0)
+        )  # fmt: skip
+        if not ok:
+            raise InvalidArgumentError("not an AveragePolicy state: bad shapes or values")
+        out._reach, out._weighted, out.count = reach, weighted, count
+        return out
+
+
 # ------------------------------------------------------------------ the most robust victim
 def _sequences(player: int) -> tuple[list[tuple[int, str, int]], dict[tuple[int, str], int]]:
     """``player``'s sequences ``(card, history, action)`` (index 0 is the empty sequence,
@@ -651,6 +735,7 @@ __all__ = [
     "GAME_VALUE",
     "INFO_STATES",
     "PLAYER_HISTORIES",
+    "AveragePolicy",
     "BestResponse",
     "RobustOptimum",
     "TabularAgent",

@@ -87,6 +87,37 @@ def test_robust_optimum_is_attained_and_never_beaten(victim, epsilon, benign):
     assert min(values) >= opt.exploitability - 1e-9
 
 
+def test_average_policy_plays_like_the_uniform_mixture():
+    """Against 20 random opponents, the sequence-form average of 5 random policies of each
+    player earns exactly the mean of their payoffs (the mixture that draws one per game);
+    its state survives JSON; a single policy averages to itself where it reaches."""
+    import json as json_module
+
+    rng = np.random.default_rng(0)
+    for player in (0, 1):
+        policies = [kx.TabularPolicy(player, rng.dirichlet([1, 1], size=6)) for _ in range(5)]
+        average = kx.AveragePolicy(player)
+        for p in policies:
+            average.add(p)
+        restored = kx.AveragePolicy.from_state_dict(
+            json_module.loads(json_module.dumps(average.state_dict()))
+        )
+        np.testing.assert_array_equal(restored.policy().probs, average.policy().probs)
+        for _ in range(20):
+            opponent = kx.TabularPolicy(1 - player, rng.dirichlet([1, 1], size=6))
+
+            def payoff_of(me, opponent=opponent, player=player):
+                return kx.expected_payoff(*((me, opponent) if player == 0 else (opponent, me)))
+
+            mixture = np.mean([payoff_of(p) for p in policies])
+            assert payoff_of(average.policy()) == pytest.approx(mixture, abs=1e-12)
+        single = kx.AveragePolicy(player)
+        single.add(policies[0])
+        np.testing.assert_allclose(single.policy().probs, policies[0].probs, atol=1e-12)
+    with pytest.raises(InvalidArgumentError, match="add"):
+        kx.AveragePolicy(0).policy()
+
+
 def test_robust_optimum_bad_arguments():
     with pytest.raises(InvalidArgumentError, match="benign"):
         kx.robust_optimum(0, epsilon=0.5)
@@ -193,6 +224,11 @@ def test_every_method_logs_the_exact_values_of_its_policies(method, tmp_path):
     assert logged["exact/exploitability_gap"] == pytest.approx(expl - optimum, abs=1e-12)
     assert logged["exact/exploitability_eps_1"] == pytest.approx(
         kx.one_sided_exploitability(victim, epsilon=1.0), abs=1e-12
+    )
+    average = kx.AveragePolicy.from_state_dict(read_record(final)["extra"]["average"])
+    assert average.count == 6
+    assert logged["exact/exploitability_average"] == pytest.approx(
+        kx.one_sided_exploitability(average.policy(), epsilon=0.7, benign=benign), abs=1e-12
     )
     policies = read_record(final)["policies"]
     if method == "min_oracle":  # the exact oracle: the score is against the best response
