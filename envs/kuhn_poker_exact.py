@@ -80,6 +80,14 @@ oracle's victim value is `-value`.
 The game value for player 0 is :data:`GAME_VALUE` `= -1/18`; :func:`nash_equilibrium`
 builds Kuhn's equilibrium family.
 
+## The most robust victim and average policies
+
+:func:`robust_optimum` solves ``min_{pi_nu} Expl(pi_nu)`` under eps-partial control exactly,
+by one linear program in sequence form (the target of Liu et al.'s adversarial training,
+Theorem 5.3). :class:`AveragePolicy` averages a player's policies in sequence form: the
+behavioural policy that plays like drawing one of them per game (the output of fictitious
+play and of Liu et al.'s Algorithms 1-2).
+
 ## OpenSpiel mapping
 
 The same cards (0, 1, 2 = J, Q, K) and actions (0 = Pass, 1 = Bet) as OpenSpiel's
