@@ -354,7 +354,8 @@ if __name__ == "__main__":
                 * (2 if "fictitious_play" in flags else 1) for *_, flags in plan)  # fmt: skip
     results: list[dict] = []
     if plan:
-        with Monitor(args.workdir, total, names) as stage, ThreadPoolExecutor(args.jobs) as pool:
+        folders = [folder(args, *p[:3]) for p in plan]
+        with Monitor(folders, total, names) as stage, ThreadPoolExecutor(args.jobs) as pool:
             futures = [pool.submit(run_one, args, *p, stage) for p in plan]
             results = [f.result() for f in futures]
     sections, extra = [], {}

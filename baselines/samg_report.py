@@ -481,7 +481,8 @@ if __name__ == "__main__":
         args.attack_timesteps + args.gradient_attack_timesteps if args.table == "4" else 0
     )
     names = [f"{e}/{r}/seed{s}" for e, r, s in plan]
-    with Monitor(args.workdir, per_run * len(plan), names) as stage, \
+    folders = [folder(args, e, r, s) for e, r, s in plan]
+    with Monitor(folders, per_run * len(plan), names) as stage, \
             ThreadPoolExecutor(args.jobs) as pool:  # fmt: skip
         futures = [pool.submit(run_row, args, e, r, s, stage) for e, r, s in plan]
         results = [f.result() | {"env": e} for f, (e, _, _) in zip(futures, plan, strict=True)]

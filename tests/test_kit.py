@@ -231,3 +231,21 @@ def test_cli_flags_round_trip_through_tyro():
     values = Args(6e-4, False, True, (64, 64), None, '{"max_cycles": 25}')
     parsed = tyro.cli(Args, args=cli_flags(dataclasses.asdict(values)))
     assert parsed == values
+
+
+def test_steps_done_counts_the_given_folders_only(tmp_path):
+    """A report's progress counts its own runs: three runs in one workdir (100, 20 and 3
+    steps, one progress.json being rewritten), two of them named."""
+    import json
+
+    from adv_wrappers.train.jobs import steps_done
+
+    for name, steps in (("a", 100), ("b", 20), ("c", 3)):
+        run = tmp_path / name / "runs" / "r"
+        run.mkdir(parents=True)
+        (run / "progress.json").write_text(json.dumps({"global_step": steps}))
+    (tmp_path / "c" / "runs" / "r2").mkdir()
+    (tmp_path / "c" / "runs" / "r2" / "progress.json").write_text("{")  # half written
+    assert steps_done(tmp_path) == 123
+    assert steps_done([tmp_path / "a", tmp_path / "c"]) == 103
+    assert steps_done(str(tmp_path / "b")) == 20

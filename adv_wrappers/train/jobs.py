@@ -115,11 +115,13 @@ def attack_or_resume(script: Path, cwd: Path, flags: Sequence[str]) -> dict[str,
     return results
 
 
-def steps_done(workdir: str | os.PathLike[str]) -> int:
+def steps_done(workdir: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> int:
     """Environment steps finished so far by every run under ``workdir`` (their
-    ``progress.json``)."""
+    ``progress.json``); a sequence of folders sums the runs under each."""
+    folders = [workdir] if isinstance(workdir, (str, os.PathLike)) else list(workdir)
+    paths = [p for folder in folders for p in Path(folder).glob("**/progress.json")]
     total = 0
-    for path in Path(workdir).glob("**/progress.json"):
+    for path in paths:
         try:
             total += json.loads(path.read_text())["global_step"]
         except (OSError, ValueError, KeyError):  # being replaced right now
@@ -132,14 +134,16 @@ class Monitor:
     daemon thread; ``with Monitor(...) as stage:`` gives the dict jobs write their stage to).
 
     Args:
-        workdir: where the runs write their ``progress.json``.
+        workdir: where the runs write their ``progress.json``; or the list of this report's
+            run folders, so that other runs in the same workdir (an earlier report with
+            other envs or seeds) do not count.
         total: the environment steps of the whole report.
         jobs: the jobs' names (shown as ``name: stage``).
         every: seconds between lines.
     """
 
-    def __init__(self, workdir: str | os.PathLike[str], total: int, jobs: Sequence[str],
-                 every: float = 30.0) -> None:  # fmt: skip
+    def __init__(self, workdir: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                 total: int, jobs: Sequence[str], every: float = 30.0) -> None:  # fmt: skip
         self.workdir, self.total, self.every = workdir, total, every
         self.stage: dict[str, str] = {job: "waiting" for job in jobs}
         self._stop = threading.Event()
