@@ -222,7 +222,7 @@ class PGLearner(nn.Module):
 def play_aec_episodes(
     env: Any,
     episodes: int,
-    act: Callable[[str, np.ndarray, np.ndarray], int | None],
+    act: Callable[[str, np.ndarray, np.ndarray], int],
     num_actions: Mapping[str, int],
     *,
     gamma: float = 1.0,
@@ -231,9 +231,8 @@ def play_aec_episodes(
 ) -> tuple[dict[str, Decisions], dict[str, list[float]], int]:
     """Play ``episodes`` episodes of an ``AECEnv`` and collect every agent's decisions.
 
-    At each turn ``act(agent, flat_obs, legal_mask)`` gives the agent's action (``None``
-    for an agent whose decisions are not wanted is not allowed: every live agent must
-    act). A reward the agent receives between two of its turns (``env.last()``'s
+    At each turn ``act(agent, flat_obs, legal_mask)`` gives the agent's action; every live
+    agent acts. A reward the agent receives between two of its turns (``env.last()``'s
     accumulated reward) belongs to its earlier decision; returns are discounted by
     ``gamma`` per own decision.
 
@@ -283,7 +282,7 @@ def play_aec_episodes(
             env.step(action)
             steps += 1
             kept = True if keep is None else bool(keep(agent, env))
-            taken.setdefault(agent, []).append((obs, mask, int(action), kept))  # type: ignore[arg-type]
+            taken.setdefault(agent, []).append((obs, mask, int(action), kept))
             rewards.setdefault(agent, []).append(0.0)
         for agent, value in total.items():
             totals.setdefault(agent, []).append(value)
