@@ -51,6 +51,7 @@ import torch
 import torch.nn as nn
 import torch.optim as optim
 
+from adv_wrappers import adversary_id
 from adv_wrappers.aec import partial_control_aec_v0
 from adv_wrappers.errors import InvalidArgumentError, UnsupportedSpaceError
 from adv_wrappers.train.checkpoint import Checkpointer, export_policies, load_training_state
@@ -290,7 +291,7 @@ if __name__ == "__main__":
             f"{args.env_id} has {agents}, got --victim {args.victim!r}"
         )
     alpha = agents[1 - agents.index(args.victim)]
-    adversary = f"{alpha}_adversary"
+    adversary = adversary_id(alpha)  # the exposed attacker of partial_control_aec_v0
     env = partial_control_aec_v0(base, alpha, args.epsilon, victim=args.victim)
     spaces = {a: (env.observation_space(a), env.action_space(a)) for a in env.possible_agents}
     num_actions, obs_dims = {}, {}
