@@ -27,7 +27,13 @@ are trained as above, then every trained policy plays `--eval-episodes` episodes
 RMA3C run's well-trained chi* (the same seed's).
 
 Every step is a subprocess in `<workdir>/<env>/<row>/seed<s>/`, skipped once its result
-exists (an interrupted report continues where it stopped); `--jobs` run in parallel. The
+exists (an interrupted report continues where it stopped); `--jobs` run in parallel. Each
+finished row also leaves two small files in `--results` (`docs/samg_results/` in the
+documented commands, committed as they land): `<env>_<row>_seed<s>.safetensors`, the trained
+policies without their training state (the replay buffer, Adam), and `<env>_<row>_seed<s>.json`,
+the row's figures with the settings they were made with. A row whose JSON exists is not run
+again, and a trained policy is evaluated without retraining it, so the report resumes from a
+clean clone on another machine; a file made with other settings is an error, not reused. The
 report (a table per env, the paper's numbers beside ours) is printed and written to
 `<workdir>/samg_report.md` and `<workdir>/samg_report.json`.
 """
@@ -44,14 +50,14 @@ from typing import Literal
 import numpy as np
 import tyro
 
+from adv_wrappers.errors import InvalidArgumentError
 from adv_wrappers.state_perturbation import perturber_id
 from adv_wrappers.train import load_policy, read_record
+from adv_wrappers.train.checkpoint import strip_training
 from adv_wrappers.train.envs import evaluate, make_env
 from adv_wrappers.train.jobs import (
     Monitor,
     attack_or_resume,
-    attack_results,
-    final_checkpoint,
     logged_scalars,
     mean_ci95,
     train_or_resume,
@@ -145,6 +151,9 @@ class Args:
     """episodes of every evaluation (fresh adversaries; Table 5's test), seeded"""
     workdir: str = "runs/samg_report"
     """where every run goes (`<workdir>/<env>/<row>/seed<s>/`); finished steps are skipped"""
+    results: str | None = None
+    """where each finished row's trained policies and figures are kept (small files to
+    commit; default `<workdir>/results`); rows found there are not run again"""
     jobs: int = 2
     """runs in parallel (one CPU core each)"""
     train_flags: str = ""
@@ -170,16 +179,56 @@ def env_kwargs(env, row):
     return kwargs
 
 
-# (env, seed) -> a lock: the RMA3C run that a row needs is trained by one thread at a time
-RMA3C_LOCKS: dict[tuple[str, int], threading.Lock] = {}
+# (env, row, seed) -> a lock: a run that two rows need (RMA3C's, for chi*) is trained once
+TRAIN_LOCKS: dict[tuple[str, str, int], threading.Lock] = {}
+TRAIN_LOCKS_LOCK = threading.Lock()
+
+
+def settings(args):
+    """What a row's figures depend on besides (env, row, seed): a kept file made with other
+    settings is not reused."""
+    keys = ("train_timesteps", "last_episodes", "attack_timesteps", "gradient_attack_timesteps",
+            "eval_episodes", "train_flags", "mappo_flags", "attack_flags")  # fmt: skip
+    return {k: getattr(args, k) for k in keys}
+
+
+def kept(args, env, row, seed, suffix):
+    """A row's file in ``args.results``, checked against this report's settings."""
+    path = Path(args.results) / f"{env}_{row}_seed{seed}{suffix}"
+    if path.exists():
+        if suffix == ".json":
+            made = json.loads(path.read_text()).get("settings")
+        else:
+            made = read_record(path)["extra"].get("samg_report", {}).get("settings")
+        if made != settings(args):
+            raise InvalidArgumentError(
+                f"--results: {path} was made with settings {made}, not this report's "
+                f"{settings(args)}; delete it or pass another --results"
+            )
+    return path
+
+
+def trained(args, env, row, seed):
+    """A row's trained policies (trained first if needed), without the training state, and
+    Table 4's figure: ``(checkpoint, train_last, number of agents)``."""
+    with TRAIN_LOCKS_LOCK:
+        lock = TRAIN_LOCKS.setdefault((env, row, seed), threading.Lock())
+    with lock:
+        path = kept(args, env, row, seed, ".safetensors")
+        if not path.exists():
+            final = train_or_resume(BASELINES / ROWS[row][1], folder(args, env, row, seed),
+                                    trainer_flags(args, env, row, seed))  # fmt: skip
+            train_last, n = last_episodes_return(args, final)
+            figures = {"train_last": train_last, "agents": n, "settings": settings(args)}
+            strip_training(final, path, extra={"samg_report": figures})
+    figures = read_record(path)["extra"]["samg_report"]
+    return path, figures["train_last"], figures["agents"]
 
 
 def chi_star(args, env, seed):
     """The final adversaries of the RMA3C run of ``(env, seed)`` (trained first if needed):
     ``{agent: policy ref}``."""
-    with RMA3C_LOCKS.setdefault((env, seed), threading.Lock()):
-        final = train_or_resume(BASELINES / "rma3c.py", folder(args, env, "rma3c", seed),
-                                trainer_flags(args, env, "rma3c", seed))  # fmt: skip
+    final, _, _ = trained(args, env, "rma3c", seed)
     agents = [a for a in read_record(final)["agents"] if not a.endswith("_obs_adversary")]
     return {a: {"checkpoint": str(final.resolve()), "agent": perturber_id(a)} for a in agents}
 
@@ -334,32 +383,20 @@ def game_optimum(points=11):
 
 def finished(args, env, row, seed):
     """Whether a row's run and its evaluations are done (``--report-only`` reads only those)."""
-    cwd = folder(args, env, row, seed)
-    if final_checkpoint(cwd) is None:
-        return False
-    if env == "game":
-        return True
-    if args.table == "5":
-        return (cwd / "table5.json").exists()
-    ppo = args.attack_timesteps <= 0 or attack_results(cwd) is not None
-    gradient = (
-        args.gradient_attack_timesteps <= 0
-        or ROWS[row][1] == "mappo.py"
-        or (cwd / "gradient_attack" / "result.json").exists()
-    )
-    return ppo and gradient
+    return kept(args, env, row, seed, ".json").exists()
 
 
 def run_row(args, env, row, seed, stage):
-    """Train one row's run (and the RMA3C run it needs), then evaluate it."""
+    """Train one row's run (and the RMA3C run it needs), then evaluate it; the figures are
+    kept in ``args.results``."""
     name = f"{env}/{row}/seed{seed}"
+    done = kept(args, env, row, seed, ".json")
+    if done.exists():
+        stage[name] = "done"
+        return json.loads(done.read_text())
     stage[name] = "training"
-    if row == "rma3c":  # (the chi* rows train it through chi_star, under its lock)
-        chi_star(args, env, seed)
-    final = train_or_resume(BASELINES / ROWS[row][1], folder(args, env, row, seed),
-                            trainer_flags(args, env, row, seed))  # fmt: skip
-    result = {"row": row, "seed": seed}
-    result["train_last"], result["agents"] = last_episodes_return(args, final)
+    final, train_last, agents = trained(args, env, row, seed)
+    result = {"row": row, "seed": seed, "train_last": train_last, "agents": agents}
     stage[name] = "evaluating"
     if env == "game":
         result["game"] = game_exact(args, row, seed, final)
@@ -368,6 +405,7 @@ def run_row(args, env, row, seed, stage):
     else:
         result |= attack(args, env, row, seed, final)
         result |= gradient_attack(args, env, row, seed, final)
+    done.write_text(json.dumps({**result, "settings": settings(args)}, indent=1) + "\n")
     stage[name] = "done"
     return result
 
@@ -461,6 +499,8 @@ if __name__ == "__main__":
         "game": ("rma3c", "maddpg", "maddpg_n"),
     }
     args.rows = args.rows or default_rows[args.table]
+    args.results = args.results or str(Path(args.workdir, "results"))
+    Path(args.results).mkdir(parents=True, exist_ok=True)
     if args.table == "5":
         args.envs = ("cn6",)
     elif args.table == "game":
@@ -488,5 +528,6 @@ if __name__ == "__main__":
         results = [f.result() | {"env": e} for f, (e, _, _) in zip(futures, plan, strict=True)]
     text = report(args, results)
     print(text)
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
     Path(args.workdir, "samg_report.md").write_text(text + "\n")
     Path(args.workdir, "samg_report.json").write_text(json.dumps(results, indent=2))

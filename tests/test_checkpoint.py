@@ -257,3 +257,35 @@ def test_a_training_record_without_counters_or_with_a_path_as_run_name(tmp_path)
         bad = _tamper(good, tmp_path / "bad.safetensors", edit)
         with pytest.raises(CheckpointError, match=match):
             load_training_state(bad)
+
+
+def test_strip_training_keeps_the_policies_and_drops_the_training_state(tmp_path):
+    from adv_wrappers.train.checkpoint import Checkpointer, load_training_state, strip_training
+
+    torch.manual_seed(0)
+    actor = MLPActor(ActorSpec(3, 4, "categorical", (8,), pad_to=3), members=2)
+    checkpointer = Checkpointer(
+        tmp_path / "checkpoints", algorithm="test", args={"seed": 0}, env_id=None,
+        env_kwargs=None, threat=None, spaces={a: (OBS, spaces.Discrete(4)) for a in AGENTS},
+        run_name="run",
+    )  # fmt: skip
+    big = torch.nn.Linear(100, 100)  # training state only: a stand-in for a replay buffer
+    model = torch.nn.ModuleDict({"actor": actor, "big": big})
+    full = checkpointer.save(
+        global_step=8, iteration=1, policies=export_policies(actor, AGENTS), model=model,
+        optimizer=torch.optim.Adam(model.parameters()), extra={"kept": 1},
+    )  # fmt: skip
+    small = strip_training(full, tmp_path / "small.safetensors", extra={"added": [2, 3]})
+    record = read_record(small)
+    assert record["training"] is None and record["global_step"] == 8
+    assert record["extra"] == {"kept": 1, "added": [2, 3]}
+    assert small.stat().st_size * 10 < full.stat().st_size  # (the Linear and its Adam moments)
+    obs = np.random.default_rng(0).uniform(0, 1, (5, 3)).astype(np.float32)
+    for agent in AGENTS:
+        a = load_policy(small, agent=agent, deterministic=False, seed=1)
+        b = load_policy(full, agent=agent, deterministic=False, seed=1)
+        assert [a(o) for o in obs] == [b(o) for o in obs]
+    with pytest.raises(CheckpointError, match="no training state"):
+        load_training_state(small)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        strip_training(tmp_path / "missing.safetensors", tmp_path / "x.safetensors")

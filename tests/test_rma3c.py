@@ -147,20 +147,28 @@ def test_rma3c_adversary_hurts_a_frozen_policy(tmp_path):
 def test_samg_report_end_to_end(tmp_path):
     """Tiny budgets, one seed, three rows (RMA3C, MADDPG w/ chi*, MAPPO w/ N): the chi* row
     trains against the RMA3C run's adversaries, every row is attacked by a fresh chi, and the
-    table has the paper's numbers beside ours."""
+    table has the paper's numbers beside ours. The kept files alone (the workdir deleted)
+    give the same table without training anything; other settings are refused."""
+    import shutil
     import subprocess
     import sys
 
-    result = subprocess.run(
-        [sys.executable, str(REPORT), "--workdir", "rep", "--seeds", "1", "--rows", "rma3c",
-         "maddpg_chi", "mappo_n", "--train-timesteps", "1500", "--last-episodes", "20",
-         "--attack-timesteps", "512", "--gradient-attack-timesteps", "700", "--eval-episodes", "2",
-         "--train-flags=--learning-starts 500 --minibatch-size 64 --train-every 50",
-         "--mappo-flags=--num-envs 2 --num-steps 50 --minibatch-size 100",
-         "--attack-flags=--num-envs 2 --num-steps 64"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env={**__import__("os").environ, "WANDB_MODE": "offline"},
-    )  # fmt: skip
+    common = [
+        sys.executable, str(REPORT), "--workdir", "rep", "--results", "kept", "--rows", "rma3c",
+        "maddpg_chi", "mappo_n", "--train-timesteps", "1500", "--last-episodes", "20",
+        "--attack-timesteps", "512", "--gradient-attack-timesteps", "700", "--eval-episodes", "2",
+        "--train-flags=--learning-starts 500 --minibatch-size 64 --train-every 50",
+        "--mappo-flags=--num-envs 2 --num-steps 50 --minibatch-size 100",
+        "--attack-flags=--num-envs 2 --num-steps 64",
+    ]  # fmt: skip
+
+    def report(*extra, timeout=600):
+        return subprocess.run(
+            [*common, *extra], cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
+            env={**__import__("os").environ, "WANDB_MODE": "offline"},
+        )  # fmt: skip
+
+    result = report("--seeds", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads((tmp_path / "rep" / "samg_report.json").read_text())
     assert sorted(r["row"] for r in rows) == ["maddpg_chi", "mappo_n", "rma3c"]
@@ -173,23 +181,32 @@ def test_samg_report_end_to_end(tmp_path):
     assert read_record(gradient)["args"]["actor_learning_rate"] == 0.0
     chi_run = only("rep/cn/maddpg_chi/seed1/runs/*/checkpoints/final.safetensors", tmp_path)
     attack = read_record(chi_run)["threat"]["kwargs"]["attack"]
-    rma3c = only("rep/cn/rma3c/seed1/runs/*/checkpoints/final.safetensors", tmp_path)
-    assert attack["agent_0"] == {
-        "checkpoint": str(rma3c.resolve()),
-        "agent": "agent_0_obs_adversary",
-    }
+    rma3c = tmp_path / "kept" / "cn_rma3c_seed1.safetensors"
+    assert attack["agent_0"] == {"checkpoint": str(rma3c), "agent": "agent_0_obs_adversary"}
+    # the kept RMA3C policies: no training state, the same actors as the run's final checkpoint
+    full = only("rep/cn/rma3c/seed1/runs/*/checkpoints/final.safetensors", tmp_path)
+    assert read_record(rma3c)["training"] is None and rma3c.stat().st_size < full.stat().st_size
+    obs = np.random.default_rng(0).uniform(-1, 1, 18).astype(np.float32)
+    for name in ("agent_0", "agent_0_obs_adversary"):
+        np.testing.assert_array_equal(
+            load_policy(rma3c, agent=name)(obs), load_policy(full, agent=name)(obs)
+        )
     table = (tmp_path / "rep" / "samg_report.md").read_text()
     assert "| RMA3C | -401.7 |" in table and "| MAPPO w/ N | -569.07 |" in table
-    # --report-only: the same table from the finished runs, nothing started
-    again = subprocess.run(
-        [sys.executable, str(REPORT), "--workdir", "rep", "--seeds", "1", "2", "--rows",
-         "rma3c", "maddpg_chi", "mappo_n", "--train-timesteps", "1500", "--last-episodes", "20",
-         "--attack-timesteps", "512", "--gradient-attack-timesteps", "700", "--report-only"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    # --report-only: the same table from the finished rows, nothing started
+    again = report("--seeds", "1", "2", "--report-only", timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "rep" / "samg_report.md").read_text() == table  # seed 2: not run
     assert not (tmp_path / "rep" / "cn" / "rma3c" / "seed2").exists()
+    # a clean clone: only the kept files; the same table, nothing trained or evaluated
+    shutil.rmtree(tmp_path / "rep")
+    again = report("--seeds", "1", timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "rep" / "samg_report.md").read_text() == table
+    assert not (tmp_path / "rep" / "cn").exists()
+    # kept files made with other settings are an error naming --results, not reused
+    other = report("--seeds", "1", "--eval-episodes", "3", timeout=300)
+    assert other.returncode != 0 and "--results" in other.stderr, other.stderr[-3000:]
 
 
 def test_discrete_agents_and_observations_of_different_sizes(tmp_path):

@@ -4,7 +4,8 @@ What the trainers in ``baselines/`` call: a :class:`Checkpointer` writes a run's
 ``last.safetensors`` periodically and ``final.safetensors`` at the end, with the policies
 (:func:`export_policies`) and the whole training state (model, optimizer, RNG states);
 :func:`load_training_state` reads one back for ``--resume`` (:class:`ResumeState`).
-:func:`save_policies` writes a policy-only checkpoint. Users load the policies with
+:func:`save_policies` writes a policy-only checkpoint; :func:`strip_training` makes one from
+a training checkpoint (a small file to keep or share, without the replay buffer or Adam). Users load the policies with
 :func:`adv_wrappers.train.load_policy` (:mod:`adv_wrappers.train.policy`).
 
 A checkpoint is **one** ``.safetensors`` file, never a pickle. Its tensors are the exported
@@ -101,6 +102,7 @@ __all__ = [
     "load_training_state",
     "restore_rng_state",
     "save_policies",
+    "strip_training",
 ]
 
 
@@ -237,6 +239,37 @@ def save_policies(
         "training": None,
     }
     return write_checkpoint(path, record, tensors)
+
+
+def strip_training(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Copy a checkpoint without its training state: the policies and the record only.
+
+    The copy loads with :func:`~adv_wrappers.train.load_policy` exactly as ``src`` does, but
+    cannot ``--resume``: its ``training`` is ``None`` and it has no ``training/`` tensors
+    (model, optimizer, replay buffer, RNG states), so it is a fraction of the size. Its
+    record keeps ``src``'s (``args``, ``seed``, ``global_step``, ``git_commit``, ...).
+
+    Args:
+        src: a checkpoint (its tensors are checked against its SHA-256 first).
+        dst: the ``.safetensors`` file to write.
+        extra: JSON-serializable additions, merged into the record's ``"extra"``.
+
+    Returns:
+        ``dst`` as a ``Path``.
+
+    Raises:
+        CheckpointError: ``extra`` is not JSON-serializable; ``src`` is missing, not a checkpoint, truncated or corrupt.
+    """
+    record, handle = open_checkpoint(src)
+    tensors = read_tensors(src, record, handle)
+    policies = {k: v for k, v in tensors.items() if not k.startswith("training/")}
+    kept = {k: v for k, v in record.items() if k not in ("format_version", "tensors_sha256")}
+    kept["extra"] = {**(kept.get("extra") or {}), **(extra or {})}
+    return write_checkpoint(dst, {**kept, "training": None}, policies)
 
 
 # --------------------------------------------------------------------------- training state
