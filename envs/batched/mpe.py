@@ -1,0 +1,503 @@
+"""The MPE family as tensors: mpe2's particle physics and the five scenarios of ``adv_envs``.
+
+Every quantity is float64, as mpe2's numpy arrays are, and each operation follows mpe2's
+order (``_mpe_utils/core.py`` ``World.step`` and ``SimpleEnv._execute_world_step``):
+
+1. action -> force. Discrete ``a``: movement ``a % 5`` (0 none, 1 -x, 2 +x, 3 -y, 4 +y) and,
+   for speaking agents, the one-hot symbol ``a // 5``; Box ``a``: ``u = (a[2] - a[1],
+   a[4] - a[3])`` computed in float32 (the action's dtype) and then widened, the message
+   ``a[5:]``. The force is ``5 u`` (mpe2's sensitivity; no agent here sets ``accel`` or
+   ``u_noise``).
+2. contact forces between colliding agents (landmarks never collide in these scenarios): for
+   each pair, ``100 (p_i - p_j) / d * k log(1 + exp(-(d - d_min) / k))`` with ``k = 1e-3``,
+   ``d_min`` the sum of the radii, added to agent ``i``'s force in mpe2's pair order
+   (``j`` ascending).
+3. integration: ``p += v dt``, then ``v = 0.75 v + f dt`` (``dt = 0.1``, damping 0.25,
+   mass 1; no ``max_speed``).
+4. messages: speaking agents' state is the message just sent, silent agents' zeros.
+5. rewards and observations of the scenario, from the new positions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from adv_envs.batched._base import BatchedEnv
+
+F64 = torch.float64
+DT = 0.1
+DAMPING = 0.25
+CONTACT_FORCE = 1e2
+CONTACT_MARGIN = 1e-3
+SENSITIVITY = 5.0
+# mpe2's discrete movement: 0 none, 1 -x, 2 +x, 3 -y, 4 +y (times the sensitivity)
+_MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], np.float64) * SENSITIVITY
+
+
+def _norm(x: torch.Tensor) -> torch.Tensor:
+    """``sqrt(sum(square(x)))`` over the last axis (of size 2), as mpe2 writes it."""
+    return torch.sqrt(x[..., 0] * x[..., 0] + x[..., 1] * x[..., 1])
+
+
+class BatchedMPE(BatchedEnv):
+    """The particle world shared by the MPE scenarios.
+
+    State (``get_state()``): ``p_pos``, ``p_vel`` ``[B, A, 2]``, ``c`` ``[B, A, dim_c]``
+    (messages), ``l_pos`` ``[B, L, 2]`` (landmarks), ``goal`` ``[B, G]`` long (the scenario's
+    goal indices; ``G = 0`` where there are none) and ``t`` ``[B]`` long.
+    """
+
+    n_goals: ClassVar[int] = 0  # goal indices per copy, each one of the landmarks
+
+    def __init__(self, num_envs: int, device: Any = "cpu", seed: int | None = None, **kwargs):
+        super().__init__(num_envs, device, seed, **kwargs)
+        raw = self._reference.unwrapped
+        world = raw.world  # sizes, colliders and speakers as the PettingZoo env builds them
+        if any(lm.collide for lm in world.landmarks) or any(
+            a.accel is not None or a.max_speed is not None or a.u_noise or a.c_noise
+            for a in world.agents
+        ):  # pragma: no cover - none of the scenarios here
+            raise NotImplementedError("colliding landmarks, accel, max_speed or noise")
+        self.continuous_actions = bool(raw.continuous_actions)
+        self.n_landmarks = len(world.landmarks)
+        self.dim_c = int(world.dim_c)
+        self.silent = all(a.silent for a in world.agents)
+        A = self.num_agents
+        self._moves = torch.tensor(_MOVES, dtype=F64, device=self.device)
+        size = torch.tensor([a.size for a in world.agents], dtype=F64, device=self.device)
+        collide = torch.tensor([a.collide for a in world.agents], device=self.device)
+        self.collide = bool(collide.any())
+        self._dist_min = size[:, None] + size[None, :]  # [A, A]
+        # pairs (i, j), i != j, that push each other
+        self._pair = ~torch.eye(A, dtype=torch.bool, device=self.device)
+        self._pair &= collide[:, None] & collide[None, :]
+        # others[i]: the other agents' indices in order
+        self._others = torch.tensor(
+            [[j for j in range(A) if j != i] for i in range(A)], device=self.device
+        ).reshape(A, A - 1)
+        self._zero = torch.zeros((), dtype=F64, device=self.device)
+
+    # ----------------------------------------------------------------- reset
+
+    def _sample(self) -> dict[str, torch.Tensor]:
+        B, A, L = self.num_envs, self.num_agents, self.n_landmarks
+        kw = {"dtype": F64, "device": self.device, "generator": self._rng}
+        goal = torch.randint(
+            0, max(L, 1), (B, self.n_goals), device=self.device, generator=self._rng
+        )
+        return {
+            "p_pos": torch.rand((B, A, 2), **kw) * 2 - 1,
+            "p_vel": torch.zeros((B, A, 2), dtype=F64, device=self.device),
+            "c": torch.zeros((B, A, self.dim_c), dtype=F64, device=self.device),
+            "l_pos": torch.rand((B, L, 2), **kw) * 2 - 1,
+            "goal": goal,
+            "t": torch.zeros(B, dtype=torch.long, device=self.device),
+        }
+
+    def _load(self, index: int, raw: Any) -> None:
+        world = raw.world
+        s = self.s
+        s["p_pos"][index] = torch.tensor(np.array([a.state.p_pos for a in world.agents]))
+        s["p_vel"][index] = torch.tensor(np.array([a.state.p_vel for a in world.agents]))
+        s["c"][index] = torch.tensor(np.array([a.state.c for a in world.agents], np.float64))
+        s["l_pos"][index] = torch.tensor(np.array([lm.state.p_pos for lm in world.landmarks]))
+        s["goal"][index] = torch.tensor(self._goals_of(world), dtype=torch.long)
+        s["t"][index] = int(raw.steps)
+
+    def _goals_of(self, world: Any) -> list[int]:
+        return []
+
+    @staticmethod
+    def _landmark_index(world: Any, landmark: Any) -> int:
+        return next(k for k, lm in enumerate(world.landmarks) if lm is landmark)
+
+    # ----------------------------------------------------------------- step
+
+    def _advance(self, actions: torch.Tensor) -> torch.Tensor:
+        s = self.s
+        if self.continuous_actions:
+            u32 = torch.stack(
+                [actions[..., 2] - actions[..., 1], actions[..., 4] - actions[..., 3]], dim=-1
+            )
+            force = u32.to(F64) * SENSITIVITY
+            message = actions[..., 5:].to(F64)
+        else:
+            force = self._moves[actions % 5]
+            message = torch.nn.functional.one_hot(actions // 5, self.dim_c).to(F64)
+        if self.collide:
+            force = self._contact(s["p_pos"], force)
+        s["p_pos"] = s["p_pos"] + s["p_vel"] * DT
+        s["p_vel"] = s["p_vel"] * (1 - DAMPING) + force * DT
+        s["c"] = torch.zeros_like(s["c"]) if self.silent else message
+        s["t"] = s["t"] + 1
+        return self._rewards()
+
+    def _contact(self, p: torch.Tensor, force: torch.Tensor) -> torch.Tensor:
+        delta = p[:, :, None, :] - p[:, None, :, :]  # [B, i, j, 2] = p_i - p_j
+        dist = _norm(delta)
+        penetration = (
+            torch.logaddexp(self._zero, -(dist - self._dist_min) / CONTACT_MARGIN) * CONTACT_MARGIN
+        )
+        pair_force = CONTACT_FORCE * delta / dist[..., None] * penetration[..., None]
+        for j in range(self.num_agents):  # mpe2's order: j ascending
+            mask = self._pair[:, j, None]  # [i, 1]
+            force = force + torch.where(mask, pair_force[:, :, j], self._zero)
+        return force
+
+    # ----------------------------------------------------------------- helpers
+
+    def _rel(self, points: torch.Tensor) -> torch.Tensor:
+        """``points[b, k] - p_pos[b, i]`` as ``[B, A, K, 2]``."""
+        return points[:, None, :, :] - self.s["p_pos"][:, :, None, :]
+
+    def _others_rel(self) -> torch.Tensor:
+        """``p_j - p_i`` for the other agents ``j`` in index order, ``[B, A, A-1, 2]``."""
+        rel = self._rel(self.s["p_pos"])  # [B, i, j, 2] = p_j - p_i
+        index = self._others[None, :, :, None].expand(rel.shape[0], -1, -1, 2)
+        return rel.gather(2, index)
+
+    def _goal_pos(self, column: int = 0) -> torch.Tensor:
+        """The position of landmark ``goal[:, column]``, ``[B, 2]``."""
+        goal = self.s["goal"][:, column]
+        return self.s["l_pos"][torch.arange(self.num_envs, device=self.device), goal]
+
+    def _pad(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """Flatten per-agent observations ``[B, k_i]`` into ``[B, A, D]`` float32, zero-padded."""
+        B = self.num_envs
+        out = torch.zeros(
+            (B, self.num_agents, self.obs_dim), dtype=torch.float32, device=self.device
+        )
+        for i, part in enumerate(parts):
+            out[:, i, : part.shape[1]] = part
+        return out
+
+    def _state_vector(self) -> torch.Tensor:
+        """mpe2's ``state()``: every agent's observation (float32) concatenated."""
+        obs = self._observe()
+        return torch.cat([obs[:, i, :n] for i, n in enumerate(self.obs_sizes)], dim=1)
+
+    def _rewards(self) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class IndependentSpread(BatchedMPE):
+    """``adv/independent_spread-v0`` (``adv_envs.independent_spread``)."""
+
+    module = "independent_spread"
+
+    def __init__(
+        self,
+        num_envs: int,
+        device: Any = "cpu",
+        seed: int | None = None,
+        N: int = 3,
+        collision_penalty: float = 10.0,
+        max_cycles: int = 25,
+        continuous_actions: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(
+            num_envs,
+            device,
+            seed,
+            N=N,
+            collision_penalty=collision_penalty,
+            max_cycles=max_cycles,
+            continuous_actions=continuous_actions,
+            render_mode=render_mode,
+        )
+        self.collision_penalty = float(self._reference.unwrapped.collision_penalty)
+
+    def _contacts(self) -> torch.Tensor:
+        """``C_i``: the other agents in contact with agent ``i``, ``[B, A]`` float64."""
+        p = self.s["p_pos"]
+        dist = _norm(p[:, :, None, :] - p[:, None, :, :])
+        return ((dist < self._dist_min) & self._pair).sum(dim=2).to(F64)
+
+    def _rewards(self) -> torch.Tensor:
+        distance = _norm(self.s["l_pos"] - self.s["p_pos"])
+        return -distance - self.collision_penalty * self._contacts()
+
+    def _observe(self) -> torch.Tensor:
+        s = self.s
+        B, A = self.num_envs, self.num_agents
+        obs = torch.cat(
+            [
+                s["p_vel"],
+                s["p_pos"],
+                s["l_pos"] - s["p_pos"],
+                self._others_rel().reshape(B, A, 2 * (A - 1)),
+            ],
+            dim=2,
+        )
+        return obs.to(torch.float32)
+
+    def _state_vector(self) -> torch.Tensor:
+        s = self.s
+        B = self.num_envs
+        parts = [s["p_pos"].reshape(B, -1), s["p_vel"].reshape(B, -1), s["l_pos"].reshape(B, -1)]
+        return torch.cat(parts, dim=1).to(torch.float32)
+
+
+class CooperativeNavigation(BatchedMPE):
+    """``adv/cooperative_navigation-v0`` (mpe2's ``simple_spread``)."""
+
+    module = "cooperative_navigation"
+
+    def __init__(
+        self,
+        num_envs: int,
+        device: Any = "cpu",
+        seed: int | None = None,
+        N: int = 3,
+        local_ratio: float = 0.5,
+        max_cycles: int = 25,
+        continuous_actions: bool = False,
+        render_mode: str | None = None,
+        rewards: str = "mpe2",
+    ) -> None:
+        super().__init__(
+            num_envs,
+            device,
+            seed,
+            N=N,
+            local_ratio=local_ratio,
+            max_cycles=max_cycles,
+            continuous_actions=continuous_actions,
+            render_mode=render_mode,
+            rewards=rewards,
+        )
+        raw = self._reference.unwrapped
+        self.local_ratio = float(raw.local_ratio)
+        self.reward_scale = raw.reward_scale
+
+    def _rewards(self) -> torch.Tensor:
+        s = self.s
+        p = s["p_pos"]
+        to_landmarks = _norm(p[:, :, None, :] - s["l_pos"][:, None, :, :])  # [B, agent, lm]
+        closest = to_landmarks.min(dim=1).values  # [B, lm]
+        coverage = torch.zeros_like(closest[:, 0])
+        for k in range(self.n_landmarks):  # mpe2: rew -= min(dists), landmark by landmark
+            coverage = coverage - closest[:, k]
+        dist = _norm(p[:, :, None, :] - p[:, None, :, :])
+        touching = dist < self._dist_min
+        if self.reward_scale == "original":
+            contacts = touching.sum(dim=2).to(F64)  # the diagonal included (1 + C_i)
+            shared = torch.zeros_like(coverage)
+            for i in range(self.num_agents):
+                shared = shared + (coverage - contacts[:, i])
+            return shared[:, None].expand(-1, self.num_agents)
+        own = -(touching & self._pair).sum(dim=2).to(F64)
+        lr = self.local_ratio
+        return coverage[:, None] * (1 - lr) + own * lr
+
+    def _observe(self) -> torch.Tensor:
+        s = self.s
+        B, A = self.num_envs, self.num_agents
+        comm = s["c"][:, self._others].reshape(B, A, 2 * (A - 1))
+        obs = torch.cat(
+            [
+                s["p_vel"],
+                s["p_pos"],
+                self._rel(s["l_pos"]).reshape(B, A, 2 * self.n_landmarks),
+                self._others_rel().reshape(B, A, 2 * (A - 1)),
+                comm,
+            ],
+            dim=2,
+        )
+        return obs.to(torch.float32)
+
+
+# landmark colours of simple_reference (red, green, blue)
+_REFERENCE_COLOURS = np.array([[0.75, 0.25, 0.25], [0.25, 0.75, 0.25], [0.25, 0.25, 0.75]])
+
+
+class ExchangeTarget(BatchedMPE):
+    """``adv/exchange_target-v0`` (mpe2's ``simple_reference``); ``goal[:, i]`` is the
+    landmark agent ``i`` knows (the other agent's target)."""
+
+    module = "exchange_target"
+    n_goals = 2
+
+    def __init__(
+        self,
+        num_envs: int,
+        device: Any = "cpu",
+        seed: int | None = None,
+        local_ratio: float = 0.5,
+        max_cycles: int = 25,
+        continuous_actions: bool = False,
+        render_mode: str | None = None,
+        rewards: str = "mpe2",
+    ) -> None:
+        super().__init__(
+            num_envs,
+            device,
+            seed,
+            local_ratio=local_ratio,
+            max_cycles=max_cycles,
+            continuous_actions=continuous_actions,
+            render_mode=render_mode,
+            rewards=rewards,
+        )
+        raw = self._reference.unwrapped
+        self.local_ratio = float(raw.local_ratio)
+        self.reward_scale = raw.reward_scale
+        self._colours = torch.tensor(_REFERENCE_COLOURS, dtype=F64, device=self.device)
+
+    def _goals_of(self, world: Any) -> list[int]:
+        return [self._landmark_index(world, agent.goal_b) for agent in world.agents]
+
+    def _rewards(self) -> torch.Tensor:
+        p = self.s["p_pos"]
+        offsets = [p[:, 1] - self._goal_pos(0), p[:, 0] - self._goal_pos(1)]  # goal_a - goal_b
+        if self.reward_scale == "original":
+            own = [-(o[:, 0] * o[:, 0] + o[:, 1] * o[:, 1]) for o in offsets]
+            return (own[0] + own[1])[:, None].expand(-1, 2)
+        own = [-_norm(o) for o in offsets]
+        shared = (own[0] + own[1]) / 2
+        lr = self.local_ratio
+        return torch.stack([shared * (1 - lr) + own[i] * lr for i in range(2)], dim=1)
+
+    def _observe(self) -> torch.Tensor:
+        s = self.s
+        B = self.num_envs
+        colour = self._colours[s["goal"]]  # [B, 2, 3]
+        other_comm = s["c"][:, [1, 0]]
+        obs = torch.cat(
+            [s["p_vel"], self._rel(s["l_pos"]).reshape(B, 2, 6), colour, other_comm], dim=2
+        )
+        return obs.to(torch.float32)
+
+
+def _push_colours() -> tuple[np.ndarray, np.ndarray]:
+    """simple_push's landmark colours and the agent's colour per goal, computed as mpe2 does."""
+    landmarks = []
+    for i in range(2):
+        colour = np.array([0.1, 0.1, 0.1])
+        colour[i + 1] += 0.8
+        landmarks.append(colour)
+    agents = []
+    for j in range(2):
+        colour = np.array([0.25, 0.25, 0.25])
+        colour[j + 1] += 0.5
+        agents.append(colour)
+    return np.concatenate(landmarks), np.array(agents)
+
+
+class KeepAway(BatchedMPE):
+    """``adv/keep_away-v0`` (mpe2's ``simple_push``): ``adversary_0`` (index 0), ``agent_0``."""
+
+    module = "keep_away"
+    n_goals = 1
+
+    def __init__(
+        self,
+        num_envs: int,
+        device: Any = "cpu",
+        seed: int | None = None,
+        max_cycles: int = 25,
+        continuous_actions: bool = False,
+        render_mode: str | None = None,
+        rewards: str = "mpe2",
+    ) -> None:
+        super().__init__(
+            num_envs,
+            device,
+            seed,
+            max_cycles=max_cycles,
+            continuous_actions=continuous_actions,
+            render_mode=render_mode,
+            rewards=rewards,
+        )
+        landmark_colours, agent_colours = _push_colours()
+        self._landmark_colours = torch.tensor(landmark_colours, dtype=F64, device=self.device)
+        self._agent_colours = torch.tensor(agent_colours, dtype=F64, device=self.device)
+
+    def _goals_of(self, world: Any) -> list[int]:
+        return [self._landmark_index(world, world.agents[0].goal_a)]
+
+    def _rewards(self) -> torch.Tensor:
+        p = self.s["p_pos"]
+        g = self._goal_pos()
+        agent_distance = _norm(p[:, 1] - g)
+        adversary = agent_distance - _norm(g - p[:, 0])
+        return torch.stack([adversary, -agent_distance], dim=1)
+
+    def _observe(self) -> torch.Tensor:
+        s = self.s
+        B = self.num_envs
+        p, v = s["p_pos"], s["p_vel"]
+        landmarks = self._rel(s["l_pos"]).reshape(B, 2, 4)
+        adversary = torch.cat([v[:, 0], landmarks[:, 0], p[:, 1] - p[:, 0]], dim=1)
+        agent = torch.cat(
+            [
+                v[:, 1],
+                self._goal_pos() - p[:, 1],
+                self._agent_colours[s["goal"][:, 0]],
+                landmarks[:, 1],
+                self._landmark_colours.expand(B, -1),
+                p[:, 0] - p[:, 1],
+            ],
+            dim=1,
+        )
+        return self._pad([adversary, agent])
+
+
+class PhysicalDeception(BatchedMPE):
+    """``adv/physical_deception-v0`` (mpe2's ``simple_adversary``): ``adversary_0`` (index 0),
+    ``agent_0`` ... ``agent_{N-1}``."""
+
+    module = "physical_deception"
+    n_goals = 1
+
+    def __init__(
+        self,
+        num_envs: int,
+        device: Any = "cpu",
+        seed: int | None = None,
+        N: int = 2,
+        max_cycles: int = 25,
+        continuous_actions: bool = False,
+        render_mode: str | None = None,
+        rewards: str = "mpe2",
+    ) -> None:
+        super().__init__(
+            num_envs,
+            device,
+            seed,
+            N=N,
+            max_cycles=max_cycles,
+            continuous_actions=continuous_actions,
+            render_mode=render_mode,
+            rewards=rewards,
+        )
+        self.reward_scale = self._reference.unwrapped.reward_scale
+
+    def _goals_of(self, world: Any) -> list[int]:
+        return [self._landmark_index(world, world.agents[0].goal_a)]
+
+    def _rewards(self) -> torch.Tensor:
+        p = self.s["p_pos"]
+        g = self._goal_pos()
+        to_goal = p - g[:, None]  # [B, A, 2]
+        distance = _norm(to_goal)
+        good = -distance[:, 1:].min(dim=1).values + distance[:, 0]
+        if self.reward_scale == "original":
+            adversary = -(to_goal[:, 0, 0] * to_goal[:, 0, 0] + to_goal[:, 0, 1] * to_goal[:, 0, 1])
+        else:
+            adversary = -distance[:, 0]
+        return torch.cat([adversary[:, None], good[:, None].expand(-1, self.n_landmarks)], dim=1)
+
+    def _observe(self) -> torch.Tensor:
+        s = self.s
+        B, A = self.num_envs, self.num_agents
+        landmarks = self._rel(s["l_pos"]).reshape(B, A, 2 * self.n_landmarks)
+        others = self._others_rel().reshape(B, A, 2 * (A - 1))
+        goal = (self._goal_pos()[:, None] - s["p_pos"])[:, 1:]  # good agents only
+        adversary = torch.cat([landmarks[:, 0], others[:, 0]], dim=1)
+        good = torch.cat([goal, landmarks[:, 1:], others[:, 1:]], dim=2)
+        return self._pad([adversary, *good.unbind(dim=1)])
