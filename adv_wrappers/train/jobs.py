@@ -11,6 +11,8 @@ when its result exists, so an interrupted report continues where it stopped:
 * :func:`steps_done` and :class:`Monitor` - overall progress from every run's
   ``progress.json``, printed every 30 s with an ETA.
 * :func:`mean_se` and :func:`mean_ci95` - summaries over seeds (and agents).
+* :func:`iqm_ci` - the interquartile mean and its stratified bootstrap 95 % CI (rliable), and
+  :func:`plot_intervals`, rliable's plot of point estimates with their intervals.
 * :func:`logged_scalars` - a scalar a trainer logged to TensorBoard (training curves).
 """
 
@@ -24,12 +26,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from adv_wrappers.errors import InvalidArgumentError
 from adv_wrappers.train.policy import read_record
 
 __all__ = [
@@ -37,9 +40,11 @@ __all__ = [
     "attack_or_resume",
     "attack_results",
     "final_checkpoint",
+    "iqm_ci",
     "logged_scalars",
     "mean_ci95",
     "mean_se",
+    "plot_intervals",
     "run_logged",
     "steps_done",
     "train_or_resume",
@@ -192,6 +197,138 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
     if df < 1:
         return mean, float("nan")
     return mean, se * (_T95[df - 1] if df <= len(_T95) else 1.96)
+
+
+IQM_REPS = 2000
+"""Bootstrap replications of :func:`iqm_ci` unless told otherwise."""
+
+# rliable's StratifiedBootstrap draws its resamples from NumPy's global generator (its
+# `random_state` argument does not reach them), so iqm_ci seeds that generator for the call,
+# restores its state afterwards, and holds a lock meanwhile (the reports run jobs in threads)
+_GLOBAL_RNG = threading.Lock()
+
+
+def iqm_ci(
+    scores: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
+    reps: int = IQM_REPS,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Interquartile mean and its stratified bootstrap 95 % confidence interval (rliable).
+
+    Agarwal et al. (NeurIPS 2021), "Deep Reinforcement Learning at the Edge of the Statistical
+    Precipice": the IQM is the mean of the middle 50 % of all scores (25 % trimmed from each
+    end, ``rliable.metrics.aggregate_iqm``); its CI is the percentile interval of the IQMs of
+    ``reps`` bootstrap resamples (``rliable.library.get_interval_estimates``).
+
+    ``scores`` is a vector of runs (seeds) or a ``runs x tasks`` matrix (e.g. seeds x
+    victims or scenarios). The bootstrap is stratified over tasks: each resample draws, for
+    every task separately, as many runs as there are with replacement from that task's
+    column, so every task keeps its weight; the tasks themselves are not resampled. A vector
+    is one task. With one run a resample equals the data, so the interval is NaN (as
+    :func:`mean_se`'s standard error is with one value); with fewer than 4 scores nothing is
+    trimmed and the IQM is the mean.
+
+    Deterministic: the resamples are drawn from ``seed`` (NumPy's global generator is seeded
+    for the call and restored afterwards).
+
+    Example:
+        >>> iqm_ci([-100.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0], seed=0)  # IQM: mean of 2..5
+        (3.5, -23.5, 28.5)
+        >>> iqm_ci([[0.0, 10.0], [0.0, 10.0], [0.0, 10.0]])  # 3 seeds x 2 tasks: stratified
+        (5.0, 5.0, 5.0)
+
+    Args:
+        scores: a vector of runs or a ``runs x tasks`` matrix of finite numbers.
+        reps: bootstrap replications (2000 unless told; rliable's own default is 50,000).
+        seed: seed of the resamples.
+
+    Returns:
+        ``(iqm, low, high)``: the IQM and the bounds of its 95 % CI (NaN with one run).
+
+    Raises:
+        InvalidArgumentError: ``scores`` is empty, not 1- or 2-dimensional, or holds a NaN or
+            infinite value; ``reps`` is below 1.
+    """
+    try:
+        arr = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(
+            f"scores must be a vector of runs or a runs x tasks matrix of numbers: {e}"
+        ) from e
+    if arr.ndim not in (1, 2):
+        raise InvalidArgumentError(
+            f"scores must be a vector of runs or a runs x tasks matrix, got shape {arr.shape}"
+        )
+    if arr.size == 0:
+        raise InvalidArgumentError(f"scores is empty (shape {arr.shape}); need at least one run")
+    if not np.all(np.isfinite(arr)):
+        raise InvalidArgumentError(
+            f"scores holds {int(np.sum(~np.isfinite(arr)))} NaN or infinite value(s)"
+        )
+    if isinstance(reps, bool) or not isinstance(reps, int | np.integer) or reps < 1:
+        raise InvalidArgumentError(f"reps must be an integer >= 1, got {reps!r}")
+    from rliable import library, metrics  # type: ignore[import-untyped]
+
+    matrix = arr.reshape(len(arr), -1)  # a vector is one task
+
+    def iqm(x: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(x)])
+
+    point = float(iqm(matrix)[0])
+    if len(matrix) < 2:
+        return point, float("nan"), float("nan")
+    with _GLOBAL_RNG:
+        # rliable resamples from the legacy global generator (see _GLOBAL_RNG)
+        state = np.random.get_state()  # noqa: NPY002
+        np.random.seed(seed)  # noqa: NPY002
+        try:
+            _, intervals = library.get_interval_estimates(
+                {"scores": matrix}, iqm, reps=int(reps), confidence_interval_size=0.95
+            )
+        finally:
+            np.random.set_state(state)  # noqa: NPY002
+    low, high = intervals["scores"][:, 0]
+    return point, float(low), float(high)
+
+
+def plot_intervals(
+    path: str | os.PathLike[str],
+    estimates: Mapping[str, Sequence[tuple[float, float, float]]],
+    metric_names: Sequence[str],
+    xlabel: str,
+) -> None:
+    """Save rliable's interval plot (``rliable.plot_utils.plot_interval_estimates``) to ``path``.
+
+    One panel per metric, one row per entry of ``estimates`` (e.g. a method): a bar from the
+    interval's low to its high end and a tick at the point estimate. Each entry holds one
+    ``(point, low, high)`` per metric, e.g. ``(mean, mean - SE, mean + SE)`` and the
+    ``(iqm, low, high)`` of :func:`iqm_ci`; a NaN interval (one seed) is drawn as the point
+    alone. Headless (matplotlib's ``Agg`` backend).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rliable import plot_utils
+
+    points, intervals = {}, {}
+    for name, triples in estimates.items():
+        if len(triples) != len(metric_names):
+            raise InvalidArgumentError(
+                f"estimates[{name!r}] has {len(triples)} (point, low, high) triples for "
+                f"{len(metric_names)} metric_names"
+            )
+        arr = np.array(triples, dtype=np.float64).reshape(-1, 3)
+        point = arr[:, 0]
+        bounds = np.where(np.isnan(arr[:, 1:]), point[:, None], arr[:, 1:])
+        points[name], intervals[name] = point, bounds.T
+    fig, _ = plot_utils.plot_interval_estimates(
+        points, intervals, list(metric_names), algorithms=list(estimates), xlabel=xlabel,
+        subfigure_width=3.4, row_height=max(0.5, 1.6 / max(1, len(estimates))),
+        xlabel_y_coordinate=-0.25 if len(estimates) < 3 else -0.1,
+    )  # fmt: skip
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
 
 
 def logged_scalars(run_dir: str | os.PathLike[str], tag: str) -> tuple[np.ndarray, np.ndarray]:
