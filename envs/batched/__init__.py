@@ -107,7 +107,7 @@ ENVS: dict[str, type[BatchedEnv]] = {
 }
 """The batched envs by registry ID."""
 
-_ARGUMENTS: dict[str, tuple[str, ...]] = {
+ARGUMENTS: dict[str, tuple[str, ...]] = {
     "adv/independent_spread-v0": (
         "N",
         "collision_penalty",
@@ -146,6 +146,7 @@ _ARGUMENTS: dict[str, tuple[str, ...]] = {
         "render_mode",
     ),
 }
+"""The keyword arguments each batched env accepts (its PettingZoo env's)."""
 
 
 def env_id_of(name: str) -> str:
@@ -178,7 +179,7 @@ def make(
         InvalidArgumentError: an unknown ``env_id`` or argument, or a bad value.
     """
     env_id = env_id_of(env_id)
-    allowed = _ARGUMENTS[env_id]
+    allowed = ARGUMENTS[env_id]
     for key in env_kwargs:
         if key not in allowed:
             raise InvalidArgumentError(
@@ -188,6 +189,7 @@ def make(
 
 
 __all__ = [
+    "ARGUMENTS",
     "ENVS",
     "BatchedEnv",
     "BatchedEnvStateError",
