@@ -6,7 +6,9 @@ Independent Spread: every method is trained with its trainer (``ippo.py`` for Na
 ``art.py`` for Fixed-K and ART), one run per seed; then ``attack.py`` trains a new PPO
 adversary from scratch against the frozen defenders for every victim i and every subset K of
 k other agents, and the table reports, per method, the worst case over victims and subsets
-(mean +- standard error over seeds) next to the clean return of the worst-off agent.
+(mean +- standard error over seeds, and the interquartile mean with its stratified bootstrap
+95 % confidence interval, Agarwal et al., NeurIPS 2021) next to the clean return of the
+worst-off agent.
 
 Every step is a subprocess writing into ``<workdir>/<method>/seed<s>/`` and is skipped when
 its result already exists, so an interrupted report continues where it stopped (and a
@@ -18,7 +20,8 @@ It first prints an estimate of the whole report (the raw env's steps/s measured 
 machine, times ``REPORT_FRACTION``, ``--jobs`` at a time), then every 30 s the percent of
 all environment steps done (summed from the ``progress.json`` of every training run under
 ``--workdir``), each job's stage and an ETA. The subprocesses' output goes to ``train.log``
-and ``attack/attack.log`` in each job's folder.
+and ``attack/attack.log`` in each job's folder. ``--from-results`` re-tabulates a finished
+report's ``results.json`` (e.g. ``docs/robustness_report.json``) without running anything.
 """
 
 import dataclasses
@@ -35,7 +38,15 @@ import numpy as np
 import tyro
 
 from adv_wrappers.train.envs import make_env
-from adv_wrappers.train.jobs import Monitor, attack_or_resume, mean_se, train_or_resume
+from adv_wrappers.train.jobs import (
+    IQM_REPS,
+    Monitor,
+    attack_or_resume,
+    iqm_ci,
+    mean_se,
+    plot_intervals,
+    train_or_resume,
+)
 from adv_wrappers.vector import make_vector_env
 
 BASELINES = Path(__file__).resolve().parent
@@ -100,7 +111,10 @@ class Args:
     attack_flags: str = ""
     """extra flags of every attacker, as one string"""
     plot: bool = True
-    """save `<workdir>/robustness.png` (matplotlib)"""
+    """save `<workdir>/robustness.png` and `<workdir>/robustness_iqm.png` (matplotlib)"""
+    from_results: str = ""
+    """re-tabulate this finished report's `results.json` (e.g. `docs/robustness_report.json`)
+    into `--workdir` without running anything; its methods, seeds and k replace the flags"""
 
 
 def train_and_attack(args, method, seed, stage):
@@ -164,11 +178,22 @@ def fmt(m, se):
     return f"{m:.1f}" if np.isnan(se) else f"{m:.1f} ± {se:.1f}"
 
 
+def fmt_iqm(iqm, low, high):
+    return f"{iqm:.1f}" if np.isnan(low) else f"{iqm:.1f} [{low:.1f}, {high:.1f}]"
+
+
 if __name__ == "__main__":
     args = tyro.cli(Args)
     if args.preset != "none":  # the preset replaces the defaults; flags given still win
         default = dataclasses.replace(Args(), preset=args.preset, **PRESETS[args.preset])
         args = tyro.cli(Args, default=default)
+    finished = None
+    if args.from_results:  # a finished report: its runs and set-up, nothing is run
+        finished = json.loads(Path(args.from_results).read_text())
+        setup = {f: finished["args"][f] for f in ("methods", "seeds", "k", "train_timesteps",
+                                                  "attack_timesteps", "eval_episodes")}  # fmt: skip
+        args = dataclasses.replace(args, **{f: tuple(v) if isinstance(v, list) else v
+                                            for f, v in setup.items()})  # fmt: skip
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; known: {list(METHODS)}")
@@ -183,50 +208,61 @@ if __name__ == "__main__":
     )
     start = time.time()
     jobs = [(m, s) for m in args.methods for s in args.seeds]
-    total = len(jobs) * (args.train_timesteps + n_attacks * args.attack_timesteps)
-    parallel = min(args.jobs, len(jobs), os.cpu_count() or 1)
-    raw = raw_env_sps()
-    print(
-        f"estimate: {total:,} environment steps; this machine steps the raw env at {raw:,.0f} "
-        f"steps/s now, a report runs at ~{REPORT_FRACTION} of that per core "
-        f"(docs/robustness_report.md), {parallel} at a time: about "
-        f"{total / (raw * REPORT_FRACTION * parallel) / 60:.0f} min (progress every 30 s)",
-        flush=True,
-    )
-    with Monitor(args.workdir, total, [f"{m}/seed{s}" for m, s in jobs]) as stage, \
-            ThreadPoolExecutor(args.jobs) as pool:  # fmt: skip
-        done = list(pool.map(lambda job: train_and_attack(args, *job, stage), jobs))
-    per_run = {f"{m}/seed{s}": summarize(r) for (m, s), r in zip(jobs, done, strict=True)}
+    if finished is not None:
+        print(f"re-tabulating {args.from_results} (nothing is run)", flush=True)
+        per_run = {f"{m}/seed{s}": finished["runs"][f"{m}/seed{s}"] for m, s in jobs}
+    else:
+        total = len(jobs) * (args.train_timesteps + n_attacks * args.attack_timesteps)
+        parallel = min(args.jobs, len(jobs), os.cpu_count() or 1)
+        raw = raw_env_sps()
+        print(
+            f"estimate: {total:,} environment steps; this machine steps the raw env at "
+            f"{raw:,.0f} steps/s now, a report runs at ~{REPORT_FRACTION} of that per core "
+            f"(docs/robustness_report.md), {parallel} at a time: about "
+            f"{total / (raw * REPORT_FRACTION * parallel) / 60:.0f} min (progress every 30 s)",
+            flush=True,
+        )
+        with Monitor(args.workdir, total, [f"{m}/seed{s}" for m, s in jobs]) as stage, \
+                ThreadPoolExecutor(args.jobs) as pool:  # fmt: skip
+            done = list(pool.map(lambda job: train_and_attack(args, *job, stage), jobs))
+        per_run = {f"{m}/seed{s}": summarize(r) for (m, s), r in zip(jobs, done, strict=True)}
 
+    # per method: mean ± SE and the IQM [stratified bootstrap 95 % CI] over seeds
     rows, table = {}, []
     for m in args.methods:
         runs = [per_run[f"{m}/seed{s}"] for s in args.seeds]
-        clean = mean_se([r["clean_min"] for r in runs])
-        attacked = mean_se([r["attacked_min"] for r in runs])
-        rows[m] = {"clean_min": clean, "attacked_min": attacked}
+        rows[m] = {}
+        for key in ("clean_min", "attacked_min"):
+            rows[m][key] = mean_se([r[key] for r in runs])
+            rows[m][f"{key}_iqm"] = iqm_ci([r[key] for r in runs])
         paper = PAPER_TABLE1[m] if args.k == 1 else None
         table.append(
-            f"| {METHODS[m][0]} | {fmt(*clean)} | {fmt(*attacked)} | "
+            f"| {METHODS[m][0]} | {fmt(*rows[m]['clean_min'])} | "
+            f"{fmt_iqm(*rows[m]['clean_min_iqm'])} | {fmt(*rows[m]['attacked_min'])} | "
+            f"{fmt_iqm(*rows[m]['attacked_min_iqm'])} | "
             + (f"{fmt(*paper[0])} | {fmt(*paper[1])} |" if paper else "– | – |")
         )
     header = (
-        f"| method | clean (worst agent) | under attack (worst victim, k={args.k}) | "
-        "paper: no adversary | paper: 1 adversary |\n|---|---|---|---|---|"
+        f"| method | clean (worst agent) | clean: IQM [95 % CI] | under attack (worst victim, "
+        f"k={args.k}) | under attack: IQM [95 % CI] | paper: no adversary | paper: 1 adversary "
+        "|\n|---|---|---|---|---|---|---|"
     )
     report = "\n".join([header, *table])
     minutes = (time.time() - start) / 60
     budget = (
         f"{len(args.seeds)} seed(s) {list(args.seeds)}; defenders {args.train_timesteps:,} steps, "
         f"attackers {args.attack_timesteps:,} steps x {n_attacks} per defender, "
-        f"{args.eval_episodes} evaluation episodes; mean ± standard error over seeds"
+        f"{args.eval_episodes} evaluation episodes; mean ± standard error over seeds, and "
+        f"IQM [stratified bootstrap 95 % CI, {IQM_REPS} resamples of the seeds]"
     )
     print(f"\n{report}\n\nBudget: {budget}. Wall time {minutes:.1f} min (finished steps skipped).")
-    if args.preset == "quick":
+    if args.preset == "quick" and finished is None:
         print(
             "This is a small budget for a quarter-hour run, not the paper's: the paper-scale "
             "reproduction (800K steps, 3 seeds, fresh attackers) is in docs/robustness_report.md."
         )
     out = Path(args.workdir)
+    out.mkdir(parents=True, exist_ok=True)
     summary = {"env_id": ENV_ID, "args": vars(args), "budget": budget, "rows": rows,
                "runs": per_run, "paper": PAPER_TABLE1}  # fmt: skip
     (out / "results.json").write_text(json.dumps(summary, indent=2))
@@ -252,5 +288,23 @@ if __name__ == "__main__":
         ax.legend()
         fig.tight_layout()
         fig.savefig(out / "robustness.png", dpi=120)
-        print(f"plot: {out / 'robustness.png'}")
+        # both summaries side by side: mean ± SE (bar: mean - SE to mean + SE) and IQM [CI]
+        estimates = {}
+        for m in args.methods:
+            estimates[METHODS[m][0]] = [
+                t
+                for key in ("clean_min", "attacked_min")
+                for t in (
+                    (rows[m][key][0], rows[m][key][0] - rows[m][key][1],
+                     rows[m][key][0] + rows[m][key][1]),
+                    rows[m][f"{key}_iqm"],
+                )
+            ]  # fmt: skip
+        plot_intervals(
+            out / "robustness_iqm.png", estimates,
+            ["clean: mean ± SE", "clean: IQM, 95 % CI", "attacked: mean ± SE",
+             "attacked: IQM, 95 % CI"],
+            xlabel=f"return of the worst-off agent ({len(args.seeds)} seeds)", sharex=[0, 0, 1, 1],
+        )  # fmt: skip
+        print(f"plots: {out / 'robustness.png'}, {out / 'robustness_iqm.png'}")
     print(f"results: {out / 'results.json'}, {out / 'report.md'}")

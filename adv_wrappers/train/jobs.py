@@ -12,7 +12,7 @@ when its result exists, so an interrupted report continues where it stopped:
   ``progress.json``, printed every 30 s with an ETA.
 * :func:`mean_se` and :func:`mean_ci95` - summaries over seeds (and agents).
 * :func:`iqm_ci` - the interquartile mean and its stratified bootstrap 95 % CI (rliable), and
-  :func:`plot_intervals`, rliable's plot of point estimates with their intervals.
+  :func:`plot_intervals`, point estimates with their intervals (rliable's style).
 * :func:`logged_scalars` - a scalar a trainer logged to TensorBoard (training curves).
 """
 
@@ -296,38 +296,71 @@ def plot_intervals(
     estimates: Mapping[str, Sequence[tuple[float, float, float]]],
     metric_names: Sequence[str],
     xlabel: str,
+    sharex: Sequence[int] | None = None,
+    ncols: int = 4,
 ) -> None:
-    """Save rliable's interval plot (``rliable.plot_utils.plot_interval_estimates``) to ``path``.
+    """Save an interval plot in the style of rliable's ``plot_interval_estimates`` to ``path``.
 
-    One panel per metric, one row per entry of ``estimates`` (e.g. a method): a bar from the
-    interval's low to its high end and a tick at the point estimate. Each entry holds one
-    ``(point, low, high)`` per metric, e.g. ``(mean, mean - SE, mean + SE)`` and the
-    ``(iqm, low, high)`` of :func:`iqm_ci`; a NaN interval (one seed) is drawn as the point
-    alone. Headless (matplotlib's ``Agg`` backend).
+    One panel per metric (``ncols`` panels a row), one row per entry of ``estimates`` (e.g. a
+    method): a bar from the interval's low to its high end and a tick at the point estimate.
+    Each entry holds one ``(point, low, high)`` per metric, e.g. ``(mean, mean - SE, mean +
+    SE)`` and the ``(iqm, low, high)`` of :func:`iqm_ci`; a NaN interval (one seed) is drawn
+    as the point alone. ``sharex`` gives each metric a group number: the panels of one group
+    share their x-axis limits (e.g. a quantity's mean ± SE beside its IQM). Headless
+    (matplotlib's ``Agg`` backend).
+
+    Raises:
+        InvalidArgumentError: an entry of ``estimates`` or ``sharex`` does not have one item
+            per metric.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from rliable import plot_utils
 
-    points, intervals = {}, {}
+    if sharex is not None and len(sharex) != len(metric_names):
+        raise InvalidArgumentError(
+            f"sharex has {len(sharex)} groups for {len(metric_names)} metric_names"
+        )
+    names = list(estimates)
+    table = {}
     for name, triples in estimates.items():
         if len(triples) != len(metric_names):
             raise InvalidArgumentError(
                 f"estimates[{name!r}] has {len(triples)} (point, low, high) triples for "
                 f"{len(metric_names)} metric_names"
             )
-        arr = np.array(triples, dtype=np.float64).reshape(-1, 3)
-        point = arr[:, 0]
-        bounds = np.where(np.isnan(arr[:, 1:]), point[:, None], arr[:, 1:])
-        points[name], intervals[name] = point, bounds.T
-    fig, _ = plot_utils.plot_interval_estimates(
-        points, intervals, list(metric_names), algorithms=list(estimates), xlabel=xlabel,
-        subfigure_width=3.4, row_height=max(0.5, 1.6 / max(1, len(estimates))),
-        xlabel_y_coordinate=-0.25 if len(estimates) < 3 else -0.1,
+        table[name] = np.array(triples, dtype=np.float64).reshape(-1, 3)
+    ncols = max(1, min(ncols, len(metric_names)))
+    nrows = -(-len(metric_names) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, squeeze=False,
+        figsize=(3.2 * ncols, nrows * (0.4 * len(names) + 1.0) + 0.4),
     )  # fmt: skip
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    colors = plt.get_cmap("tab10")
+    for k, metric in enumerate(metric_names):
+        ax = axes.flat[k]
+        for row, name in enumerate(names):
+            point, low, high = table[name][k]
+            if np.isnan(low) or np.isnan(high):
+                low = high = point
+            ax.barh(row, high - low, left=low, height=0.6, color=colors(row % 10), alpha=0.75)
+            ax.vlines(point, row - 0.35, row + 0.35, color="k", alpha=0.6)
+        ax.set_yticks(range(len(names)), names if k % ncols == 0 else [])
+        ax.set_title(metric, fontsize=10)
+        ax.grid(True, axis="x", alpha=0.25)
+        for side in ("left", "top", "right"):
+            ax.spines[side].set_visible(False)
+    for ax in axes.flat[len(metric_names) :]:
+        ax.set_visible(False)
+    for group in set(sharex or ()):
+        members = [axes.flat[k] for k, g in enumerate(sharex or ()) if g == group]
+        lows, highs = zip(*(ax.get_xlim() for ax in members), strict=True)
+        for ax in members:
+            ax.set_xlim(min(lows), max(highs))
+    fig.supxlabel(xlabel, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
