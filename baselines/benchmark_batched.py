@@ -13,12 +13,17 @@ sampled before timing:
   ``--device cuda``, on CUDA too), ``--steps`` calls of ``step`` after one untimed step
   (same-step auto-resets included).
 
-A figure is env steps per wall-clock second (copies x ``step`` calls / s); the table gives
-each batched figure and its ratio to PettingZoo's. The issue's target: batched >= 100 x
-PettingZoo at 1024 copies on the CPU. ``--vmas-python`` runs VMAS's ``simple_spread`` (the
-field's batched torch simulator) at the same copy counts in that interpreter, a separate
-venv that has vmas (it is not a dependency of this project), and adds a row. The machine may
-be shared: the figures are wall-clock, measured back to back.
+A figure is env steps per second (copies x ``step`` calls / s), the median of ``--repeats``
+measurements; the table gives each batched figure and its ratio to PettingZoo's. The issue's
+target: batched >= 100 x PettingZoo at 1024 copies on the CPU. ``--vmas-python`` runs VMAS's
+``simple_spread`` (the field's batched torch simulator) at the same copy counts in that
+interpreter, a separate venv that has vmas (it is not a dependency of this project), and
+adds a row.
+
+Clocks. CPU figures are per second of this process's CPU time (``time.process_time``), with
+torch on ``--threads`` threads (default 1, like the PettingZoo envs): on a shared machine
+other processes then neither inflate nor deflate a figure, and the ratios compare the same
+single core. CUDA figures are wall-clock (synchronized before reading the clock).
 """
 
 from __future__ import annotations
@@ -64,6 +69,10 @@ class Args:
     """write the figures as JSON here"""
     seed: int = 0
     """seed of the actions and resets"""
+    threads: int = 1
+    """torch's CPU threads (torch.set_num_threads)"""
+    repeats: int = 3
+    """measurements per figure; the median is reported"""
     env_kwargs: dict[str, dict] = field(default_factory=dict)
     """extra arguments per env ID (the defaults are the papers' configurations)"""
 
@@ -89,15 +98,15 @@ def pettingzoo_sps(env_id: str, kwargs: dict, seconds: float, seed: int) -> floa
     agents = env.possible_agents
     table = _action_table([env.action_space(a) for a in agents], 4096, np.random.default_rng(seed))
     env.reset(seed=seed)
-    steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    steps, start = 0, time.process_time()
+    while time.process_time() - start < seconds:
         for _ in range(100):
             k = steps % 4096
             env.step({a: table[i][k] for i, a in enumerate(agents)})
             if not env.agents:
                 env.reset()
             steps += 1
-    return steps / (time.perf_counter() - start)
+    return steps / (time.process_time() - start)
 
 
 def vector_sps(env_id: str, kwargs: dict, copies: int, seconds: float, seed: int) -> float:
@@ -112,12 +121,12 @@ def vector_sps(env_id: str, kwargs: dict, copies: int, seconds: float, seed: int
         d = max(s.shape[0] for s in spaces)
         pool = [rng.random((copies, len(spaces), d), dtype=np.float32) for _ in range(64)]
     envs.reset(seed=seed)
-    steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    steps, start = 0, time.process_time()
+    while time.process_time() - start < seconds:
         for _ in range(20):
             envs.step(pool[steps % 64])
             steps += 1
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     envs.close()
     return steps * copies / elapsed
 
@@ -136,18 +145,23 @@ def batched_sps(env_id: str, kwargs: dict, copies: int, steps: int, device: str,
         pool = [torch.rand(shape, device=env.device, generator=g) for _ in range(16)]
     env.reset()
     env.step(pool[0])  # untimed: first-call allocations
-    sync = torch.cuda.synchronize if env.device.type == "cuda" else (lambda: None)
+    if env.device.type == "cuda":
+        sync, clock = torch.cuda.synchronize, time.perf_counter
+    else:
+        sync, clock = (lambda: None), time.process_time
     sync()
-    start = time.perf_counter()
+    start = clock()
     for t in range(steps):
         env.step(pool[t % 16])
     sync()
-    return steps * copies / (time.perf_counter() - start)
+    return steps * copies / (clock() - start)
 
 
 VMAS_SNIPPET = """
 import json, sys, time, torch, vmas
-copies, steps, device, seed = json.loads(sys.argv[1])
+copies, steps, device, seed, threads = json.loads(sys.argv[1])
+torch.set_num_threads(threads)
+clock = time.perf_counter if device == "cuda" else time.process_time
 out = {}
 for n in copies:
     env = vmas.make_env("simple_spread", num_envs=n, device=device, continuous_actions=False,
@@ -165,18 +179,18 @@ for n in copies:
                 env.reset_at(i)
     step(pool[0])
     if device == "cuda": torch.cuda.synchronize()
-    start = time.perf_counter()
+    start = clock()
     for t in range(steps):
         step(pool[t % 16])
     if device == "cuda": torch.cuda.synchronize()
-    out[n] = steps * n / (time.perf_counter() - start)
+    out[n] = steps * n / (clock() - start)
 print(json.dumps(out))
 """
 
 
-def vmas_sps(python: str, copies, steps: int, device: str, seed: int) -> dict[int, float]:
+def vmas_sps(python: str, copies, steps: int, device: str, seed: int, threads: int):
     result = subprocess.run(
-        [python, "-c", VMAS_SNIPPET, json.dumps([list(copies), steps, device, seed])],
+        [python, "-c", VMAS_SNIPPET, json.dumps([list(copies), steps, device, seed, threads])],
         capture_output=True,
         text=True,
         check=True,
@@ -184,14 +198,22 @@ def vmas_sps(python: str, copies, steps: int, device: str, seed: int) -> dict[in
     return {int(k): v for k, v in json.loads(result.stdout.strip().splitlines()[-1]).items()}
 
 
+def median(repeats: int, measure, *args) -> float:
+    return float(np.median([measure(*args) for _ in range(repeats)]))
+
+
 def main(args: Args) -> dict:
+    torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if args.device != "cpu" else [])
     results: dict = {
         "_measured": {
             "date": datetime.date.today().isoformat(),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
             "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": args.threads,
+            "repeats": args.repeats,
+            "clock": "process CPU time (CPU), wall-clock (CUDA)",
+            "load_average": os.getloadavg()[0],
             "cuda": torch.cuda.get_device_name() if "cuda" in devices else None,
             "command": "python baselines/benchmark_batched.py " + " ".join(sys.argv[1:]),
         }
@@ -199,22 +221,28 @@ def main(args: Args) -> dict:
     for env_id in args.envs:
         env_id = batched.env_id_of(env_id)
         kwargs = args.env_kwargs.get(env_id, {})
+        r = args.repeats
         row = {
-            "pettingzoo": pettingzoo_sps(env_id, kwargs, args.seconds, args.seed),
-            f"vector_{args.vector_copies}": vector_sps(
-                env_id, kwargs, args.vector_copies, args.seconds, args.seed
+            "pettingzoo": median(r, pettingzoo_sps, env_id, kwargs, args.seconds, args.seed),
+            f"vector_{args.vector_copies}": median(
+                r, vector_sps, env_id, kwargs, args.vector_copies, args.seconds, args.seed
             ),
         }
         for device in devices:
             for n in args.copies:
-                row[f"{device}_{n}"] = batched_sps(env_id, kwargs, n, args.steps, device, args.seed)
+                row[f"{device}_{n}"] = median(
+                    r, batched_sps, env_id, kwargs, n, args.steps, device, args.seed
+                )
         results[env_id] = row
         print(f"measured {env_id}", flush=True)
     if args.vmas_python:
         for device in devices:
-            sps = vmas_sps(args.vmas_python, args.copies, args.steps, device, args.seed)
+            runs = [
+                vmas_sps(args.vmas_python, args.copies, args.steps, device, args.seed, args.threads)
+                for _ in range(args.repeats)
+            ]
             results.setdefault("vmas/simple_spread", {}).update(
-                {f"{device}_{n}": v for n, v in sps.items()}
+                {f"{device}_{n}": float(np.median([run[n] for run in runs])) for n in args.copies}
             )
     return results
 
@@ -247,7 +275,8 @@ if __name__ == "__main__":
     results = main(args)
     print()
     print(
-        "env steps/s (copies x step calls per wall-clock second); in brackets: x PettingZoo "
+        "env steps/s (copies x step calls per second of CPU time; CUDA: of wall-clock time), "
+        "median of --repeats; in brackets: x PettingZoo "
         "(one copy stepped in a loop); the VMAS row is compared with cooperative_navigation's "
         "PettingZoo figure"
     )

@@ -46,7 +46,8 @@ class BatchedEnv:
 
     Subclasses set :attr:`module` (the ``adv_envs`` module of the PettingZoo version, whose
     ``parallel_env`` validates the arguments and provides the spaces) and implement the hooks
-    ``_sample`` (a fresh state for every row), ``_advance`` (one step in place, returning the
+    ``_sample`` (a fresh state for every copy, each tensor with the copies in its last
+    dimension), ``_advance`` (one step in place, returning the
     float64 rewards ``[B, A]``), ``_observe`` (``[B, A, D]`` float32, zero-padded),
     ``_terminated`` (``[B]`` bool), ``_load`` (one row from a PettingZoo env) and optionally
     ``_state_vector``.
@@ -166,8 +167,13 @@ class BatchedEnv:
     def get_state(self) -> dict[str, torch.Tensor]:
         """A copy of the whole batch's state: a dict of tensors with first dimension ``B``
         (``"t"``: steps taken in the current episode). The generator's state is not in it
-        (use :attr:`generator`)."""
-        return {k: v.clone() for k, v in self.s.items()}
+        (use :attr:`generator`).
+
+        Inside, every tensor keeps the copies in its *last* dimension (so that the tensor ops
+        run along contiguous rows of ``B`` values); this method and :meth:`set_state` move
+        that dimension to the front and back.
+        """
+        return {k: v.movedim(-1, 0).clone() for k, v in self.s.items()}
 
     def set_state(self, state: Mapping[str, torch.Tensor]) -> None:
         """Set the batch's state to ``state`` (as :meth:`get_state` returns it, copied).
@@ -181,6 +187,7 @@ class BatchedEnv:
             raise InvalidArgumentError(f"state must have the keys {sorted(template)}, got {got}")
         new = {}
         for key, like in template.items():
+            like = like.movedim(-1, 0)
             value = state[key]
             if not isinstance(value, torch.Tensor) or value.shape != like.shape:
                 raise InvalidArgumentError(
@@ -191,7 +198,7 @@ class BatchedEnv:
                 raise InvalidArgumentError(
                     f"state[{key!r}] must have dtype {like.dtype}, got {value.dtype}"
                 )
-            new[key] = value.to(self.device).clone()
+            new[key] = value.to(self.device).movedim(0, -1).contiguous()
         self._s = new
 
     def load_from_pettingzoo(self, index: int, env: Any) -> None:
@@ -299,9 +306,8 @@ class BatchedEnv:
         final_obs = torch.where(done[:, None, None], obs, torch.zeros((), device=self.device))
         if bool(done.any()):
             fresh = self._sample()
-            for key, value in self.s.items():
-                mask = done.view(-1, *([1] * (value.dim() - 1)))
-                self.s[key] = torch.where(mask, fresh[key], value)
+            for key, value in self.s.items():  # the copies are the last dimension
+                self.s[key] = torch.where(done, fresh[key], value)
             obs = torch.where(done[:, None, None], self._observe(), obs)
         return obs, rewards, terminations, truncations, {"reset": done, "final_obs": final_obs}
 

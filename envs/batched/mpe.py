@@ -38,19 +38,21 @@ _MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], np.float64) * SENS
 
 
 def _norm(x: torch.Tensor) -> torch.Tensor:
-    """``sqrt(sum(square(x)))`` over the last axis (of size 2), as mpe2 writes it."""
-    return torch.sqrt(x[..., 0] * x[..., 0] + x[..., 1] * x[..., 1])
+    """``sqrt(sum(square(x)))`` over the coordinate axis (``-2``, of size 2; the copies are the
+    last axis), as mpe2 writes it."""
+    return torch.sqrt(x[..., 0, :] * x[..., 0, :] + x[..., 1, :] * x[..., 1, :])
 
 
 class BatchedMPE(BatchedEnv):
     """The particle world shared by the MPE scenarios.
 
-    State (``get_state()``): ``p_pos``, ``p_vel`` ``[B, A, 2]``, ``c`` ``[B, A, dim_c]``
-    (messages), ``l_pos`` ``[B, L, 2]`` (landmarks), ``goal`` ``[B, G]`` long (the scenario's
-    goal indices; ``G = 0`` where there are none) and ``t`` ``[B]`` long.
+    State (``get_state()``, copies first): ``p_pos``, ``p_vel`` ``[B, A, 2]``, ``c``
+    ``[B, A, dim_c]`` (messages), ``l_pos`` ``[B, L, 2]`` (landmarks), ``goal`` ``[B, G]``
+    long (the scenario's goal landmarks; ``G = 0`` where there are none) and ``t`` ``[B]``
+    long. Inside, the copies are the last dimension (``p_pos`` is ``[A, 2, B]``).
     """
 
-    n_goals: ClassVar[int] = 0  # goal indices per copy, each one of the landmarks
+    n_goals: ClassVar[int] = 0  # goal landmarks per copy
 
     def __init__(self, num_envs: int, device: Any = "cpu", seed: int | None = None, **kwargs):
         super().__init__(num_envs, device, seed, **kwargs)
@@ -66,45 +68,50 @@ class BatchedMPE(BatchedEnv):
         self.dim_c = int(world.dim_c)
         self.silent = all(a.silent for a in world.agents)
         A = self.num_agents
-        self._moves = torch.tensor(_MOVES, dtype=F64, device=self.device)
-        size = torch.tensor([a.size for a in world.agents], dtype=F64, device=self.device)
-        collide = torch.tensor([a.collide for a in world.agents], device=self.device)
+        dev = self.device
+        self._moves = torch.tensor(_MOVES, dtype=F64, device=dev)  # [5, 2]
+        size = torch.tensor([a.size for a in world.agents], dtype=F64, device=dev)
+        collide = torch.tensor([a.collide for a in world.agents], device=dev)
         self.collide = bool(collide.any())
-        self._dist_min = size[:, None] + size[None, :]  # [A, A]
+        self._dist_min = (size[:, None] + size[None, :])[:, :, None]  # [A, A, 1]
         # pairs (i, j), i != j, that push each other
-        self._pair = ~torch.eye(A, dtype=torch.bool, device=self.device)
-        self._pair &= collide[:, None] & collide[None, :]
+        pair = ~torch.eye(A, dtype=torch.bool, device=dev)
+        self._pair = (pair & collide[:, None] & collide[None, :])[:, :, None]  # [A, A, 1]
         # others[i]: the other agents' indices in order
         self._others = torch.tensor(
-            [[j for j in range(A) if j != i] for i in range(A)], device=self.device
+            [[j for j in range(A) if j != i] for i in range(A)], dtype=torch.long, device=dev
         ).reshape(A, A - 1)
-        self._zero = torch.zeros((), dtype=F64, device=self.device)
+        self._zero = torch.zeros((), dtype=F64, device=dev)
 
     # ----------------------------------------------------------------- reset
 
     def _sample(self) -> dict[str, torch.Tensor]:
         B, A, L = self.num_envs, self.num_agents, self.n_landmarks
-        kw = {"dtype": F64, "device": self.device, "generator": self._rng}
-        goal = torch.randint(
-            0, max(L, 1), (B, self.n_goals), device=self.device, generator=self._rng
-        )
+        dev = self.device
+        kw = {"dtype": F64, "device": dev, "generator": self._rng}
+        goal = torch.randint(0, max(L, 1), (self.n_goals, B), device=dev, generator=self._rng)
         return {
-            "p_pos": torch.rand((B, A, 2), **kw) * 2 - 1,
-            "p_vel": torch.zeros((B, A, 2), dtype=F64, device=self.device),
-            "c": torch.zeros((B, A, self.dim_c), dtype=F64, device=self.device),
-            "l_pos": torch.rand((B, L, 2), **kw) * 2 - 1,
+            "p_pos": torch.rand((A, 2, B), **kw) * 2 - 1,
+            "p_vel": torch.zeros((A, 2, B), dtype=F64, device=dev),
+            "c": torch.zeros((A, self.dim_c, B), dtype=F64, device=dev),
+            "l_pos": torch.rand((L, 2, B), **kw) * 2 - 1,
             "goal": goal,
-            "t": torch.zeros(B, dtype=torch.long, device=self.device),
+            "t": torch.zeros(B, dtype=torch.long, device=dev),
         }
 
     def _load(self, index: int, raw: Any) -> None:
         world = raw.world
         s = self.s
-        s["p_pos"][index] = torch.tensor(np.array([a.state.p_pos for a in world.agents]))
-        s["p_vel"][index] = torch.tensor(np.array([a.state.p_vel for a in world.agents]))
-        s["c"][index] = torch.tensor(np.array([a.state.c for a in world.agents], np.float64))
-        s["l_pos"][index] = torch.tensor(np.array([lm.state.p_pos for lm in world.landmarks]))
-        s["goal"][index] = torch.tensor(self._goals_of(world), dtype=torch.long)
+
+        def put(key: str, rows: list) -> None:
+            s[key][..., index] = torch.tensor(np.array(rows, np.float64), device=self.device)
+
+        put("p_pos", [a.state.p_pos for a in world.agents])
+        put("p_vel", [a.state.p_vel for a in world.agents])
+        put("c", [a.state.c for a in world.agents])
+        put("l_pos", [lm.state.p_pos for lm in world.landmarks])
+        goals = self._goals_of(world)
+        s["goal"][:, index] = torch.tensor(goals, dtype=torch.long, device=self.device)
         s["t"][index] = int(raw.steps)
 
     def _goals_of(self, world: Any) -> list[int]:
@@ -119,60 +126,68 @@ class BatchedMPE(BatchedEnv):
     def _advance(self, actions: torch.Tensor) -> torch.Tensor:
         s = self.s
         if self.continuous_actions:
-            u32 = torch.stack(
-                [actions[..., 2] - actions[..., 1], actions[..., 4] - actions[..., 3]], dim=-1
-            )
+            a = actions.permute(1, 2, 0)  # [A, d, B], float32
+            u32 = torch.stack([a[:, 2] - a[:, 1], a[:, 4] - a[:, 3]], dim=1)
             force = u32.to(F64) * SENSITIVITY
-            message = actions[..., 5:].to(F64)
+            message = a[:, 5:].to(F64)
         else:
-            force = self._moves[actions % 5]
-            message = torch.nn.functional.one_hot(actions // 5, self.dim_c).to(F64)
+            a = actions.T  # [A, B]
+            force = self._moves[a % 5].permute(0, 2, 1)  # [A, 2, B]
+            message = torch.nn.functional.one_hot(a // 5, self.dim_c).to(F64).permute(0, 2, 1)
         if self.collide:
             force = self._contact(s["p_pos"], force)
         s["p_pos"] = s["p_pos"] + s["p_vel"] * DT
         s["p_vel"] = s["p_vel"] * (1 - DAMPING) + force * DT
-        s["c"] = torch.zeros_like(s["c"]) if self.silent else message
+        if self.silent:  # mpe2 sets a silent agent's message state to zeros
+            s["c"].zero_()
+        else:
+            s["c"] = message.contiguous()
         s["t"] = s["t"] + 1
-        return self._rewards()
+        return self._rewards().T
 
     def _contact(self, p: torch.Tensor, force: torch.Tensor) -> torch.Tensor:
-        delta = p[:, :, None, :] - p[:, None, :, :]  # [B, i, j, 2] = p_i - p_j
-        dist = _norm(delta)
+        delta = p[:, None] - p[None, :]  # [i, j, 2, B] = p_i - p_j
+        dist = _norm(delta)  # [i, j, B]
         penetration = (
             torch.logaddexp(self._zero, -(dist - self._dist_min) / CONTACT_MARGIN) * CONTACT_MARGIN
         )
-        pair_force = CONTACT_FORCE * delta / dist[..., None] * penetration[..., None]
+        pair_force = CONTACT_FORCE * delta / dist[:, :, None] * penetration[:, :, None]
+        pair_force = torch.where(self._pair[:, :, :, None], pair_force, self._zero)
         for j in range(self.num_agents):  # mpe2's order: j ascending
-            mask = self._pair[:, j, None]  # [i, 1]
-            force = force + torch.where(mask, pair_force[:, :, j], self._zero)
+            force = force + pair_force[:, j]
         return force
 
     # ----------------------------------------------------------------- helpers
 
     def _rel(self, points: torch.Tensor) -> torch.Tensor:
-        """``points[b, k] - p_pos[b, i]`` as ``[B, A, K, 2]``."""
-        return points[:, None, :, :] - self.s["p_pos"][:, :, None, :]
+        """``points[k] - p_pos[i]`` as ``[A, K, 2, B]``."""
+        return points[None] - self.s["p_pos"][:, None]
 
     def _others_rel(self) -> torch.Tensor:
-        """``p_j - p_i`` for the other agents ``j`` in index order, ``[B, A, A-1, 2]``."""
-        rel = self._rel(self.s["p_pos"])  # [B, i, j, 2] = p_j - p_i
-        index = self._others[None, :, :, None].expand(rel.shape[0], -1, -1, 2)
-        return rel.gather(2, index)
+        """``p_j - p_i`` for the other agents ``j`` in index order, ``[A, A-1, 2, B]``."""
+        p = self.s["p_pos"]
+        return p[self._others] - p[:, None]
 
     def _goal_pos(self, column: int = 0) -> torch.Tensor:
-        """The position of landmark ``goal[:, column]``, ``[B, 2]``."""
-        goal = self.s["goal"][:, column]
-        return self.s["l_pos"][torch.arange(self.num_envs, device=self.device), goal]
+        """The position of landmark ``goal[column]`` of every copy, ``[2, B]``."""
+        goal = self.s["goal"][column]  # [B]
+        l_pos = self.s["l_pos"]  # [L, 2, B]
+        return l_pos.gather(0, goal[None, None].expand(1, 2, -1))[0]
 
-    def _pad(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        """Flatten per-agent observations ``[B, k_i]`` into ``[B, A, D]`` float32, zero-padded."""
+    def _out(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """Per-agent observations ``[k_i, B]`` (float64) as ``[B, A, D]`` float32, padded."""
         B = self.num_envs
         out = torch.zeros(
-            (B, self.num_agents, self.obs_dim), dtype=torch.float32, device=self.device
+            (self.num_agents, self.obs_dim, B), dtype=torch.float32, device=self.device
         )
         for i, part in enumerate(parts):
-            out[:, i, : part.shape[1]] = part
-        return out
+            out[i, : part.shape[0]] = part
+        return out.permute(2, 0, 1).contiguous()
+
+    @staticmethod
+    def _batch_first(obs: torch.Tensor) -> torch.Tensor:
+        """``[A, D, B]`` float64 as ``[B, A, D]`` float32."""
+        return obs.to(torch.float32).permute(2, 0, 1).contiguous()
 
     def _state_vector(self) -> torch.Tensor:
         """mpe2's ``state()``: every agent's observation (float32) concatenated."""
@@ -180,6 +195,7 @@ class BatchedMPE(BatchedEnv):
         return torch.cat([obs[:, i, :n] for i, n in enumerate(self.obs_sizes)], dim=1)
 
     def _rewards(self) -> torch.Tensor:  # pragma: no cover - abstract
+        """The rewards ``[A, B]`` float64 after the physics step."""
         raise NotImplementedError
 
 
@@ -211,35 +227,31 @@ class IndependentSpread(BatchedMPE):
         )
         self.collision_penalty = float(self._reference.unwrapped.collision_penalty)
 
-    def _contacts(self) -> torch.Tensor:
-        """``C_i``: the other agents in contact with agent ``i``, ``[B, A]`` float64."""
-        p = self.s["p_pos"]
-        dist = _norm(p[:, :, None, :] - p[:, None, :, :])
-        return ((dist < self._dist_min) & self._pair).sum(dim=2).to(F64)
-
     def _rewards(self) -> torch.Tensor:
-        distance = _norm(self.s["l_pos"] - self.s["p_pos"])
-        return -distance - self.collision_penalty * self._contacts()
+        p = self.s["p_pos"]
+        distance = _norm(self.s["l_pos"] - p)  # landmark i is agent i's
+        touching = (_norm(p[:, None] - p[None, :]) < self._dist_min) & self._pair
+        contacts = touching.sum(dim=1).to(F64)  # [A, B]
+        return -distance - self.collision_penalty * contacts
 
     def _observe(self) -> torch.Tensor:
         s = self.s
-        B, A = self.num_envs, self.num_agents
+        A, B = self.num_agents, self.num_envs
         obs = torch.cat(
             [
                 s["p_vel"],
                 s["p_pos"],
                 s["l_pos"] - s["p_pos"],
-                self._others_rel().reshape(B, A, 2 * (A - 1)),
+                self._others_rel().reshape(A, 2 * (A - 1), B),
             ],
-            dim=2,
+            dim=1,
         )
-        return obs.to(torch.float32)
+        return self._batch_first(obs)
 
     def _state_vector(self) -> torch.Tensor:
         s = self.s
-        B = self.num_envs
-        parts = [s["p_pos"].reshape(B, -1), s["p_vel"].reshape(B, -1), s["l_pos"].reshape(B, -1)]
-        return torch.cat(parts, dim=1).to(torch.float32)
+        parts = [s["p_pos"], s["p_vel"], s["l_pos"]]  # [A, 2, B] each
+        return torch.cat([x.reshape(-1, self.num_envs) for x in parts]).T.to(torch.float32)
 
 
 class CooperativeNavigation(BatchedMPE):
@@ -277,38 +289,37 @@ class CooperativeNavigation(BatchedMPE):
     def _rewards(self) -> torch.Tensor:
         s = self.s
         p = s["p_pos"]
-        to_landmarks = _norm(p[:, :, None, :] - s["l_pos"][:, None, :, :])  # [B, agent, lm]
-        closest = to_landmarks.min(dim=1).values  # [B, lm]
-        coverage = torch.zeros_like(closest[:, 0])
+        to_landmarks = _norm(self._rel(s["l_pos"]))  # [agent, landmark, B]
+        closest = to_landmarks.min(dim=0).values  # [landmark, B]
+        coverage = torch.zeros_like(closest[0])
         for k in range(self.n_landmarks):  # mpe2: rew -= min(dists), landmark by landmark
-            coverage = coverage - closest[:, k]
-        dist = _norm(p[:, :, None, :] - p[:, None, :, :])
-        touching = dist < self._dist_min
+            coverage = coverage - closest[k]
+        touching = _norm(p[:, None] - p[None, :]) < self._dist_min  # [A, A, B]
+        A = self.num_agents
         if self.reward_scale == "original":
-            contacts = touching.sum(dim=2).to(F64)  # the diagonal included (1 + C_i)
+            contacts = touching.sum(dim=1).to(F64)  # the diagonal included (1 + C_i)
             shared = torch.zeros_like(coverage)
-            for i in range(self.num_agents):
-                shared = shared + (coverage - contacts[:, i])
-            return shared[:, None].expand(-1, self.num_agents)
-        own = -(touching & self._pair).sum(dim=2).to(F64)
+            for i in range(A):
+                shared = shared + (coverage - contacts[i])
+            return shared[None].expand(A, -1)
+        own = -(touching & self._pair).sum(dim=1).to(F64)
         lr = self.local_ratio
-        return coverage[:, None] * (1 - lr) + own * lr
+        return coverage[None] * (1 - lr) + own * lr
 
     def _observe(self) -> torch.Tensor:
         s = self.s
-        B, A = self.num_envs, self.num_agents
-        comm = s["c"][:, self._others].reshape(B, A, 2 * (A - 1))
+        A, B = self.num_agents, self.num_envs
         obs = torch.cat(
             [
                 s["p_vel"],
                 s["p_pos"],
-                self._rel(s["l_pos"]).reshape(B, A, 2 * self.n_landmarks),
-                self._others_rel().reshape(B, A, 2 * (A - 1)),
-                comm,
+                self._rel(s["l_pos"]).reshape(A, 2 * self.n_landmarks, B),
+                self._others_rel().reshape(A, 2 * (A - 1), B),
+                s["c"][self._others].reshape(A, 2 * (A - 1), B),
             ],
-            dim=2,
+            dim=1,
         )
-        return obs.to(torch.float32)
+        return self._batch_first(obs)
 
 
 # landmark colours of simple_reference (red, green, blue)
@@ -353,24 +364,23 @@ class ExchangeTarget(BatchedMPE):
 
     def _rewards(self) -> torch.Tensor:
         p = self.s["p_pos"]
-        offsets = [p[:, 1] - self._goal_pos(0), p[:, 0] - self._goal_pos(1)]  # goal_a - goal_b
+        offsets = [p[1] - self._goal_pos(0), p[0] - self._goal_pos(1)]  # goal_a - goal_b
         if self.reward_scale == "original":
-            own = [-(o[:, 0] * o[:, 0] + o[:, 1] * o[:, 1]) for o in offsets]
-            return (own[0] + own[1])[:, None].expand(-1, 2)
+            own = [-(o[0] * o[0] + o[1] * o[1]) for o in offsets]
+            return (own[0] + own[1])[None].expand(2, -1)
         own = [-_norm(o) for o in offsets]
         shared = (own[0] + own[1]) / 2
         lr = self.local_ratio
-        return torch.stack([shared * (1 - lr) + own[i] * lr for i in range(2)], dim=1)
+        return torch.stack([shared * (1 - lr) + own[i] * lr for i in range(2)])
 
     def _observe(self) -> torch.Tensor:
         s = self.s
         B = self.num_envs
-        colour = self._colours[s["goal"]]  # [B, 2, 3]
-        other_comm = s["c"][:, [1, 0]]
-        obs = torch.cat(
-            [s["p_vel"], self._rel(s["l_pos"]).reshape(B, 2, 6), colour, other_comm], dim=2
-        )
-        return obs.to(torch.float32)
+        colour = self._colours[s["goal"]].permute(0, 2, 1)  # [2, 3, B]
+        other_comm = s["c"][[1, 0]]
+        landmarks = self._rel(s["l_pos"]).reshape(2, 6, B)
+        obs = torch.cat([s["p_vel"], landmarks, colour, other_comm], dim=1)
+        return self._batch_first(obs)
 
 
 def _push_colours() -> tuple[np.ndarray, np.ndarray]:
@@ -423,28 +433,27 @@ class KeepAway(BatchedMPE):
     def _rewards(self) -> torch.Tensor:
         p = self.s["p_pos"]
         g = self._goal_pos()
-        agent_distance = _norm(p[:, 1] - g)
-        adversary = agent_distance - _norm(g - p[:, 0])
-        return torch.stack([adversary, -agent_distance], dim=1)
+        agent_distance = _norm(p[1] - g)
+        adversary = agent_distance - _norm(g - p[0])
+        return torch.stack([adversary, -agent_distance])
 
     def _observe(self) -> torch.Tensor:
         s = self.s
         B = self.num_envs
         p, v = s["p_pos"], s["p_vel"]
-        landmarks = self._rel(s["l_pos"]).reshape(B, 2, 4)
-        adversary = torch.cat([v[:, 0], landmarks[:, 0], p[:, 1] - p[:, 0]], dim=1)
+        landmarks = self._rel(s["l_pos"]).reshape(2, 4, B)
+        adversary = torch.cat([v[0], landmarks[0], p[1] - p[0]])
         agent = torch.cat(
             [
-                v[:, 1],
-                self._goal_pos() - p[:, 1],
-                self._agent_colours[s["goal"][:, 0]],
-                landmarks[:, 1],
-                self._landmark_colours.expand(B, -1),
-                p[:, 0] - p[:, 1],
-            ],
-            dim=1,
+                v[1],
+                self._goal_pos() - p[1],
+                self._agent_colours[s["goal"][0]].T,
+                landmarks[1],
+                self._landmark_colours[:, None].expand(-1, B),
+                p[0] - p[1],
+            ]
         )
-        return self._pad([adversary, agent])
+        return self._out([adversary, agent])
 
 
 class PhysicalDeception(BatchedMPE):
@@ -481,23 +490,21 @@ class PhysicalDeception(BatchedMPE):
         return [self._landmark_index(world, world.agents[0].goal_a)]
 
     def _rewards(self) -> torch.Tensor:
-        p = self.s["p_pos"]
-        g = self._goal_pos()
-        to_goal = p - g[:, None]  # [B, A, 2]
-        distance = _norm(to_goal)
-        good = -distance[:, 1:].min(dim=1).values + distance[:, 0]
+        to_goal = self.s["p_pos"] - self._goal_pos()  # [A, 2, B]
+        distance = _norm(to_goal)  # [A, B]
+        good = -distance[1:].min(dim=0).values + distance[0]
         if self.reward_scale == "original":
-            adversary = -(to_goal[:, 0, 0] * to_goal[:, 0, 0] + to_goal[:, 0, 1] * to_goal[:, 0, 1])
+            adversary = -(to_goal[0, 0] * to_goal[0, 0] + to_goal[0, 1] * to_goal[0, 1])
         else:
-            adversary = -distance[:, 0]
-        return torch.cat([adversary[:, None], good[:, None].expand(-1, self.n_landmarks)], dim=1)
+            adversary = -distance[0]
+        return torch.cat([adversary[None], good[None].expand(self.n_landmarks, -1)])
 
     def _observe(self) -> torch.Tensor:
         s = self.s
-        B, A = self.num_envs, self.num_agents
-        landmarks = self._rel(s["l_pos"]).reshape(B, A, 2 * self.n_landmarks)
-        others = self._others_rel().reshape(B, A, 2 * (A - 1))
-        goal = (self._goal_pos()[:, None] - s["p_pos"])[:, 1:]  # good agents only
-        adversary = torch.cat([landmarks[:, 0], others[:, 0]], dim=1)
-        good = torch.cat([goal, landmarks[:, 1:], others[:, 1:]], dim=2)
-        return self._pad([adversary, *good.unbind(dim=1)])
+        A, B = self.num_agents, self.num_envs
+        landmarks = self._rel(s["l_pos"]).reshape(A, 2 * self.n_landmarks, B)
+        others = self._others_rel().reshape(A, 2 * (A - 1), B)
+        goal = self._goal_pos() - s["p_pos"]  # [A, 2, B]
+        adversary = torch.cat([landmarks[0], others[0]])
+        good = torch.cat([goal[1:], landmarks[1:], others[1:]], dim=1)  # [N, 4N + 2, B]
+        return self._out([adversary, *good.unbind(0)])

@@ -16,8 +16,8 @@ class XnorXor(BatchedEnv):
     """``B`` copies of XNOR/XOR (same arguments as ``adv_envs.xnor_xor.parallel_env``).
 
     State (``get_state()``): ``state`` ``[B]`` long (0 = s1, 1 = s2), ``previous_state``
-    ``[B]``, ``last_actions`` ``[B, 2]`` long (``-1`` at an episode's first step) and ``t``
-    ``[B]``. With ``discount`` each step terminates a copy with probability
+    ``[B]``, ``last_actions`` ``[B, 2]`` long (both ``-1`` at an episode's first step) and
+    ``t`` ``[B]``. With ``discount`` each step terminates a copy with probability
     ``1 - discount``, drawn from the env's generator (so the coins differ from the PettingZoo
     env's). ``reset(options={"initial_state": s})`` starts every copy, and every later
     auto-reset, in state ``s``.
@@ -71,7 +71,7 @@ class XnorXor(BatchedEnv):
         return {
             "state": state,
             "previous_state": minus.clone(),
-            "last_actions": torch.full((B, 2), -1, dtype=torch.long, device=self.device),
+            "last_actions": torch.full((2, B), -1, dtype=torch.long, device=self.device),
             "t": torch.zeros(B, dtype=torch.long, device=self.device),
         }
 
@@ -80,7 +80,7 @@ class XnorXor(BatchedEnv):
         s["state"][index] = int(raw._state)
         last = raw._last_actions
         s["previous_state"][index] = -1 if last is None else int(raw._previous_state)
-        s["last_actions"][index] = torch.tensor([-1, -1] if last is None else list(last))
+        s["last_actions"][:, index] = torch.tensor([-1, -1] if last is None else list(last))
         s["t"][index] = int(raw._t)
 
     def _advance(self, actions: torch.Tensor) -> torch.Tensor:
@@ -90,7 +90,7 @@ class XnorXor(BatchedEnv):
         paid = torch.where(state == 0, equal, ~equal)
         s["previous_state"] = state
         s["state"] = torch.where(equal, 1 - state, state)
-        s["last_actions"] = actions.clone()
+        s["last_actions"] = actions.T.contiguous()
         s["t"] = s["t"] + 1
         return paid.to(torch.float64)[:, None].expand(-1, 2)
 
@@ -107,8 +107,8 @@ class XnorXor(BatchedEnv):
             started = (s["previous_state"] >= 0)[:, None]
             hist = [
                 self._eye[s["previous_state"].clamp(min=0)],
-                self._eye[s["last_actions"][:, 0].clamp(min=0)],
-                self._eye[s["last_actions"][:, 1].clamp(min=0)],
+                self._eye[s["last_actions"][0].clamp(min=0)],
+                self._eye[s["last_actions"][1].clamp(min=0)],
             ]
             obs = torch.cat([obs, *(torch.where(started, h, 0.0) for h in hist)], dim=1)
         return obs[:, None, :].expand(-1, 2, -1).clone()
