@@ -541,6 +541,7 @@ if __name__ == "__main__":
             {"params": [agent.omega], "lr": adversary_lr},
         ],
         eps=1e-5,
+        fused=True,  # one kernel for every parameter (measured faster: docs/performance.md)
     )
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     checkpointer = Checkpointer(

@@ -7,9 +7,11 @@ one run are reported):
 
 * the raw simulator: the same vector env the trainers use (``num_envs`` copies, sync),
   stepped with uniformly random actions (steps/s summed over copies);
-* each trainer's ``charts/SPS`` (environment steps per second of wall time, rollouts and
-  updates together) read from its TensorBoard log, with the preset's ``update_epochs`` and
-  with one epoch (the difference is the learner's share: a profile of where time goes);
+* each trainer's steady-state steps/s (environment steps per second of wall time, rollouts
+  and updates together, from the first to the last iteration's ``charts/SPS`` event in its
+  TensorBoard log: start-up and a compile are left out), with the preset's
+  ``update_epochs``, with ``--compile`` (``ippo.py``), and with one epoch (the difference is
+  the learner's share: a profile of where time goes);
 
 and prints (and with ``--output`` writes) a Markdown table of medians and ratios.
 """
@@ -79,7 +81,14 @@ def trainer_sps(script, env_id, timesteps, extra=(), flags=""):
         (run_dir,) = Path(cwd, "runs").iterdir()
         accumulator = EventAccumulator(str(run_dir))
         accumulator.Reload()
-        return accumulator.Scalars("charts/SPS")[-1].value
+        events = accumulator.Scalars("charts/SPS")  # one per iteration
+        if len(events) < 3:
+            raise SystemExit(f"--timesteps {timesteps}: {script} logged {len(events)} iterations; "
+                             "the steady state needs at least 3")  # fmt: skip
+        # steady state: the steps and wall time between the first and the last iteration's
+        # end (start-up, the first iteration and a --compile are left out)
+        first, last = events[0], events[-1]
+        return (last.step - first.step) / (last.wall_time - first.wall_time)
 
 
 if __name__ == "__main__":
@@ -90,6 +99,9 @@ if __name__ == "__main__":
         "raw vector env, random actions": lambda: raw_sps(args.env_id, num_envs, args.raw_steps),
         f"ippo.py ({epochs} epochs)": lambda: trainer_sps(
             "ippo.py", args.env_id, args.timesteps, flags=args.trainer_flags
+        ),
+        f"ippo.py ({epochs} epochs, --compile)": lambda: trainer_sps(
+            "ippo.py", args.env_id, args.timesteps, ["--compile"], args.trainer_flags
         ),
         "ippo.py (1 epoch)": lambda: trainer_sps(
             "ippo.py", args.env_id, args.timesteps, ["--update-epochs", "1"], args.trainer_flags

@@ -177,6 +177,33 @@ def test_clip_grad_norm_per_member_keeps_members_independent():
     )
 
 
+def test_clip_grad_norm_per_member_with_shared_parameters_matches_a_loop():
+    """Stacked ([3, ...]) and shared (other leading sizes, 0-d) gradients: the vectorized clip
+    equals a per-tensor loop of the definition, for norms below and above max_norm."""
+    g = torch.Generator().manual_seed(0)
+    shapes = [(3, 4, 5), (3, 1, 5), (7,), ()]
+    for scale in (0.01, 10.0):
+        params = [torch.zeros(s, requires_grad=True) for s in shapes]
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=g) * scale
+        grads = [p.grad.clone() for p in params]
+        squares = torch.zeros(3)
+        for x in grads:
+            squares += (
+                x.reshape(3, -1).pow(2).sum(1) if x.dim() and x.shape[0] == 3 else x.pow(2).sum()
+            )
+        factor = (1.0 / (squares.sqrt() + 1e-6)).clamp(max=1.0)
+        norms = clip_grad_norm_per_member_(params, max_norm=1.0, members=3)
+        torch.testing.assert_close(norms, squares.sqrt())
+        for p, x in zip(params, grads, strict=True):
+            if x.dim() and x.shape[0] == 3:
+                expected = x * factor.reshape(3, *([1] * (x.dim() - 1)))
+            else:
+                expected = x * factor.min()
+            torch.testing.assert_close(p.grad, expected)
+        assert (factor < 1).all() == (scale == 10.0)  # both regimes were compared
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
 BOX = spaces.Box(-np.inf, np.inf, (3,), np.float32)

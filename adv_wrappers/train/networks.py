@@ -469,10 +469,11 @@ class MLPActor(nn.Module):
         """
         out = self.net(x)
         if self.spec.head in ("categorical", "relaxed_categorical"):
-            return Categorical(logits=out)
+            return Categorical(logits=out, validate_args=False)  # (logits need no check)
         if self.spec.head == "tanh":
             raise InvalidArgumentError("a tanh head is deterministic: it has no distribution")
-        return Independent(Normal(out, self.log_std.expand_as(out).exp()), 1)
+        normal = Normal(out, self.log_std.expand_as(out).exp(), validate_args=False)
+        return Independent(normal, 1, validate_args=False)
 
     @torch.no_grad()
     def mode(self, x: torch.Tensor) -> torch.Tensor:
@@ -520,17 +521,21 @@ def clip_grad_norm_per_member_(
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return torch.zeros(members)
+    # few large ops instead of several per tensor: these networks are small, and per-op
+    # overhead, not arithmetic, is what a gradient step costs on a CPU
+    stacked = [g for g in grads if g.dim() > 0 and g.shape[0] == members]
+    shared = [g for g in grads if not (g.dim() > 0 and g.shape[0] == members)]
     squares = torch.zeros(members, dtype=grads[0].dtype, device=grads[0].device)
-    for g in grads:
-        if g.dim() > 0 and g.shape[0] == members:
-            squares += g.reshape(members, -1).pow(2).sum(dim=1)
-        else:
-            squares += g.pow(2).sum()
+    if stacked:
+        squares = torch.cat([g.reshape(members, -1) for g in stacked], dim=1).pow(2).sum(dim=1)
+    if shared:
+        squares = squares + torch.stack(torch._foreach_norm(shared)).pow(2).sum()
     norms = squares.sqrt()
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        if g.dim() > 0 and g.shape[0] == members:
-            g.mul_(scale.reshape(members, *([1] * (g.dim() - 1))))
-        else:
-            g.mul_(scale.min())
+    if stacked:
+        torch._foreach_mul_(
+            stacked, [scale.reshape(members, *([1] * (g.dim() - 1))) for g in stacked]
+        )
+    if shared:
+        torch._foreach_mul_(shared, scale.min())
     return norms

@@ -21,6 +21,7 @@ Change logs:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -136,6 +137,30 @@ def ppo_loss(
     return loss, stats
 
 
+def minibatch_loss(
+    evaluate_actions: Callable[
+        [dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    ],
+    mb: dict[str, torch.Tensor],
+    args: Any,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The networks on a minibatch, then :func:`ppo_loss` (what :func:`ppo_update` compiles
+    with ``args.compile``)."""
+    newlogprob, entropy, newvalue = evaluate_actions(mb)
+    return ppo_loss(
+        newlogprob, entropy, newvalue, mb, mb["masks"], args, policy_mask=mb.get("policy_masks")
+    )
+
+
+@functools.cache
+def _compiled_minibatch_loss() -> Callable[..., Any]:
+    # one compiled function per process: dynamo keys its cache on the code of the trainer's
+    # evaluate_actions and guards on the networks it closes over, so the lambda a trainer
+    # builds every iteration reuses the compiled graph (a minibatch of another size, e.g. the
+    # last one of an epoch, compiles once more)
+    return torch.compile(minibatch_loss, dynamic=False)
+
+
 def ppo_update(
     args: Any,
     batch: Mapping[str, torch.Tensor],
@@ -161,8 +186,10 @@ def ppo_update(
 
     Args:
         args: the trainer's ``Args`` (``batch_size``, ``minibatch_size``, ``update_epochs``,
-            ``max_grad_norm``, ``target_kl``, ``debug_nan_at_iteration`` and what
-            :func:`ppo_loss` reads).
+            ``max_grad_norm``, ``target_kl``, ``debug_nan_at_iteration``, what
+            :func:`ppo_loss` reads and, optionally, ``compile``: run the networks and the
+            loss as one ``torch.compile`` graph, forward and backward; it costs a compile
+            of tens of seconds at the first minibatch of each size).
         batch: :meth:`~adv_wrappers.train.rollout.Rollout.flatten`'s batch.
         evaluate_actions: a minibatch (``batch`` indexed by the minibatch's samples) ->
             ``(newlogprob, entropy, newvalue)`` of its stored actions under the current
@@ -178,19 +205,18 @@ def ppo_update(
         ``losses/*`` scalars for logging: the last minibatch's losses and KL (mean over
         members), the clip fraction over all minibatches and the explained variance.
     """
+    losses = _compiled_minibatch_loss() if getattr(args, "compile", False) else minibatch_loss
     b_inds = np.arange(args.batch_size)
     clipfracs = []
+    device = next(iter(batch.values())).device
     for _epoch in range(args.update_epochs):
         np.random.shuffle(b_inds)  # noqa: NPY002 (global RNG: seeded, checkpointed)
+        epoch_inds = torch.as_tensor(b_inds, device=device)  # (one conversion per epoch)
         for start in range(0, args.batch_size, args.minibatch_size):
-            mb_inds = b_inds[start : start + args.minibatch_size]
+            mb_inds = epoch_inds[start : start + args.minibatch_size]
             mb = {k: v[mb_inds] for k, v in batch.items()}  # LOSS_FIELDS, masks, inputs
-            newlogprob, entropy, newvalue = evaluate_actions(mb)
-            member_loss, stats = ppo_loss(
-                newlogprob, entropy, newvalue, mb, mb["masks"], args,
-                policy_mask=mb.get("policy_masks"),
-            )  # fmt: skip
-            clipfracs.append(stats["clipfrac"].mean().item())
+            member_loss, stats = losses(evaluate_actions, mb, args)
+            clipfracs.append(stats["clipfrac"].mean())  # (one sync at the end, not per step)
             # independent networks: the sum gives each exactly the gradient of its own loss
             loss = member_loss.mean() if shared else member_loss.sum()
             if iteration == args.debug_nan_at_iteration:
@@ -207,7 +233,7 @@ def ppo_update(
     run.check_finite(model.named_parameters(), iteration=iteration, global_step=global_step)
 
     scalars = {f"losses/{k}": v.mean().item() for k, v in stats.items() if k != "clipfrac"}
-    scalars["losses/clipfrac"] = float(np.mean(clipfracs))
+    scalars["losses/clipfrac"] = float(torch.stack(clipfracs).mean())
     masks = batch["masks"]
     scalars["losses/explained_variance"] = explained_variance(
         batch["values"][masks], batch["returns"][masks]
