@@ -22,10 +22,13 @@ On the XNOR/XOR toy game a fifth column is exact in spirit: the myopic worst-cas
 
 Every policy samples its actions (seeded): the robust equilibrium is mixed. Each cell is the
 team's mean return over ``--eval-episodes`` episodes per (seed, agent), summarized as the
-mean and 95 % confidence interval over the seeds x N attacks, as the paper plots them.
+mean and 95 % confidence interval over the seeds x N attacks, as the paper plots them, and
+in a second table as the interquartile mean with its stratified bootstrap 95 % CI (Agarwal et
+al., NeurIPS 2021: seeds resampled within each attacked agent).
 Every step is a subprocess in ``<workdir>/<method>/seed<s>/`` skipped once its result
 exists, so an interrupted report continues where it stopped; the evaluations are cached in
-``<workdir>/<method>/seed<s>/eval.json``.
+``<workdir>/<method>/seed<s>/eval.json``. ``--from-results`` re-tabulates a finished
+report's ``results.json`` (e.g. ``docs/byzantine_toy.json``) without running anything.
 """
 
 import dataclasses
@@ -47,7 +50,15 @@ from adv_wrappers import byzantine_v0, state_perturbation_v0
 from adv_wrappers.attacks import TargetedPGD
 from adv_wrappers.train import load_policy, read_record
 from adv_wrappers.train.envs import evaluate, make_env, victims_return
-from adv_wrappers.train.jobs import Monitor, attack_or_resume, mean_ci95, train_or_resume
+from adv_wrappers.train.jobs import (
+    IQM_REPS,
+    Monitor,
+    attack_or_resume,
+    iqm_ci,
+    mean_ci95,
+    plot_intervals,
+    train_or_resume,
+)
 
 BASELINES = Path(__file__).resolve().parent
 
@@ -134,7 +145,11 @@ class Args:
     attack_flags: str = ""
     """extra flags of every attacker, as one string (after the env's defaults)"""
     plot: bool = True
-    """save `<workdir>/byzantine.png` and `<workdir>/transfer.png` (matplotlib)"""
+    """save `<workdir>/byzantine.png`, `<workdir>/byzantine_iqm.png` and `<workdir>/transfer.png`
+    (matplotlib)"""
+    from_results: str = ""
+    """re-tabulate this finished report's `results.json` (e.g. `docs/byzantine_toy.json`) into
+    `--workdir` without running anything; its set-up replaces the flags"""
 
 
 def train_and_attack(args, method, seed, stage):
@@ -302,8 +317,30 @@ def cell(results, method, col, seeds):
     return mean_ci95(values)
 
 
+def cell_iqm(results, method, col, seeds):
+    """IQM and its stratified bootstrap 95 % CI: over seeds (clean), or over a seeds x
+    agents matrix (attacks), the seeds resampled within each attacked agent."""
+    if col == "clean":
+        return iqm_ci([results[method][s]["clean"] for s in seeds])
+    matrix = []
+    for s in seeds:
+        r = results[method][s]
+        by_agent = {int(k.rsplit("/", 1)[1]): v for k, v in r.items() if k.rsplit("/", 1)[0] == col}
+        matrix.append([by_agent[i] for i in sorted(by_agent)])
+    return iqm_ci(matrix)
+
+
 def fmt(mean, half):
     return f"{mean:.1f}" if np.isnan(half) else f"{mean:.1f} ± {half:.1f}"
+
+
+def fmt_iqm(iqm, low, high):
+    return f"{iqm:.1f}" if np.isnan(low) else f"{iqm:.1f} [{low:.1f}, {high:.1f}]"
+
+
+# the set-up a finished report's results.json gives `--from-results`
+FINISHED_ARGS = ("env_id", "hyperparameters", "methods", "seeds", "train_timesteps",
+                 "attack_timesteps", "eval_episodes", "epsilons", "transfer")  # fmt: skip
 
 
 if __name__ == "__main__":
@@ -311,10 +348,20 @@ if __name__ == "__main__":
     if args.preset != "none":  # the preset replaces the defaults; flags given still win
         default = dataclasses.replace(Args(), preset=args.preset, **PRESETS[args.preset])
         args = tyro.cli(Args, default=default)
+    finished = None
+    if args.from_results:  # a finished report: its runs and set-up, nothing is run
+        finished = json.loads(Path(args.from_results).read_text())
+        setup = {f: finished["args"][f] for f in FINISHED_ARGS}
+        args = dataclasses.replace(args, **{f: tuple(v) if isinstance(v, list) else v
+                                            for f, v in setup.items()})  # fmt: skip
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; known: {list(METHODS)}")
-    n = len(make_env(args.env_id, ENV_KWARGS.get(args.env_id, {}))().possible_agents)
+    if finished is not None:
+        results = {m: {int(s): r for s, r in finished["runs"][m].items()} for m in args.methods}
+        n = sum(k.startswith("ppo/") for k in results[args.methods[0]][args.seeds[0]])
+    else:
+        n = len(make_env(args.env_id, ENV_KWARGS.get(args.env_id, {}))().possible_agents)
     jobs = [(m, s) for s in args.seeds for m in args.methods]  # seed by seed
     total = len(jobs) * (args.train_timesteps + n * args.attack_timesteps)
     budget = (
@@ -322,50 +369,73 @@ if __name__ == "__main__":
         f"{len(args.seeds)} seed(s) {list(args.seeds)}; teams {args.train_timesteps:,} steps, "
         f"fresh adversaries {args.attack_timesteps:,} steps x {n} agents per team, "
         f"{args.eval_episodes} evaluation episodes per (seed, agent); mean ± 95 % CI over "
-        f"seeds x agents"
+        f"seeds x agents; IQM [stratified bootstrap 95 % CI, {IQM_REPS} resamples of the seeds "
+        f"within each agent]"
     )
     print(f"Byzantine report on {args.env_id}: methods {list(args.methods)}; {budget}; "
           f"{total:,} environment steps, {args.jobs} jobs in parallel; runs in {args.workdir}/",
           flush=True)  # fmt: skip
     start = time.time()
-    with Monitor(args.workdir, total, [f"{m}/seed{s}" for m, s in jobs]) as stage, \
-            ThreadPoolExecutor(min(args.jobs, os.cpu_count() or 1)) as pool:  # fmt: skip
-        checkpoints = list(pool.map(lambda job: train_and_attack(args, *job, stage), jobs))
-    teams = [Team(args, m, s, c) for (m, s), c in zip(jobs, checkpoints, strict=True)]
-    print("evaluating every team under every attack ...", flush=True)
-    results = {m: {} for m in args.methods}
-    # one team per process, one torch thread each (more threads make these small networks
-    # several times slower on a busy machine); spawned, since a forked JAX (SMAX) deadlocks
-    workers = min(args.jobs, os.cpu_count() or 1)
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=one_thread) as pool:
-        evaluations = pool.map(evaluate_team, [args] * len(teams), teams, [teams] * len(teams))
-        for team, evaluation in zip(teams, evaluations, strict=True):
-            results[team.method][team.seed] = evaluation
+    if finished is not None:
+        print(f"re-tabulating {args.from_results} (nothing is run)", flush=True)
+    else:
+        with Monitor(args.workdir, total, [f"{m}/seed{s}" for m, s in jobs]) as stage, \
+                ThreadPoolExecutor(min(args.jobs, os.cpu_count() or 1)) as pool:  # fmt: skip
+            checkpoints = list(pool.map(lambda job: train_and_attack(args, *job, stage), jobs))
+        teams = [Team(args, m, s, c) for (m, s), c in zip(jobs, checkpoints, strict=True)]
+        print("evaluating every team under every attack ...", flush=True)
+        results = {m: {} for m in args.methods}
+        # one team per process, one torch thread each (more threads make these small networks
+        # several times slower on a busy machine); spawned, since a forked JAX (SMAX) deadlocks
+        workers = min(args.jobs, os.cpu_count() or 1)
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=spawn, initializer=one_thread) as pool:
+            evaluations = pool.map(evaluate_team, [args] * len(teams), teams, [teams] * len(teams))
+            for team, evaluation in zip(teams, evaluations, strict=True):
+                results[team.method][team.seed] = evaluation
 
     cols = columns(args)
     header = "| method | " + " | ".join(LABELS.get(c, f"obs. noise {c}") for c in cols) + " |"
     lines = [header, "|---" * (len(cols) + 1) + "|"]
-    rows = {}
+    iqm_lines = list(lines)
+    rows, rows_iqm = {}, {}
     for m in args.methods:
         rows[m] = {c: cell(results, m, c, args.seeds) for c in cols}
+        rows_iqm[m] = {c: cell_iqm(results, m, c, args.seeds) for c in cols}
         lines.append(f"| {METHODS[m][0]} | " + " | ".join(fmt(*rows[m][c]) for c in cols) + " |")
+        iqm_lines.append(
+            f"| {METHODS[m][0]} | " + " | ".join(fmt_iqm(*rows_iqm[m][c]) for c in cols) + " |"
+        )
     table = "\n".join(lines)
-    transfer = {}
+    transfer, transfer_iqm = {}, {}
     if args.transfer:
         lines = ["| adversary trained against \\ team | " + " | ".join(METHODS[m][0] for m in args.methods) + " |",
                  "|---" * (len(args.methods) + 1) + "|"]  # fmt: skip
+        transfer_lines = list(lines)
         for src in args.methods:
-            transfer[src] = {}
+            transfer[src], transfer_iqm[src] = {}, {}
             for tgt in args.methods:
                 col = "ppo" if src == tgt else f"transfer/{src}"
                 transfer[src][tgt] = cell(results, tgt, col, args.seeds)
+                transfer_iqm[src][tgt] = cell_iqm(results, tgt, col, args.seeds)
             lines.append(
                 f"| {METHODS[src][0]} | "
                 + " | ".join(fmt(*transfer[src][t]) for t in args.methods)
                 + " |"
             )
+            transfer_lines.append(
+                f"| {METHODS[src][0]} | "
+                + " | ".join(fmt_iqm(*transfer_iqm[src][t]) for t in args.methods)
+                + " |"
+            )
         table += "\n\nTransfer (the diagonal is the non-oblivious attack):\n\n" + "\n".join(lines)
+    # the same cells as interquartile means with stratified bootstrap 95 % CIs
+    table += (
+        "\n\nIQM [95 % CI] (stratified bootstrap: seeds resampled within each attacked agent):"
+        "\n\n" + "\n".join(iqm_lines)
+    )
+    if args.transfer:
+        table += "\n\nTransfer, IQM [95 % CI]:\n\n" + "\n".join(transfer_lines)
     best = PAPER_BEST_UNDER_ATTACK.get(args.env_id)
     paper = (
         f"Paper (Li et al., Sec. 4.1): EIR-MAPPO comes close to {best} under attack."
@@ -377,9 +447,11 @@ if __name__ == "__main__":
         f"\n{table}\n\nBudget: {budget}. {paper}\nWall time {minutes:.1f} min (finished steps skipped)."
     )
     out = Path(args.workdir)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(
         {"env_id": args.env_id, "args": dataclasses.asdict(args), "budget": budget, "rows": rows,
-         "transfer": transfer, "runs": results, "paper_best_under_attack": best}, indent=2))  # fmt: skip
+         "transfer": transfer, "rows_iqm": rows_iqm, "transfer_iqm": transfer_iqm,
+         "runs": results, "paper_best_under_attack": best}, indent=2))  # fmt: skip
     (out / "report.md").write_text(f"{table}\n\nBudget: {budget}.\n")
     if args.plot:
         import matplotlib
@@ -402,6 +474,16 @@ if __name__ == "__main__":
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(out / "byzantine.png", dpi=120)
+        # per column: mean ± 95 % CI (Student's t) beside the IQM with its bootstrap CI
+        plot_intervals(
+            out / "byzantine_iqm.png",
+            {METHODS[m][0]: [t for c in cols for t in (
+                (rows[m][c][0], rows[m][c][0] - rows[m][c][1], rows[m][c][0] + rows[m][c][1]),
+                rows_iqm[m][c])] for m in args.methods},
+            [f"{LABELS.get(c, c)}: {kind}" for c in cols for kind in ("mean ± 95 % CI", "IQM, 95 % CI")],
+            xlabel=f"{args.env_id}: team return, one Byzantine agent ({len(args.seeds)} seeds)",
+            sharex=[k // 2 for k in range(2 * len(cols))],
+        )  # fmt: skip
         if transfer:
             fig, ax = plt.subplots(figsize=(4.5, 4))
             grid = np.array([[transfer[s][t][0] for t in args.methods] for s in args.methods])

@@ -39,6 +39,7 @@ def test_robustness_report_trains_attacks_tabulates_and_resumes(tmp_path):
     assert "estimate: 1,600 environment steps" in out  # 2 x (200 + 6 x 100)
     assert "| Naive |" in out and "| Fixed-K(k=1) |" in out and "-493.2 ± 11.2" in out
     assert "attackers 100 steps x 6 per defender" in out
+    assert "| under attack: IQM [95 % CI] |" in out  # one seed: the IQM without an interval
     report = tmp_path / "report"
     results = json.loads((report / "results.json").read_text())
     for run_name in ("naive/seed1", "fixed_k1/seed1"):
@@ -46,6 +47,10 @@ def test_robustness_report_trains_attacks_tabulates_and_resumes(tmp_path):
         assert len(summary["scenarios"]) == 6  # 3 victims x 2 attacked agents
         assert summary["attacked_min"] == min(summary["scenarios"].values())
     assert (report / "robustness.png").stat().st_size > 0
+    assert (report / "robustness_iqm.png").stat().st_size > 0
+    for row in results["rows"].values():  # one seed: the IQM is the value, no interval
+        iqm, low, high = row["attacked_min_iqm"]
+        assert iqm == row["attacked_min"][0] and low != low and high != high
     assert (report / "report.md").read_text().startswith("| method |")
     # a rerun skips every finished step and re-tabulates the same numbers
     attack_json = next(report.glob("naive/seed1/attack/runs/*/attack_results.json"))
@@ -76,6 +81,28 @@ def test_robustness_report_trains_attacks_tabulates_and_resumes(tmp_path):
     assert fixed_final.exists()
     rerun = json.loads((report / "results.json").read_text())
     assert rerun["rows"] == results["rows"] and rerun["runs"] == results["runs"]
+
+
+def test_robustness_report_retabulates_committed_results_with_iqm(tmp_path):
+    """`--from-results` rebuilds the docs' table from docs/robustness_report.json (3 seeds)
+    without running anything: mean ± SE as committed, and the IQM with its stratified
+    bootstrap CI (3 seeds: nothing trimmed, the IQM is the mean)."""
+    committed = ROOT / "docs" / "robustness_report.json"
+    out = run(REPORT, "--from-results", str(committed), "--workdir", str(tmp_path / "r"),
+              cwd=tmp_path, timeout=120)  # fmt: skip
+    assert "estimate:" not in out  # nothing trained or attacked
+    assert (
+        "| Naive | -26.2 ± 1.0 | -26.2 [-28.3, -25.1] | -62.4 ± 0.6 | -62.4 [-63.6, -61.4] | "
+        "-34.0 ± 1.9 | -493.2 ± 11.2 |"
+    ) in out
+    rows = json.loads((tmp_path / "r" / "results.json").read_text())["rows"]
+    assert (
+        rows["art_k1"]["attacked_min"]
+        == json.loads(committed.read_text())["rows"]["art_k1"]["attacked_min"]
+    )
+    assert (tmp_path / "r" / "robustness_iqm.png").stat().st_size > 0
+    table = (tmp_path / "r" / "report.md").read_text().split("\n\nBudget")[0]
+    assert table in (ROOT / "docs" / "robustness_report.md").read_text()  # the docs' table
 
 
 def test_trainer_throughput_benchmark(tmp_path):
@@ -133,9 +160,30 @@ def test_byzantine_report_runs_every_attack_and_skips_finished_steps(tmp_path):
         assert attack["args"]["stochastic_defenders"] is True
     assert set(results["transfer"]) == {"mappo", "eir_mappo", "true_type"}
     assert (report / "byzantine.png").stat().st_size > 0
+    assert (report / "byzantine_iqm.png").stat().st_size > 0
+    assert "IQM [95 % CI] (stratified bootstrap" in out and "Transfer, IQM [95 % CI]:" in out
+    for method, row in results["rows_iqm"].items():  # one seed: the IQM of its 2 agents
+        agents = [results["runs"][method]["1"][f"ppo/{i}"] for i in (0, 1)]
+        iqm, low, high = row["ppo"]
+        assert iqm == sum(agents) / 2 and low != low and high != high
     assert (report / "transfer.png").stat().st_size > 0
     cache = report / "eir_mappo" / "seed1" / "eval.json"
     before = cache.stat().st_mtime_ns
     run(BYZANTINE, *flags, cwd=tmp_path, timeout=300)  # everything finished: re-tabulated
     assert cache.stat().st_mtime_ns == before
     assert json.loads((report / "results.json").read_text())["rows"] == results["rows"]
+
+
+def test_byzantine_report_retabulates_committed_results_with_iqm(tmp_path):
+    """`--from-results` on docs/byzantine_toy.json (3 seeds x 2 agents; EIR-MAPPO only, to
+    stay fast): the committed mean ± 95 % CI, and the IQM with its stratified bootstrap CI
+    as docs/byzantine_report.md lists them."""
+    committed = json.loads((ROOT / "docs" / "byzantine_toy.json").read_text())
+    committed["args"].update(methods=["eir_mappo"], transfer=False)
+    (tmp_path / "toy.json").write_text(json.dumps(committed))
+    out = run(BYZANTINE, "--from-results", str(tmp_path / "toy.json"), "--workdir",
+              str(tmp_path / "r"), cwd=tmp_path, timeout=120)  # fmt: skip
+    assert "| EIR-MAPPO | 74.6 ± 25.7 | 35.3 ± 13.8 | 49.0 ± 1.6 |" in out
+    row = "| EIR-MAPPO | 74.6 [63.2, 83.3] | 39.8 [25.5, 41.4] | 49.0 [47.8, 49.9] |"
+    assert row in out and row in (ROOT / "docs" / "byzantine_report.md").read_text()
+    assert (tmp_path / "r" / "byzantine_iqm.png").stat().st_size > 0
