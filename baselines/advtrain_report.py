@@ -7,14 +7,16 @@ Three parts (`--parts`), each resumable (a finished run is skipped, a stopped on
   oracle, two timescales at the ratios of `--ratios`, a single timescale, self-play and
   fictitious play), `--seeds` each; the victim's exact exploitability (Def. 4.1) at every
   iteration, plotted as mean and standard error over seeds (`fig2.png`) and summarized in a
-  table: the last iteration, the mean of the last 10 %, the spread over the last half (how
-  much a run oscillates) and the first iteration within 0.05 of the optimum (1/18).
+  table: the last iteration (also as the interquartile mean with its bootstrap 95 % CI over
+  seeds, Agarwal et al., NeurIPS 2021, plotted beside mean ± SE in `fig2_iqm.png`), the mean
+  of the last 10 %, the spread over the last half (how much a run oscillates) and the first
+  iteration within 0.05 of the optimum (1/18).
 * `budgets`: the attack/defense budget matrix of Table 4. Victims trained by two timescales
   at the defense budgets 0.3, 0.7 and 1.0, and without defense (eps = 0: only the benign
   opponent), each attacked exactly (the min oracle's value, i.e. Expl) at the attack
   budgets 0.3, 0.7 and 1.0. The benign opponent is uniform play, so the budget matters (with
   Kuhn's equilibrium as the benign policy the most robust victim is the same at every
-  budget).
+  budget). Mean ± SE over seeds, then the same matrix as IQM [95 % CI].
 * `rps`: App. C, exactly: SGDA, AGDA, SIBR, AIBR and GAMin on Rock-Paper-Scissors, the
   exploitability of the x player per iteration (`rps.png`).
 * `stealth`: Fig. 3's ordering on an env of ours. Fresh partial-control attackers
@@ -37,8 +39,10 @@ import tyro
 from adv_wrappers.train.jobs import (
     Monitor,
     attack_or_resume,
+    iqm_ci,
     logged_scalars,
     mean_se,
+    plot_intervals,
     train_or_resume,
 )
 from adv_wrappers.train.policy import read_record
@@ -139,6 +143,11 @@ def run_one(args: Args, part: str, row: str, seed: int, flags: list[str], stage:
             "exact": read_record(final)["extra"]["exact"]}  # fmt: skip
 
 
+def fmt_iqm(iqm: float, low: float, high: float) -> str:
+    """An IQM and its 95 % CI (the IQM alone with one seed)."""
+    return f"{iqm:.3f}" if np.isnan(low) else f"{iqm:.3f} [{low:.3f}, {high:.3f}]"
+
+
 def fig2_report(args: Args, results: list[dict]) -> str:
     import matplotlib
 
@@ -147,11 +156,12 @@ def fig2_report(args: Args, results: list[dict]) -> str:
 
     rows = list(dict.fromkeys(r["row"] for r in results if r["part"] == "fig2"))
     lines = [
-        "| method | last iteration | mean of the last 10 % | spread over the last half | "
-        "first iteration within 0.05 of 1/18 | average policy, last iteration | "
-        "victim's gradient norm, last half | seeds |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | last iteration | last iteration: IQM [95 % CI] | mean of the last 10 % | "
+        "spread over the last half | first iteration within 0.05 of 1/18 | average policy, "
+        "last iteration | victim's gradient norm, last half | seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    estimates = {}  # per row: last iteration's (mean, mean - SE, mean + SE) and (IQM, CI)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for row in rows:
         curves = [np.array(r["curve"]) for r in results if r["part"] == "fig2" and r["row"] == row]
@@ -159,6 +169,8 @@ def fig2_report(args: Args, results: list[dict]) -> str:
         stack = np.stack([c[:n] for c in curves])
         tail = max(1, n // 10)
         last = mean_se(stack[:, -1])
+        last_iqm = iqm_ci(stack[:, -1])
+        estimates[row] = [(last[0], last[0] - last[1], last[0] + last[1]), last_iqm]
         tail_mean = mean_se(stack[:, -tail:].mean(axis=1))
         spread = mean_se(stack[:, n // 2 :].std(axis=1))
         hits = [int(np.argmax(c - OPTIMUM < 0.05)) + 1 if np.any(c - OPTIMUM < 0.05) else None
@@ -173,7 +185,8 @@ def fig2_report(args: Args, results: list[dict]) -> str:
                     if r["part"] == "fig2" and r["row"] == row and r.get("average_curve")]  # fmt: skip
         avg = mean_se(averages) if averages else (np.nan, np.nan)
         lines.append(
-            f"| {row} | {last[0]:.3f} ± {last[1]:.3f} | {tail_mean[0]:.3f} ± {tail_mean[1]:.3f} "
+            f"| {row} | {last[0]:.3f} ± {last[1]:.3f} | {fmt_iqm(*last_iqm)} "
+            f"| {tail_mean[0]:.3f} ± {tail_mean[1]:.3f} "
             f"| {spread[0]:.3f} ± {spread[1]:.3f} | {first} | {avg[0]:.3f} ± {avg[1]:.3f} "
             f"| {norm[0]:.3f} ± {norm[1]:.3f} | {len(curves)} |"
         )
@@ -190,7 +203,13 @@ def fig2_report(args: Args, results: list[dict]) -> str:
     fig.tight_layout()
     fig.savefig(Path(args.workdir) / "fig2.png", dpi=120)
     plt.close(fig)
-    return "\n".join(["### Fig. 2: Kuhn poker, eps = 1", "", *lines, "", "![fig2](fig2.png)"])
+    plot_intervals(
+        Path(args.workdir) / "fig2_iqm.png", estimates,
+        ["last iteration: mean ± SE", "last iteration: IQM, 95 % CI"],
+        xlabel="exploitability (Def. 4.1, eps = 1) at the last iteration", sharex=[0, 0],
+    )  # fmt: skip
+    return "\n".join(["### Fig. 2: Kuhn poker, eps = 1", "", *lines, "", "![fig2](fig2.png)",
+                      "", "![fig2: mean ± SE and IQM](fig2_iqm.png)"])  # fmt: skip
 
 
 def budgets_report(args: Args, results: list[dict]) -> str:
@@ -201,9 +220,10 @@ def budgets_report(args: Args, results: list[dict]) -> str:
                for a in args.attack_budgets]  # fmt: skip
     head = " | ".join(f"attack {a:g}" for a in args.attack_budgets)
     lines = [f"| victim | {head} |", "|---|" + "---|" * len(args.attack_budgets)]
+    iqm_lines = list(lines)
     for d in args.defense_budgets:
         row = f"defense_{d:g}"
-        cells = []
+        cells, iqm_cells = [], []
         for a in args.attack_budgets:
             key = "exact/exploitability" if a == d else f"exact/exploitability_eps_{a:g}"
             values = [
@@ -211,15 +231,19 @@ def budgets_report(args: Args, results: list[dict]) -> str:
             ]
             if not values:
                 cells.append("-")
+                iqm_cells.append("-")
                 continue
             m, se = mean_se(values)
             cells.append(f"{m:.3f} ± {se:.3f}")
+            iqm_cells.append(fmt_iqm(*iqm_ci(values)))
         name = f"defense budget {d:g}" if d > 0 else "no defense"
         lines.append(f"| {name} | {' | '.join(cells)} |")
+        iqm_lines.append(f"| {name} | {' | '.join(iqm_cells)} |")
     lines.append(f"| most robust victim (LP) | {' | '.join(f'{o:.3f}' for o in optimum)} |")
     return "\n".join(
-        ["### Table 4: attack and defense budgets, Kuhn poker (exact Expl)", "", *lines]
-    )
+        ["### Table 4: attack and defense budgets, Kuhn poker (exact Expl)", "", *lines, "",
+         "IQM [95 % CI] over seeds (bootstrap of the seeds):", "", *iqm_lines]
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------ stealth

@@ -316,5 +316,12 @@ def test_report_end_to_end_and_report_only(tmp_path):
     text = (tmp_path / "out" / "advtrain_report.md").read_text()
     assert "| min_oracle |" in text and "| no defense |" in text
     assert (tmp_path / "out" / "fig2.png").is_file()
+    # one seed: the IQM is that seed's value, without an interval
+    (min_oracle,) = [r for r in out["runs"] if r["row"] == "min_oracle"]
+    assert "| last iteration: IQM [95 % CI] |" in text
+    last = f"{min_oracle['curve'][-1]:.3f}"
+    assert f"| min_oracle | {last} ± nan | {last} |" in text
+    assert "IQM [95 % CI] over seeds" in text
+    assert (tmp_path / "out" / "fig2_iqm.png").is_file()
     again = report(tmp_path, *flags, "--report-only")
     assert again["runs"] == out["runs"]
