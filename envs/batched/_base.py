@@ -87,6 +87,7 @@ class BatchedEnv:
             self.action_nvec = tuple(int(self._action_spaces[a].n) for a in self.possible_agents)
             self.action_dim = 1
             self._nvec = torch.tensor(self.action_nvec, device=self.device)
+            self._n_min = min(self.action_nvec)
         else:
             self.action_nvec = None
             self.action_dim = max(
@@ -99,6 +100,8 @@ class BatchedEnv:
         else:
             self._rng.manual_seed(seed)
         self._s: dict[str, torch.Tensor] | None = None
+        self._false = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        self._zero32 = torch.zeros((), dtype=torch.float32, device=self.device)
         self._options: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- spaces
@@ -134,14 +137,14 @@ class BatchedEnv:
     def _observe(self) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _terminated(self) -> torch.Tensor:
-        return torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+    def _terminated(self) -> torch.Tensor | None:
+        """``[B]`` bool, or ``None``: this env never terminates."""
+        return None
 
-    def _truncated(self) -> torch.Tensor:
+    def _truncated(self) -> torch.Tensor | None:
+        """``[B]`` bool, or ``None``: no time limit."""
         max_cycles = self.max_cycles
-        if max_cycles is None:
-            return torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        return self.s["t"] >= max_cycles
+        return None if max_cycles is None else self.s["t"] >= max_cycles
 
     def _load(self, index: int, raw: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -295,21 +298,33 @@ class BatchedEnv:
         """
         self.s  # noqa: B018 - raises before the first reset
         actions = self._check_actions(actions)
-        rewards = self._advance(actions).to(torch.float32)
+        rewards = self._advance(actions)
+        if rewards.dtype != torch.float32 or not rewards.is_contiguous():
+            rewards = rewards.to(torch.float32, memory_format=torch.contiguous_format)
         obs = self._observe()
         terminated = self._terminated()
         truncated = self._truncated()
-        done = terminated | truncated
+        if terminated is None and truncated is None:
+            terminated = truncated = done = self._false
+        elif terminated is None:
+            terminated, done = self._false, truncated
+        elif truncated is None:
+            truncated, done = self._false, terminated
+        else:
+            done = terminated | truncated
         shape = (self.num_envs, self.num_agents)
         terminations = terminated[:, None].expand(shape).clone()
         truncations = truncated[:, None].expand(shape).clone()
-        final_obs = torch.where(done[:, None, None], obs, torch.zeros((), device=self.device))
         if bool(done.any()):
+            final_obs = torch.where(done[:, None, None], obs, self._zero32)
             fresh = self._sample()
             for key, value in self.s.items():  # the copies are the last dimension
                 self.s[key] = torch.where(done, fresh[key], value)
             obs = torch.where(done[:, None, None], self._observe(), obs)
-        return obs, rewards, terminations, truncations, {"reset": done, "final_obs": final_obs}
+        else:
+            final_obs = torch.zeros_like(obs)
+        infos = {"reset": done.clone() if done is self._false else done, "final_obs": final_obs}
+        return obs, rewards, terminations, truncations, infos
 
     def _check_actions(self, actions: Any) -> torch.Tensor:
         if not isinstance(actions, torch.Tensor):
@@ -337,14 +352,16 @@ class BatchedEnv:
                     f"{actions.dtype}"
                 )
             actions = actions.long()
-            bad = (actions < 0) | (actions >= self._nvec)
-            if bool(bad.any()):
-                e, i = (int(k) for k in bad.nonzero()[0])
-                raise InvalidActionError(
-                    f"actions[{e}, {i}] = {int(actions[e, i])} for agent "
-                    f"{self.possible_agents[i]!r} is outside its Discrete range "
-                    f"[0, {self.action_nvec[i]})"  # type: ignore[index]
-                )
+            low, high = (int(x) for x in torch.aminmax(actions))  # one pass when all is well
+            if low < 0 or high >= self._n_min:
+                bad = (actions < 0) | (actions >= self._nvec)
+                if bool(bad.any()):
+                    e, i = (int(k) for k in bad.nonzero()[0])
+                    raise InvalidActionError(
+                        f"actions[{e}, {i}] = {int(actions[e, i])} for agent "
+                        f"{self.possible_agents[i]!r} is outside its Discrete range "
+                        f"[0, {self.action_nvec[i]})"  # type: ignore[index]
+                    )
             return actions
         d = self.action_dim
         if actions.shape != (B, A, d):
@@ -359,14 +376,15 @@ class BatchedEnv:
             )
         # the Box's dtype, as the vector env casts (mpe2 computes the movement in float32)
         actions = actions.to(torch.float32)
-        nan = actions.isnan().any(dim=2)
-        if bool(nan.any()):
-            e, i = (int(k) for k in nan.nonzero()[0])
-            raise MissingActionError(
-                f"actions[{e}, {i}] (agent {self.possible_agents[i]!r}) contains NaN"
-            )
-        bad = ((actions < 0) | (actions > 1)).any(dim=2)
-        if bool(bad.any()):
+        low, high = (float(x) for x in torch.aminmax(actions))  # NaN propagates
+        if not (0.0 <= low and high <= 1.0):
+            nan = actions.isnan().any(dim=2)
+            if bool(nan.any()):
+                e, i = (int(k) for k in nan.nonzero()[0])
+                raise MissingActionError(
+                    f"actions[{e}, {i}] (agent {self.possible_agents[i]!r}) contains NaN"
+                )
+            bad = ((actions < 0) | (actions > 1)).any(dim=2)
             e, i = (int(k) for k in bad.nonzero()[0])
             raise InvalidActionError(
                 f"actions[{e}, {i}] = {actions[e, i].tolist()} for agent "

@@ -69,7 +69,7 @@ class BatchedMPE(BatchedEnv):
         self.silent = all(a.silent for a in world.agents)
         A = self.num_agents
         dev = self.device
-        self._moves = torch.tensor(_MOVES, dtype=F64, device=dev)  # [5, 2]
+        self._moves_t = torch.tensor(_MOVES.T, dtype=F64, device=dev).contiguous()  # [2, 5]
         size = torch.tensor([a.size for a in world.agents], dtype=F64, device=dev)
         collide = torch.tensor([a.collide for a in world.agents], device=dev)
         self.collide = bool(collide.any())
@@ -132,8 +132,10 @@ class BatchedMPE(BatchedEnv):
             message = a[:, 5:].to(F64)
         else:
             a = actions.T  # [A, B]
-            force = self._moves[a % 5].permute(0, 2, 1)  # [A, 2, B]
-            message = torch.nn.functional.one_hot(a // 5, self.dim_c).to(F64).permute(0, 2, 1)
+            move = a if self.silent else a % 5  # a silent agent's actions are the movements
+            force = self._moves_t[:, move].transpose(0, 1)  # [A, 2, B]
+            if not self.silent:
+                message = torch.nn.functional.one_hot(a // 5, self.dim_c).to(F64).permute(0, 2, 1)
         if self.collide:
             force = self._contact(s["p_pos"], force)
         s["p_pos"] = s["p_pos"] + s["p_vel"] * DT
@@ -177,17 +179,18 @@ class BatchedMPE(BatchedEnv):
     def _out(self, parts: list[torch.Tensor]) -> torch.Tensor:
         """Per-agent observations ``[k_i, B]`` (float64) as ``[B, A, D]`` float32, padded."""
         B = self.num_envs
-        out = torch.zeros(
-            (self.num_agents, self.obs_dim, B), dtype=torch.float32, device=self.device
-        )
+        shape = (B, self.num_agents, self.obs_dim)
+        out = torch.zeros(shape, dtype=torch.float32, device=self.device)
         for i, part in enumerate(parts):
-            out[i, : part.shape[0]] = part
-        return out.permute(2, 0, 1).contiguous()
+            out[:, i, : part.shape[0]].copy_(part.T)  # casts to float32
+        return out
 
-    @staticmethod
-    def _batch_first(obs: torch.Tensor) -> torch.Tensor:
-        """``[A, D, B]`` float64 as ``[B, A, D]`` float32."""
-        return obs.to(torch.float32).permute(2, 0, 1).contiguous()
+    def _batch_first(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[A, D, B]`` float64 as ``[B, A, D]`` float32 (one copy: cast and transpose)."""
+        shape = (self.num_envs, self.num_agents, obs.shape[1])
+        out = torch.empty(shape, dtype=torch.float32, device=self.device)
+        out.permute(1, 2, 0).copy_(obs)
+        return out
 
     def _state_vector(self) -> torch.Tensor:
         """mpe2's ``state()``: every agent's observation (float32) concatenated."""

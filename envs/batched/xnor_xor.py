@@ -51,6 +51,21 @@ class XnorXor(BatchedEnv):
         self.initial_state_probs: tuple[float, float] = raw.initial_state_probs
         self.observe_history: bool = raw.observe_history
         self._eye = torch.eye(2, dtype=torch.float32, device=self.device)
+        # every observation [2 agents, D] by a code of the state (and history), looked up in one op
+        eye = self._eye
+        if not self.observe_history:
+            self._table = eye[:, None, :].expand(2, 2, 2).contiguous()  # [state, agent, 2]
+        else:
+            rows = []
+            for code in range(54):
+                state, prev, a0, a1 = code % 2, code // 2 % 3 - 1, code // 6 % 3 - 1, code // 18 - 1
+                history = (
+                    torch.zeros(6, device=self.device)
+                    if prev < 0 or a0 < 0 or a1 < 0
+                    else torch.cat([eye[prev], eye[a0], eye[a1]])
+                )
+                rows.append(torch.cat([eye[state], history]).expand(2, 8))
+            self._table = torch.stack(rows)  # [code, agent, 8]
 
     def _check_options(self, options: Any) -> dict[str, Any] | None:
         if options is None:
@@ -86,32 +101,28 @@ class XnorXor(BatchedEnv):
     def _advance(self, actions: torch.Tensor) -> torch.Tensor:
         s = self.s
         state = s["state"]
-        equal = actions[:, 0] == actions[:, 1]
-        paid = torch.where(state == 0, equal, ~equal)
+        flip = (actions[:, 0] == actions[:, 1]).long()  # equal actions switch the state
+        paid = flip ^ state  # s1 pays equal actions, s2 different ones
         s["previous_state"] = state
-        s["state"] = torch.where(equal, 1 - state, state)
+        s["state"] = state ^ flip
         s["last_actions"] = actions.T.contiguous()
         s["t"] = s["t"] + 1
-        return paid.to(torch.float64)[:, None].expand(-1, 2)
+        return paid[:, None].expand(-1, 2).to(torch.float32, memory_format=torch.contiguous_format)
 
-    def _terminated(self) -> torch.Tensor:
+    def _terminated(self) -> torch.Tensor | None:
         if self.discount is None:
-            return super()._terminated()
+            return None
         u = torch.rand(self.num_envs, dtype=torch.float64, device=self.device, generator=self._rng)
         return u >= self.discount
 
     def _observe(self) -> torch.Tensor:
         s = self.s
-        obs = self._eye[s["state"]]
-        if self.observe_history:
-            started = (s["previous_state"] >= 0)[:, None]
-            hist = [
-                self._eye[s["previous_state"].clamp(min=0)],
-                self._eye[s["last_actions"][0].clamp(min=0)],
-                self._eye[s["last_actions"][1].clamp(min=0)],
-            ]
-            obs = torch.cat([obs, *(torch.where(started, h, 0.0) for h in hist)], dim=1)
-        return obs[:, None, :].expand(-1, 2, -1).clone()
+        if not self.observe_history:
+            return self._table[s["state"]]
+        # the row of (state, previous state, both previous actions), each -1 before a step
+        code = s["state"] + 2 * (s["previous_state"] + 1)
+        code = code + 6 * (s["last_actions"][0] + 1) + 18 * (s["last_actions"][1] + 1)
+        return self._table[code]
 
     def _state_vector(self) -> torch.Tensor:
         return self._eye[self.s["state"]]
