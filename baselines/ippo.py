@@ -25,7 +25,7 @@ import torch.optim as optim
 
 from adv_wrappers.train.checkpoint import Checkpointer, export_policies
 from adv_wrappers.train.config import PAPER_000_PRESETS, env_seed, parse_args, start_run
-from adv_wrappers.train.envs import check_trainable, executed_actions, make_env
+from adv_wrappers.train.envs import action_mask, check_trainable, executed_actions, make_env
 from adv_wrappers.train.networks import ActorSpec, MLPActor, stack_agents, stacked_mlp
 from adv_wrappers.train.ppo import ppo_update
 from adv_wrappers.train.rollout import EpisodeStats, Rollout, env_action, gae, trajectory_ends
@@ -142,8 +142,14 @@ PRESETS = PAPER_000_PRESETS
 class Agent(nn.Module):
     """The actor-critics of all agents, stacked: member m is agent m (one member if shared)."""
 
-    def __init__(self, obs_dim, action_space, num_agents, share_parameters, hidden_sizes):
+    def __init__(
+        self, obs_dim, action_space, num_agents, share_parameters, hidden_sizes, action_mask=None
+    ):
         super().__init__()
+        # Box actions of different sizes (action_mask [A, dim]: each agent's own columns of
+        # the padded action): the log-prob and entropy count those columns only
+        mask = None if action_mask is None else torch.as_tensor(action_mask).float()[:, None]
+        self.register_buffer("action_mask", mask, persistent=False)
         self.share = share_parameters
         self.members = 1 if share_parameters else num_agents
         input_dim = obs_dim + (num_agents if share_parameters else 0)
@@ -172,7 +178,12 @@ class Agent(nn.Module):
         else:
             action = action.transpose(0, 1)
         value = self.critic(x).squeeze(-1)
-        return action.transpose(0, 1), probs.log_prob(action).T, probs.entropy().T, value.T
+        if self.action_mask is None:
+            logprob, entropy = probs.log_prob(action), probs.entropy()
+        else:  # (the padding columns are sampled, never sent to the env, and not counted)
+            logprob = (probs.base_dist.log_prob(action) * self.action_mask).sum(-1)
+            entropy = (probs.base_dist.entropy() * self.action_mask).sum(-1)
+        return action.transpose(0, 1), logprob.T, entropy.T, value.T
 
 
 if __name__ == "__main__":
@@ -186,9 +197,14 @@ if __name__ == "__main__":
     )
     env_fn = make_env(args.env_id, env_kwargs, threat, frozen=json.loads(args.frozen) or None)
     envs = make_vector_env(env_fn, args.num_envs, backend=args.vector_backend)
-    obs_dim, action_space = check_trainable(envs)
+    obs_dim, action_space = check_trainable(envs, box_sizes=True)
+    own_columns = action_mask(envs)  # None unless Box actions differ in size
+    action_sizes = None if own_columns is None else envs.action_sizes
 
-    agent = Agent(obs_dim, action_space, envs.num_agents, args.share_parameters, args.hidden_sizes)
+    agent = Agent(
+        obs_dim, action_space, envs.num_agents, args.share_parameters, args.hidden_sizes,
+        own_columns,
+    )  # fmt: skip
     agent = agent.to(device)
     optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)
     checkpointer = Checkpointer(
@@ -291,7 +307,7 @@ if __name__ == "__main__":
         if iteration % args.checkpoint_every == 0 or iteration == args.num_iterations:
             checkpointer.save(
                 global_step=global_step, iteration=iteration,
-                policies=export_policies(agent.actor, envs.agents), model=agent,
+                policies=export_policies(agent.actor, envs.agents, action_sizes), model=agent,
                 optimizer=optimizer, complete=iteration == args.num_iterations,
             )  # fmt: skip
             # re-seed, so that a run resumed from this checkpoint sees the same episodes

@@ -25,7 +25,6 @@ agent) and the adversaries (as `<agent>_obs_adversary`, tanh policies that plug 
 baselines).
 """
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ import torch.optim as optim
 from adv_wrappers.errors import InvalidArgumentError, UnsupportedSpaceError
 from adv_wrappers.state_perturbation import perturber_id
 from adv_wrappers.train import load_policy
-from adv_wrappers.train.checkpoint import Checkpointer, ExportedPolicy, export_policies
+from adv_wrappers.train.checkpoint import Checkpointer, export_policies
 from adv_wrappers.train.config import parse_args, start_run
 from adv_wrappers.train.envs import make_env
 from adv_wrappers.train.networks import ActorSpec, MLPActor, clip_grad_norm_per_member_
@@ -190,16 +189,10 @@ class RMA3C(MADDPGModel):
         """The actors (as the agents) and the adversaries (as ``<agent>_obs_adversary``),
         each adversary's output cut to its agent's observation size."""
         n = self.num_agents  # the vector env's slots: the agents, then their adversaries
-        policies = export_policies(self.actors, agents[:n])
-        last = len(self.adversaries.spec.hidden_sizes) * 2  # net.<last>: the output layer
-        for m, name in enumerate(agents[n:]):
-            state = self.adversaries.member_state_dict(m)
-            size = self.sizes[m]
-            state[f"net.{last}.weight"] = state[f"net.{last}.weight"][:, :size].contiguous()
-            state[f"net.{last}.bias"] = state[f"net.{last}.bias"][..., :size].contiguous()
-            spec = dataclasses.replace(self.adversaries.spec, action_dim=size)
-            policies[name] = ExportedPolicy(name, spec, state)
-        return policies
+        return {
+            **export_policies(self.actors, agents[:n]),
+            **export_policies(self.adversaries, agents[n:], action_sizes=self.sizes),
+        }
 
 
 def load_actors(model, path, agents):

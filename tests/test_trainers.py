@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import importlib.util
 import json
 import os
 import signal
@@ -29,7 +30,7 @@ from safetensors.torch import load_file, save_file
 import adv_wrappers  # noqa: F401  (registers the adv/ envs)
 from adv_envs import echo_v0
 from adv_wrappers import CheckpointError, freeze_v0, k_corruption_v0
-from adv_wrappers.errors import InvalidArgumentError
+from adv_wrappers.errors import InvalidArgumentError, UnsupportedSpaceError
 from adv_wrappers.train import load_policy, read_record
 from adv_wrappers.train._format import space_from_json, space_to_json, write_checkpoint
 from adv_wrappers.train.checkpoint import export_policies, load_training_state, save_policies
@@ -658,3 +659,50 @@ def test_ippo_learns_xnor_xor(seed, tmp_path):
     policies = {a: load_policy(final, agent=a, env=env_fn()) for a in ("agent_0", "agent_1")}
     returns = evaluate(env_fn, policies, episodes=10, seed=1000)
     assert np.mean(returns["agent_0"]) >= 90, returns
+
+
+def test_ippo_trains_box_actions_of_different_sizes(tmp_path):
+    """Keep-away's two state adversaries (its agents frozen) act in Box(-1, 1, (8,)) and
+    Box(-1, 1, (19,)): the other trainers refuse them by name; ippo.py trains both in the
+    padded 19-column space, its log-prob and entropy counting each agent's own columns
+    only, and exports policies that act in each agent's own space (the cut of the output
+    layer is checked against the network in test_rma3c's different-sizes test)."""
+    from adv_wrappers.train.envs import action_mask, check_trainable
+    from adv_wrappers.vector import make_vector_env
+
+    threat = {"name": "state_perturbation_v0", "kwargs": {"epsilon": 1.0}}
+    frozen = {"adversary_0": "random", "agent_0": "random"}
+    envs = make_vector_env(make_env("adv/keep_away-v0", {}, threat, frozen=frozen), 2)
+    assert list(envs.action_sizes) == [8, 19]
+    with pytest.raises(UnsupportedSpaceError, match="ippo.py takes Box actions"):
+        check_trainable(envs)
+    _, space = check_trainable(envs, box_sizes=True)
+    assert space.shape == (19,)
+    mask = action_mask(envs)
+    assert mask.sum(1).tolist() == [8, 19]
+    envs.close()
+
+    # the masked log-prob and entropy, against the definition
+    spec = importlib.util.spec_from_file_location("ippo_under_test", BASELINES / "ippo.py")
+    ippo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ippo)
+    torch.manual_seed(0)
+    agent = ippo.Agent(19, space, 2, False, (8,), mask)
+    obs = torch.randn(5, 2, 19)
+    action, logprob, entropy, _ = agent.get_action_and_value(obs)
+    dist = agent.actor.distribution(obs.transpose(0, 1)).base_dist
+    for i, size in enumerate((8, 19)):
+        own = dist.log_prob(action.transpose(0, 1))[i, :, :size].sum(-1)
+        torch.testing.assert_close(logprob[:, i], own)
+        torch.testing.assert_close(entropy[:, i], dist.entropy()[i, :, :size].sum(-1))
+
+    kwargs = ["--threat-kwargs", json.dumps(threat["kwargs"]), "--frozen", json.dumps(frozen)]
+    train("ippo", tmp_path, "--env-id", "adv/keep_away-v0", "--threat", "state_perturbation_v0",
+          *kwargs, "--num-envs", "2", "--num-steps", "50", "--total-timesteps", "200",
+          "--minibatch-size", "50", "--eval-episodes", "1")  # fmt: skip
+    final = only("runs/*/checkpoints/final.safetensors", tmp_path)
+    for name, size in (("adversary_0_obs_adversary", 8), ("agent_0_obs_adversary", 19)):
+        policy = load_policy(final, agent=name, deterministic=True)
+        assert policy.spec.action_dim == size and policy.action_space.shape == (size,)
+        o = np.random.default_rng(0).normal(size=19).astype(np.float32)
+        assert policy(o[: policy.observation_space.shape[0]]).shape == (size,)

@@ -123,7 +123,9 @@ class ExportedPolicy(NamedTuple):
     state_dict: dict[str, torch.Tensor]
 
 
-def export_policies(actor: MLPActor, agents: Sequence[str]) -> dict[str, ExportedPolicy]:
+def export_policies(
+    actor: MLPActor, agents: Sequence[str], action_sizes: Sequence[int] | None = None
+) -> dict[str, ExportedPolicy]:
     """One :class:`ExportedPolicy` per agent from a stacked actor, named by agent.
 
     With ``actor.members == len(agents)`` member ``m`` is ``agents[m]``'s network. With one
@@ -133,19 +135,24 @@ def export_policies(actor: MLPActor, agents: Sequence[str]) -> dict[str, Exporte
     Args:
         actor: the trained actor.
         agents: the agents of the stack, in the order of its agent axis.
+        action_sizes: each agent's own action size when the actor acts in a padded space
+            (Box actions of different sizes): each policy keeps only its agent's outputs
+            (the output layer's first rows, and the Gaussian ``log_std``), so it acts in
+            the agent's own space. ``None``: every agent uses all ``spec.action_dim``.
 
     Raises:
-        InvalidArgumentError: the number of members matches neither ``len(agents)`` nor 1.
+        InvalidArgumentError: the number of members matches neither ``len(agents)`` nor 1;
+            ``action_sizes`` not one size in ``1..spec.action_dim`` per agent.
     """
     agents = list(agents)
     spec = actor.spec
     if actor.members == len(agents):
-        return {
+        policies = {
             a: ExportedPolicy(str(a), spec, actor.member_state_dict(m))
             for m, a in enumerate(agents)
         }
-    if actor.members == 1:
-        return {
+    elif actor.members == 1:
+        policies = {
             a: ExportedPolicy(
                 str(a),
                 ActorSpec(**{**spec.__dict__, "agent_one_hot": (i, len(agents))})
@@ -155,10 +162,32 @@ def export_policies(actor: MLPActor, agents: Sequence[str]) -> dict[str, Exporte
             )
             for i, a in enumerate(agents)
         }
-    raise InvalidArgumentError(
-        f"actor has {actor.members} members, which matches neither the {len(agents)} agents "
-        "nor parameter sharing (1 member)"
-    )
+    else:
+        raise InvalidArgumentError(
+            f"actor has {actor.members} members, which matches neither the {len(agents)} "
+            "agents nor parameter sharing (1 member)"
+        )
+    if action_sizes is None:
+        return policies
+    sizes = [int(n) for n in action_sizes]
+    if len(sizes) != len(agents) or not all(1 <= n <= spec.action_dim for n in sizes):
+        raise InvalidArgumentError(
+            f"action_sizes must be one size in 1..{spec.action_dim} per agent ({len(agents)}); "
+            f"got {list(action_sizes)}"
+        )
+    last = f"net.{2 * len(spec.hidden_sizes)}"  # the output layer (Linear, activation, ...)
+    for a, size in zip(agents, sizes, strict=True):
+        if size == spec.action_dim:
+            continue
+        state = dict(policies[a].state_dict)
+        state[f"{last}.weight"] = state[f"{last}.weight"][:, :size].contiguous()
+        state[f"{last}.bias"] = state[f"{last}.bias"][..., :size].contiguous()
+        if "log_std" in state:
+            state["log_std"] = state["log_std"][..., :size].contiguous()
+        policies[a] = ExportedPolicy(
+            a, dataclasses.replace(policies[a].spec, action_dim=size), state
+        )
+    return policies
 
 
 def _policy_record(policies: Mapping[str, ExportedPolicy]) -> tuple[dict, dict]:

@@ -3,7 +3,8 @@
 * :func:`make_env` - the env of a run from its registry ID, keyword arguments, threat-model
   configuration and frozen policies, as the ``env_fn`` that
   :func:`adv_wrappers.vector.make_vector_env` takes.
-* :func:`check_trainable` - the spaces a trainer can handle.
+* :func:`check_trainable` - the spaces a trainer can handle; :func:`action_mask` - each
+  agent's own columns of a padded Box action.
 * :func:`evaluate`, :func:`record_video` - play policies (e.g. loaded with
   :func:`adv_wrappers.train.load_policy`) in a fresh env.
 * :func:`victims_return` - the victims' per-episode return from :func:`evaluate`'s results.
@@ -55,6 +56,7 @@ from adv_wrappers.freeze import freeze_v0
 from adv_wrappers.registry import THREAT_MODELS
 
 __all__ = [
+    "action_mask",
     "check_trainable",
     "evaluate",
     "executed_actions",
@@ -184,34 +186,70 @@ def make_env(
     )
 
 
-def check_trainable(envs: Any) -> tuple[int, gymnasium.Space]:
+def check_trainable(envs: Any, box_sizes: bool = False) -> tuple[int, gymnasium.Space]:
     """Check that a vector env's spaces fit the MLP trainers; return what they need.
 
     The trainers flatten Box observations (zero-padded to a common size by the vector env)
-    and need every agent to have the same action space, Discrete or Box.
+    and need every agent to have the same action space, Discrete or Box. With
+    ``box_sizes=True`` (``ippo.py``) Box action spaces may differ in size, e.g. the state
+    adversaries of ``state_perturbation_v0`` on an env whose agents observe different sizes:
+    the trainer acts in the vector env's padded space and masks each agent's padding
+    (:func:`action_mask`); every agent's bounds must then be the padded space's on its own
+    columns (the same bounds, e.g. ``[-1, 1]`` everywhere, cut to size).
 
     Args:
         envs: an :mod:`adv_wrappers.vector` env.
+        box_sizes: allow Box action spaces of different sizes.
 
     Returns:
         ``(obs_dim, action_space)``: the flat (padded) observation size and the common
-        action space.
+        action space (with ``box_sizes``: the vector env's padded ``single_action_space``).
 
     Raises:
-        UnsupportedSpaceError: Discrete observations, or agents with different action spaces.
+        UnsupportedSpaceError: Discrete observations, or agents with different action spaces
+            (with ``box_sizes``: not all Box, or bounds that the padded space does not
+            repeat).
     """
     if not isinstance(envs.single_observation_space, spaces.Box):
         raise UnsupportedSpaceError(
             f"the trainers need Box observations; {envs.single_observation_space} is not one"
         )
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
     first = envs.action_spaces[envs.agents[0]]
     differ = [a for a in envs.agents if envs.action_spaces[a] != first]
-    if differ:
+    if not differ:
+        return obs_dim, first
+    if box_sizes and all(isinstance(envs.action_spaces[a], spaces.Box) for a in envs.agents):
+        padded = envs.single_action_space
+        other = []
+        for i, a in enumerate(envs.agents):
+            own, size = envs.action_spaces[a], int(envs.action_sizes[i])
+            if not (
+                np.array_equal(own.low.ravel(), padded.low[:size])
+                and np.array_equal(own.high.ravel(), padded.high[:size])
+            ):
+                other.append(a)
+        if not other:
+            return obs_dim, padded
         raise UnsupportedSpaceError(
-            f"the trainers need one action space for every agent; {envs.agents[0]!r} has "
-            f"{first} but {differ} differ"
+            f"agents with Box actions of different sizes need the same bounds on their "
+            f"columns; {other} differ from the padded {padded}"
         )
-    return int(np.prod(envs.single_observation_space.shape)), first
+    raise UnsupportedSpaceError(
+        f"the trainers need one action space for every agent; {envs.agents[0]!r} has "
+        f"{first} but {differ} differ"
+        + ("" if box_sizes else " (ippo.py takes Box actions of different sizes)")
+    )
+
+
+def action_mask(envs: Any) -> np.ndarray | None:
+    """``[A, dim]`` bool: the columns of the padded Box action that are agent ``i``'s own
+    (``None`` when every agent has the same action size, or the actions are Discrete)."""
+    sizes = np.asarray(envs.action_sizes)
+    if envs.action_nvec is not None or (sizes == sizes[0]).all():
+        return None
+    dim = int(np.prod(envs.single_action_space.shape))
+    return np.arange(dim)[None, :] < sizes[:, None]
 
 
 def executed_actions(
