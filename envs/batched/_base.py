@@ -101,6 +101,9 @@ class BatchedEnv:
             self._rng.manual_seed(seed)
         self._s: dict[str, torch.Tensor] | None = None
         self._false = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        self._false2 = torch.zeros(
+            (self.num_envs, self.num_agents), dtype=torch.bool, device=self.device
+        )
         self._zero32 = torch.zeros((), dtype=torch.float32, device=self.device)
         self._options: dict[str, Any] | None = None
 
@@ -313,8 +316,16 @@ class BatchedEnv:
         else:
             done = terminated | truncated
         shape = (self.num_envs, self.num_agents)
-        terminations = terminated[:, None].expand(shape).clone()
-        truncations = truncated[:, None].expand(shape).clone()
+        terminations = (
+            self._false2.clone()
+            if terminated is self._false
+            else terminated[:, None].expand(shape).clone()
+        )
+        truncations = (
+            self._false2.clone()
+            if truncated is self._false
+            else truncated[:, None].expand(shape).clone()
+        )
         if bool(done.any()):
             final_obs = torch.where(done[:, None, None], obs, self._zero32)
             fresh = self._sample()

@@ -101,10 +101,10 @@ class XnorXor(BatchedEnv):
     def _advance(self, actions: torch.Tensor) -> torch.Tensor:
         s = self.s
         state = s["state"]
-        flip = (actions[:, 0] == actions[:, 1]).long()  # equal actions switch the state
-        paid = flip ^ state  # s1 pays equal actions, s2 different ones
+        flip = actions[:, 0] == actions[:, 1]  # equal actions switch the state
+        paid = state ^ flip  # s1 (0) pays equal actions, s2 (1) different ones
         s["previous_state"] = state
-        s["state"] = state ^ flip
+        s["state"] = paid  # the new state is s2 exactly when the step paid 1
         s["last_actions"] = actions.T.contiguous()
         s["t"] = s["t"] + 1
         return paid[:, None].expand(-1, 2).to(torch.float32, memory_format=torch.contiguous_format)
