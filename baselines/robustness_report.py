@@ -22,6 +22,8 @@ all environment steps done (summed from the ``progress.json`` of every training 
 ``--workdir``), each job's stage and an ETA. The subprocesses' output goes to ``train.log``
 and ``attack/attack.log`` in each job's folder. ``--from-results`` re-tabulates a finished
 report's ``results.json`` (e.g. ``docs/robustness_report.json``) without running anything.
+``--ray`` runs every job as a Ray task on a local instance, ``--ray-address`` on an existing
+cluster (``adv_wrappers.train.fanout``; the ``ray`` extra).
 """
 
 import dataclasses
@@ -29,7 +31,6 @@ import json
 import os
 import shlex
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -38,6 +39,7 @@ import numpy as np
 import tyro
 
 from adv_wrappers.train.envs import make_env
+from adv_wrappers.train.fanout import run_jobs
 from adv_wrappers.train.jobs import (
     IQM_REPS,
     Monitor,
@@ -106,6 +108,11 @@ class Args:
     """episodes of every evaluation (clean and under attack), seeded"""
     jobs: int = 2
     """runs in parallel (one CPU core each: every run uses one torch thread)"""
+    ray: bool = False
+    """run every job as a Ray task (the `ray` extra), on a new local instance with `--jobs` CPUs"""
+    ray_address: str = ""
+    """join this Ray cluster instead (`auto`, `<head>:6379`, `ray://<head>:10001`; implies
+    `--ray`); `--workdir` must then be on a filesystem every node sees, at the same path"""
     train_flags: str = ""
     """extra flags of every trainer, as one string (e.g. `"--num-steps 50"` for tests)"""
     attack_flags: str = ""
@@ -222,9 +229,11 @@ if __name__ == "__main__":
             f"{total / (raw * REPORT_FRACTION * parallel) / 60:.0f} min (progress every 30 s)",
             flush=True,
         )
-        with Monitor(args.workdir, total, [f"{m}/seed{s}" for m, s in jobs]) as stage, \
-                ThreadPoolExecutor(args.jobs) as pool:  # fmt: skip
-            done = list(pool.map(lambda job: train_and_attack(args, *job, stage), jobs))
+        names = [f"{m}/seed{s}" for m, s in jobs]
+        with Monitor(args.workdir, total, names) as stage:  # threads, or one Ray task per job
+            done = run_jobs(lambda job: train_and_attack(args, *job, stage), jobs,
+                            workers=args.jobs, ray=args.ray or bool(args.ray_address),
+                            ray_address=args.ray_address or None, names=names, stage=stage)  # fmt: skip
         per_run = {f"{m}/seed{s}": summarize(r) for (m, s), r in zip(jobs, done, strict=True)}
 
     # per method: mean ± SE and the IQM [stratified bootstrap 95 % CI] over seeds
