@@ -179,7 +179,10 @@ class BatchedEnv:
         run along contiguous rows of ``B`` values); this method and :meth:`set_state` move
         that dimension to the front and back.
         """
-        return {k: v.movedim(-1, 0).clone() for k, v in self.s.items()}
+        return {
+            k: v.movedim(-1, 0).clone(memory_format=torch.contiguous_format)
+            for k, v in self.s.items()
+        }
 
     def set_state(self, state: Mapping[str, torch.Tensor]) -> None:
         """Set the batch's state to ``state`` (as :meth:`get_state` returns it, copied).
@@ -208,9 +211,11 @@ class BatchedEnv:
         self._s = new
 
     def load_from_pettingzoo(self, index: int, env: Any) -> None:
-        """Copy the current world of a PettingZoo env of this kind (same arguments) into row
-        ``index`` of the batch, step counter included; the other rows are unchanged. A batch
-        never reset is reset first.
+        """Copy the current world of a PettingZoo env of this kind into row ``index`` of the
+        batch, step counter included; the other rows are unchanged. A batch never reset is
+        reset first. Only the world is copied (positions, velocities, messages, goals; XNOR/XOR's
+        state and history): rewards keep this batched env's arguments (``rewards``,
+        ``local_ratio``, ...), so build both with the same arguments.
 
         Raises:
             InvalidArgumentError: ``index`` out of range, or ``env`` is not this env with the

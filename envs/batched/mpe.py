@@ -254,7 +254,8 @@ class IndependentSpread(BatchedMPE):
     def _state_vector(self) -> torch.Tensor:
         s = self.s
         parts = [s["p_pos"], s["p_vel"], s["l_pos"]]  # [A, 2, B] each
-        return torch.cat([x.reshape(-1, self.num_envs) for x in parts]).T.to(torch.float32)
+        state = torch.cat([x.reshape(-1, self.num_envs) for x in parts]).T
+        return state.to(torch.float32, memory_format=torch.contiguous_format)
 
 
 class CooperativeNavigation(BatchedMPE):

@@ -95,7 +95,9 @@ class XnorXor(BatchedEnv):
         s["state"][index] = int(raw._state)
         last = raw._last_actions
         s["previous_state"][index] = -1 if last is None else int(raw._previous_state)
-        s["last_actions"][:, index] = torch.tensor([-1, -1] if last is None else list(last))
+        s["last_actions"][:, index] = torch.tensor(
+            [-1, -1] if last is None else list(last), device=self.device
+        )
         s["t"][index] = int(raw._t)
 
     def _advance(self, actions: torch.Tensor) -> torch.Tensor:
