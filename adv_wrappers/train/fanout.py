@@ -17,9 +17,10 @@ with ``ray=True``; without it, :class:`RayNotInstalledError` says what to instal
 
 **Failures and resuming.** Every job runs to its end, also when another fails; a failed job
 is then re-raised as :class:`JobError` naming it. Ray does not retry a job that raised; it
-reruns (up to 3 times, its default) a task whose worker or node died. A rerun of the same grid skips what finished, because
-the jobs themselves skip the steps whose results exist in their folders, not because the
-scheduler remembers anything. On a cluster this holds only when the jobs' folders are on a
+reruns (up to 3 times, its default) a task whose worker or node died. Ctrl-C stops the
+driver; a local instance that :func:`run_jobs` started goes down with its tasks and their
+subprocesses. A grid run again skips what finished, because the jobs themselves skip the
+steps whose results exist in their folders, not because the scheduler remembers anything. On a cluster this holds only when the jobs' folders are on a
 filesystem that every node mounts at the same path (NFS, a cloud file share), and when every
 node has this checkout and its environment at the same path: a task runs ``baselines/``
 scripts and writes its results on whatever node Ray places it.
@@ -184,17 +185,19 @@ def _run_ray(
                 stage[labels[i]] = "ray task"
         errors: dict[int, BaseException] = {}
         results: list[Any] = [None] * len(jobs)
-        while pending:  # as they finish, so that `stage` follows them
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
-            i = pending.pop(ref)
-            try:
-                results[i] = ray.get(ref)
-            except ray.exceptions.RayTaskError as e:  # the job's own exception
-                errors[i] = e.cause if isinstance(e.cause, BaseException) else e
-            except ray.exceptions.RayError as e:  # its worker or node died
-                errors[i] = e
-            if stage is not None:
-                stage[labels[i]] = "failed" if i in errors else "done"
+        while pending:  # as they finish, so that `stage` follows them; the timeout lets
+            # Ctrl-C through (a blocked ray.wait does not see it)
+            finished, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in finished:
+                i = pending.pop(ref)
+                try:
+                    results[i] = ray.get(ref)
+                except ray.exceptions.RayTaskError as e:  # the job's own exception
+                    errors[i] = e.cause if isinstance(e.cause, BaseException) else e
+                except ray.exceptions.RayError as e:  # its worker or node died
+                    errors[i] = e
+                if stage is not None:
+                    stage[labels[i]] = "failed" if i in errors else "done"
     finally:
         if started:
             ray.shutdown()
