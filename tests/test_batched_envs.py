@@ -108,9 +108,10 @@ def test_equals_pettingzoo(env_id, kwargs):
             # start the agents of every other copy in a heap: the contact forces must act
             for p in envs[::2]:
                 agents_ = p.unwrapped.world.agents
+                centre = agents_[0].state.p_pos.copy()
                 for k, agent in enumerate(agents_):  # in a line, running into each other
-                    offset = 0.03 * (k - len(agents_) / 2) * np.array([1.0, 0.5])
-                    agent.state.p_pos = agents_[0].state.p_pos + offset
+                    offset = 0.03 * (k - (len(agents_) - 1) / 2) * np.array([1.0, 0.5])
+                    agent.state.p_pos = centre + offset
                     agent.state.p_vel = -20 * offset
             pz_obs = [{a: p.unwrapped.observe(a) for a in agents} for p in envs]
         for i, p in enumerate(envs):
@@ -143,6 +144,7 @@ def test_equals_pettingzoo(env_id, kwargs):
                 pz_obs.append(o)
                 for k, a in enumerate(agents):
                     n = env.obs_sizes[k]
+                    assert np.isfinite(o[a]).all() and np.isfinite(r[a])  # NaN would compare as 0
                     max_obs = max(max_obs, float(np.abs(last[i, k, :n].numpy() - o[a]).max()))
                     want = float(np.float32(r[a]))  # the batched reward is float32
                     reward = abs(float(rewards[i, k]) - want) / max(1.0, abs(want))
@@ -159,6 +161,7 @@ def test_equals_pettingzoo(env_id, kwargs):
             assert torch.equal(infos["reset"], torch.full((B,), done))
             for k, n in enumerate(env.obs_sizes):
                 assert not obs[:, k, n:].any() and not last[:, k, n:].any(), "padding: zeros"
+            assert bool(obs.isfinite().all() and last.isfinite().all() and rewards.isfinite().all())
     print(
         f"{env_id} {kwargs}: {compared} (copy, step) pairs ({contacts} in contact), "
         f"max |obs diff| {max_obs:.1e}, "
