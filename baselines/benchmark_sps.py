@@ -10,8 +10,10 @@ one run are reported):
 * each trainer's steady-state steps/s (environment steps per second of wall time, rollouts
   and updates together, from the first to the last iteration's ``charts/SPS`` event in its
   TensorBoard log: start-up and a compile are left out), with the preset's
-  ``update_epochs``, with ``--compile`` (``ippo.py``), and with one epoch (the difference is
-  the learner's share: a profile of where time goes);
+  ``update_epochs``, with ``--compile`` and on the batched path (``ippo.py
+  --vector-backend batched``, the same preset), with the throughput preset
+  (``THROUGHPUT_PRESETS``: batched, 256 copies, 40 gradient steps per 6400 env steps; not
+  the paper's), and with one epoch (the difference is the learner's share);
 
 and prints (and with ``--output`` writes) a Markdown table of medians and ratios.
 """
@@ -31,7 +33,7 @@ import numpy as np
 import tyro
 
 import adv_envs  # noqa: F401  (registers adv/ envs)
-from adv_wrappers.train.config import PAPER_000_PRESETS
+from adv_wrappers.train.config import PAPER_000_PRESETS, THROUGHPUT_PRESETS, cli_flags
 from adv_wrappers.train.envs import make_env
 from adv_wrappers.vector import make_vector_env
 
@@ -44,6 +46,10 @@ class Args:
     """the env (its PAPER_000_PRESETS entry sets num_envs, num_steps, epochs, minibatch)"""
     timesteps: int = 24_000
     """steps of every trainer run (a multiple of the preset's batch)"""
+    compile: bool = True
+    """also measure `ippo.py --compile` (a compile of about half a minute per run)"""
+    throughput_timesteps: int = 256_000
+    """steps of the throughput-preset run (its batches are 6400 steps)"""
     raw_steps: int = 2_000
     """vector-env steps of every raw measurement (times num_envs env steps)"""
     rounds: int = 3
@@ -100,8 +106,19 @@ if __name__ == "__main__":
         f"ippo.py ({epochs} epochs)": lambda: trainer_sps(
             "ippo.py", args.env_id, args.timesteps, flags=args.trainer_flags
         ),
-        f"ippo.py ({epochs} epochs, --compile)": lambda: trainer_sps(
-            "ippo.py", args.env_id, args.timesteps, ["--compile"], args.trainer_flags
+        f"ippo.py ({epochs} epochs, --vector-backend batched)": lambda: trainer_sps(
+            "ippo.py",
+            args.env_id,
+            args.timesteps,
+            ["--vector-backend", "batched"],
+            args.trainer_flags,
+        ),
+        # (the preset's flags first, so that --trainer-flags win)
+        "ippo.py throughput preset (batched, not the paper's)": lambda: trainer_sps(
+            "ippo.py",
+            args.env_id,
+            args.throughput_timesteps,
+            flags=f"{shlex.join(cli_flags(THROUGHPUT_PRESETS[args.env_id]))} {args.trainer_flags}",
         ),
         "ippo.py (1 epoch)": lambda: trainer_sps(
             "ippo.py", args.env_id, args.timesteps, ["--update-epochs", "1"], args.trainer_flags
@@ -113,6 +130,10 @@ if __name__ == "__main__":
             "art.py", args.env_id, args.timesteps, ["--update-epochs", "1"], args.trainer_flags
         ),
     }
+    if args.compile:
+        configs[f"ippo.py ({epochs} epochs, --compile)"] = lambda: trainer_sps(
+            "ippo.py", args.env_id, args.timesteps, ["--compile"], args.trainer_flags
+        )
     samples = {name: [] for name in configs}
     for r in range(args.rounds):
         for name, measure in configs.items():

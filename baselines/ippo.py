@@ -25,11 +25,16 @@ import torch.optim as optim
 
 from adv_wrappers.train.checkpoint import Checkpointer, export_policies
 from adv_wrappers.train.config import PAPER_000_PRESETS, env_seed, parse_args, start_run
-from adv_wrappers.train.envs import action_mask, check_trainable, executed_actions, make_env
+from adv_wrappers.train.envs import (
+    action_mask,
+    check_trainable,
+    executed_actions,
+    make_env,
+    make_vector_env,
+)
 from adv_wrappers.train.networks import ActorSpec, MLPActor, stack_agents, stacked_mlp
 from adv_wrappers.train.ppo import ppo_update
 from adv_wrappers.train.rollout import EpisodeStats, Rollout, env_action, gae, trajectory_ends
-from adv_wrappers.vector import make_vector_env
 
 
 @dataclass
@@ -74,7 +79,9 @@ class Args:
     num_envs: int = 8
     """the number of parallel game environments"""
     vector_backend: str = "sync"
-    """`sync` (one process) or `subproc` (one worker per env copy)"""
+    """`sync` (one process), `subproc` (one worker per env copy) or `batched` (the env's
+    batched torch version, every copy stepped as one tensor operation, on the training
+    device; no threat model or frozen agents yet: docs/batched.md)"""
 
     # Threat model: none for Naive training (kept for training under a fixed threat)
     threat: str | None = None
@@ -196,7 +203,7 @@ if __name__ == "__main__":
         {"name": args.threat, "kwargs": json.loads(args.threat_kwargs)} if args.threat else None
     )
     env_fn = make_env(args.env_id, env_kwargs, threat, frozen=json.loads(args.frozen) or None)
-    envs = make_vector_env(env_fn, args.num_envs, backend=args.vector_backend)
+    envs = make_vector_env(env_fn, args.num_envs, args.vector_backend, device=device)
     obs_dim, action_space = check_trainable(envs, box_sizes=True)
     own_columns = action_mask(envs)  # None unless Box actions differ in size
     action_sizes = None if own_columns is None else envs.action_sizes

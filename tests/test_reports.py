@@ -107,7 +107,8 @@ def test_robustness_report_retabulates_committed_results_with_iqm(tmp_path):
 
 def test_trainer_throughput_benchmark(tmp_path):
     out = run(
-        BENCHMARK, "--timesteps", "400", "--raw-steps", "20", "--rounds", "1",
+        BENCHMARK, "--timesteps", "1200", "--throughput-timesteps", "1200", "--raw-steps", "20",
+        "--rounds", "1", "--no-compile",
         "--trainer-flags=--num-envs 8 --num-steps 50 --minibatch-size 50",
         "--output", str(tmp_path / "sps.md"), cwd=tmp_path,
     )  # fmt: skip
@@ -117,6 +118,8 @@ def test_trainer_throughput_benchmark(tmp_path):
     assert [r.split(" | ")[0] for r in rows] == [
         "| raw vector env, random actions",
         "| ippo.py (30 epochs)",
+        "| ippo.py (30 epochs, --vector-backend batched)",
+        "| ippo.py throughput preset (batched, not the paper's)",
         "| ippo.py (1 epoch)",
         "| art.py k=1 (30 epochs)",
         "| art.py k=1 (1 epoch)",

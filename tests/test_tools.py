@@ -71,3 +71,22 @@ def test_benchmark_envs(tmp_path):
 def test_old_module_names_name_the_script(old, script):
     with pytest.raises(ModuleNotFoundError, match=f"{old} moved .*{script}"):
         __import__(old)
+
+
+def test_every_package_folder_is_installed():
+    """pyproject.toml lists the packages explicitly (envs/ installs as adv_envs): every
+    folder with an __init__.py must be in the list, or a non-editable install lacks it."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {"adv_wrappers": root / "adv_wrappers", "adv_envs": root / "envs"}
+    found = {
+        ".".join([name, *init.parent.relative_to(folder).parts])
+        for name, folder in folders.items()
+        for init in folder.rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert len(found) >= 5  # adv_wrappers, .train, .vector, adv_envs, adv_envs.batched
+    assert found == set(config["packages"])
+    assert config["package-dir"] == {"adv_wrappers": "adv_wrappers", "adv_envs": "envs"}

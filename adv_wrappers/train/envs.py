@@ -3,6 +3,7 @@
 * :func:`make_env` - the env of a run from its registry ID, keyword arguments, threat-model
   configuration and frozen policies, as the ``env_fn`` that
   :func:`adv_wrappers.vector.make_vector_env` takes.
+* :func:`make_vector_env` - the vector env of a run, on one of :data:`VECTOR_BACKENDS`.
 * :func:`check_trainable` - the spaces a trainer can handle; :func:`action_mask` - each
   agent's own columns of a padded Box action.
 * :func:`evaluate`, :func:`record_video` - play policies (e.g. loaded with
@@ -56,11 +57,13 @@ from adv_wrappers.freeze import freeze_v0
 from adv_wrappers.registry import THREAT_MODELS
 
 __all__ = [
+    "VECTOR_BACKENDS",
     "action_mask",
     "check_trainable",
     "evaluate",
     "executed_actions",
     "make_env",
+    "make_vector_env",
     "record_video",
     "victims_return",
 ]
@@ -184,6 +187,66 @@ def make_env(
         None if frozen is None else dict(frozen),
         render_mode,
     )
+
+
+VECTOR_BACKENDS = ("sync", "subproc", "batched")
+"""The trainers' ``--vector-backend`` values: PettingZoo copies in this process or one worker
+each (:func:`adv_wrappers.vector.make_vector_env`), or a batched torch env
+(:mod:`adv_envs.batched`, :class:`adv_wrappers.vector.BatchedVectorEnv`)."""
+
+
+def make_vector_env(
+    env_fn: Callable[[], ParallelEnv],
+    num_envs: int,
+    backend: str = "sync",
+    *,
+    device: Any = "cpu",
+    state: bool = False,
+) -> Any:
+    """The trainers' vector env for ``env_fn`` (from :func:`make_env`): ``backend`` is one of
+    :data:`VECTOR_BACKENDS`, so a trainer switches to the batched path with one flag.
+
+    ``"batched"`` builds the env's batched torch version (:func:`adv_envs.batched.make`) on
+    ``device`` with the same registry ID and keyword arguments, behind the same interface;
+    the threat models and ``--frozen`` agents are not on that path yet.
+
+    Raises:
+        InvalidArgumentError: an unknown ``backend``; with ``"batched"``: an ``env_fn`` not made
+            by :func:`make_env`, an env without a batched version, a threat model, frozen
+            agents or ``state=True``.
+    """
+    from adv_wrappers.vector import BatchedVectorEnv
+    from adv_wrappers.vector import make_vector_env as pettingzoo_vector_env
+
+    if backend not in VECTOR_BACKENDS:
+        raise InvalidArgumentError(
+            f"vector backend must be one of {VECTOR_BACKENDS}; got {backend!r}"
+        )
+    if backend != "batched":
+        return pettingzoo_vector_env(env_fn, num_envs, backend=backend, state=state)
+    if not (isinstance(env_fn, functools.partial) and env_fn.func is _build_env):
+        raise InvalidArgumentError(
+            "the batched vector backend needs an env_fn made by make_env (it rebuilds the env "
+            f"from its registry ID); got {env_fn!r}"
+        )
+    env_id, env_kwargs, threat, frozen, _ = env_fn.args
+    from adv_envs import batched
+
+    unsupported = [
+        name
+        for name, value in (("threat", threat), ("frozen", frozen), ("state", state or None))
+        if value is not None
+    ]
+    if unsupported:
+        raise InvalidArgumentError(
+            f"the batched vector backend does not support {unsupported} yet (the threat models, "
+            "frozen agents and the global state run on the sync and subproc backends)"
+        )
+    if env_id not in batched.ENVS:
+        raise InvalidArgumentError(
+            f"{env_id!r} has no batched version; the batched envs are {sorted(batched.ENVS)}"
+        )
+    return BatchedVectorEnv(batched.make(env_id, num_envs, device=device, **env_kwargs))
 
 
 def check_trainable(envs: Any, box_sizes: bool = False) -> tuple[int, gymnasium.Space]:

@@ -14,6 +14,9 @@ Backends:
   byte row. An exception raised inside a worker is re-raised in the parent with the original
   type and message; the worker's traceback text is attached as ``__cause__``.
 * :func:`make_vector_env` builds either from one ``env_fn``.
+* :class:`BatchedVectorEnv` puts the same interface over a batched torch env
+  (:mod:`adv_envs.batched`: all copies stepped as tensor operations); trainers reach it with
+  ``--vector-backend batched`` (:func:`adv_wrappers.train.envs.make_vector_env`).
 
 Shapes (``E = num_envs``, ``A = num_agents``):
 
@@ -171,11 +174,13 @@ from collections.abc import Callable
 from pettingzoo import ParallelEnv
 
 from adv_wrappers.errors import InvalidArgumentError, VectorEnvStateError
+from adv_wrappers.vector._batched import BatchedVectorEnv
 from adv_wrappers.vector._subproc import SubprocParallelVectorEnv
 from adv_wrappers.vector._sync import SyncParallelVectorEnv, check_num_envs
 
 __all__ = [
     "BACKENDS",
+    "BatchedVectorEnv",
     "SubprocParallelVectorEnv",
     "SyncParallelVectorEnv",
     "VectorEnvStateError",
