@@ -24,7 +24,9 @@ Modules, in the order data flows through a trainer:
 * :mod:`adv_wrappers.train.policy` - what users call: :func:`load_policy` (a trained policy as
   a plain callable for the wrappers), :func:`read_record`.
 * :mod:`adv_wrappers.train.jobs` - resumable report steps (trainers and attacks as
-  subprocesses), progress, confidence intervals.
+  subprocesses), progress, confidence intervals and IQMs.
+* :mod:`adv_wrappers.train.fanout` - a report's jobs on a thread pool or as Ray tasks (a
+  local instance or a cluster).
 
 ``load_policy`` and ``read_record`` are also importable from ``adv_wrappers.train`` itself.
 """
