@@ -12,7 +12,7 @@ one run are reported):
   TensorBoard log: start-up and a compile are left out), with the preset's
   ``update_epochs``, with ``--compile`` and on the batched path (``ippo.py
   --vector-backend batched``, the same preset), with the throughput preset
-  (``THROUGHPUT_PRESETS``: batched, 256 copies, 40 gradient steps per 6400 env steps; not
+  (``THROUGHPUT_PRESETS``: batched, 1024 copies, 16 gradient steps per 25,600 env steps; not
   the paper's), and with one epoch (the difference is the learner's share);
 
 and prints (and with ``--output`` writes) a Markdown table of medians and ratios.
@@ -48,8 +48,8 @@ class Args:
     """steps of every trainer run (a multiple of the preset's batch)"""
     compile: bool = True
     """also measure `ippo.py --compile` (a compile of about half a minute per run)"""
-    throughput_timesteps: int = 256_000
-    """steps of the throughput-preset run (its batches are 6400 steps)"""
+    throughput_timesteps: int = 512_000
+    """steps of the throughput-preset run (its batches are 25,600 steps)"""
     raw_steps: int = 2_000
     """vector-env steps of every raw measurement (times num_envs env steps)"""
     rounds: int = 3

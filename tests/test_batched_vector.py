@@ -90,21 +90,21 @@ def test_ippo_on_the_batched_backend_learns_xnor_xor(seed, tmp_path):
     assert np.mean(returns["agent_0"]) >= 90, returns
 
 
-# Measured (greedy, 50 PettingZoo episodes, mean over agents): after 192K steps seeds 1-4
-# score -24.2, -24.8, -25.0, -25.2; after one 6400-step iteration -40.5 to -43.4. Nika et al.'s
-# preset (ippo.py's default here) reaches -26.2 for the worst agent after 800K steps
-# (docs/robustness_report.md). The threshold is -30.
+# Measured (greedy, 50 PettingZoo episodes, mean over agents): after 512K steps (20 batches)
+# seeds 1-4 score -28.1, -22.9, -26.7, -29.4; after one 25,600-step batch -47.6 and -49.7.
+# Nika et al.'s preset (ippo.py's default here) reaches -26.2 for the worst agent after 800K
+# steps (docs/robustness_report.md). The threshold is -33.
 def test_the_throughput_preset_learns_independent_spread(tmp_path):
     """THROUGHPUT_PRESETS (batched path, not the paper's hyperparameters) learns
-    Independent Spread in 192K steps, judged on the PettingZoo env."""
+    Independent Spread in 512K steps, judged on the PettingZoo env."""
     from adv_wrappers.train.config import THROUGHPUT_PRESETS, cli_flags
 
     env_id = "adv/independent_spread-v0"
     train("ippo", tmp_path, *cli_flags(THROUGHPUT_PRESETS[env_id]), "--total-timesteps",
-          "192000", "--seed", "1", "--eval-episodes", "0", timeout=600)  # fmt: skip
+          "512000", "--seed", "1", "--eval-episodes", "0", timeout=600)  # fmt: skip
     final = only("runs/*/checkpoints/final.safetensors", tmp_path)
     env_fn = make_env(env_id)
     agents = env_fn().possible_agents
     policies = {a: load_policy(final, agent=a, env=env_fn()) for a in agents}
     returns = evaluate(env_fn, policies, episodes=50, seed=1000)
-    assert np.mean([returns[a].mean() for a in agents]) >= -30.0, returns
+    assert np.mean([returns[a].mean() for a in agents]) >= -33.0, returns
