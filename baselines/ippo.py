@@ -49,7 +49,8 @@ class Args:
     """if toggled, cuda will be enabled by default (when available)"""
     torch_threads: int = 1
     """CPU threads of torch (`torch.set_num_threads`); 1 is fastest for these small networks
-    and keeps runs that share a machine from slowing each other down"""
+    and keeps runs that share a machine from slowing each other down; 0: one per CPU core
+    (large minibatches, e.g. the throughput preset)"""
     compile: bool = False
     """`torch.compile` the networks and the PPO loss of every minibatch, forward and backward:
     a faster learner once compiled, after a compile of about half a minute (docs/performance.md)"""

@@ -706,3 +706,11 @@ def test_ippo_trains_box_actions_of_different_sizes(tmp_path):
         assert policy.spec.action_dim == size and policy.action_space.shape == (size,)
         o = np.random.default_rng(0).normal(size=19).astype(np.float32)
         assert policy(o[: policy.observation_space.shape[0]]).shape == (size,)
+
+
+def test_torch_threads_zero_means_one_per_core_and_negative_is_refused(tmp_path):
+    bad = train("ippo", tmp_path, *XNOR_FLAGS, "--torch-threads", "-1", "--total-timesteps",
+                "400", check=False)  # fmt: skip
+    assert bad.returncode != 0 and "--torch-threads must be an int >= 0" in bad.stderr
+    assert not (tmp_path / "runs").exists()  # refused before the run folder is made
+    train("ippo", tmp_path, *XNOR_FLAGS, "--torch-threads", "0", "--total-timesteps", "400")

@@ -15,12 +15,15 @@ Change logs:
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+
+from adv_wrappers.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     import torch
@@ -94,7 +97,7 @@ internal number of that paper."""
 
 THROUGHPUT_PRESETS: dict[str, dict[str, Any]] = {
     "adv/independent_spread-v0": dict(
-        vector_backend="batched", num_envs=1024, num_steps=25, minibatch_size=6400,
+        vector_backend="batched", num_envs=1024, num_steps=25, minibatch_size=6400, torch_threads=0,
         update_epochs=4, learning_rate=1e-3, gamma=0.99, clip_coef=0.3, gae_lambda=1.0,
         ent_coef=0.0, vf_coef=1.0, clip_vloss=False, anneal_lr=False,
     ),
@@ -103,7 +106,8 @@ THROUGHPUT_PRESETS: dict[str, dict[str, Any]] = {
 per registry ID, for users who want many steps per second rather than a reproduction. 1024
 batched copies x 25 steps (one episode) per batch, 4 minibatches x 4 epochs (16 gradient
 steps per 25,600 environment steps, against the paper preset's 930 per 4000), learning rate
-1e-3; the other PPO settings are :data:`PAPER_000_PRESETS`'. Pass it as flags
+1e-3, one torch thread per CPU core (its minibatches are large enough to use them); the other
+PPO settings are :data:`PAPER_000_PRESETS`'. Pass it as flags
 (``cli_flags(THROUGHPUT_PRESETS[env_id])``); ``docs/performance.md`` has its steps/s and
 ``tests/test_batched_vector.py`` shows it learning."""
 
@@ -206,13 +210,15 @@ def start_run(args: Any) -> tuple[Run, ResumeState | None, torch.device]:
     Args:
         args: a trainer's ``Args`` (``num_envs``, ``num_steps``, ``total_timesteps``,
             ``resume``, ``seed``, ``torch_deterministic``, ``torch_threads``, ``cuda`` and
-            what :class:`~adv_wrappers.train.tracking.Run` reads).
+            what :class:`~adv_wrappers.train.tracking.Run` reads); ``torch_threads`` 0 means
+            one per CPU core.
 
     Returns:
         ``(run, resume, device)``; ``resume`` is ``None`` for a new run.
 
     Raises:
         SystemExit: ``total_timesteps`` below one batch.
+        InvalidArgumentError: ``torch_threads`` below 0.
         CheckpointError: ``--resume`` names a missing or unreadable checkpoint.
     """
     import torch
@@ -224,9 +230,14 @@ def start_run(args: Any) -> tuple[Run, ResumeState | None, torch.device]:
     args.num_iterations = args.total_timesteps // args.batch_size
     if args.num_iterations < 1:
         raise SystemExit(f"total_timesteps must be >= num_envs * num_steps = {args.batch_size}")
+    threads = args.torch_threads
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise InvalidArgumentError(
+            f"--torch-threads must be an int >= 0 (0: one per CPU core); got {threads!r}"
+        )
     resume = load_training_state(args.resume) if args.resume else None
     run = Run(args, resume)
     seed_everything(args.seed, args.torch_deterministic)
-    torch.set_num_threads(args.torch_threads)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
     return run, resume, device
