@@ -23,11 +23,10 @@ import torch.optim as optim
 
 from adv_wrappers.train.checkpoint import Checkpointer, export_policies
 from adv_wrappers.train.config import env_seed, parse_args, start_run
-from adv_wrappers.train.envs import check_trainable, make_env
+from adv_wrappers.train.envs import check_trainable, make_env, make_vector_env
 from adv_wrappers.train.networks import ActorSpec, MLPActor, stack_agents, stacked_mlp
 from adv_wrappers.train.ppo import ppo_update
 from adv_wrappers.train.rollout import EpisodeStats, Rollout, env_action, gae, trajectory_ends
-from adv_wrappers.vector import make_vector_env
 
 
 @dataclass
@@ -72,7 +71,9 @@ class Args:
     num_envs: int = 8
     """the number of parallel game environments"""
     vector_backend: str = "sync"
-    """`sync` (one process) or `subproc` (one worker per env copy)"""
+    """`sync` (one process), `subproc` (one worker per env copy) or `batched` (the env's
+    batched torch version on the training device; no threat model or frozen agents yet:
+    docs/batched.md)"""
 
     # Threat model: none for the clean baseline (kept for training under a fixed threat)
     threat: str | None = None
@@ -206,7 +207,7 @@ if __name__ == "__main__":
         {"name": args.threat, "kwargs": json.loads(args.threat_kwargs)} if args.threat else None
     )
     env_fn = make_env(args.env_id, env_kwargs, threat)
-    envs = make_vector_env(env_fn, args.num_envs, backend=args.vector_backend, state=True)
+    envs = make_vector_env(env_fn, args.num_envs, args.vector_backend, device=device, state=True)
     obs_dim, action_space = check_trainable(envs)
     state_shape = envs.state_space.shape
 

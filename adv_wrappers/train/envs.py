@@ -207,13 +207,14 @@ def make_vector_env(
     :data:`VECTOR_BACKENDS`, so a trainer switches to the batched path with one flag.
 
     ``"batched"`` builds the env's batched torch version (:func:`adv_envs.batched.make`) on
-    ``device`` with the same registry ID and keyword arguments, behind the same interface;
-    the threat models and ``--frozen`` agents are not on that path yet.
+    ``device`` with the same registry ID and keyword arguments, behind the same interface
+    (``state=True`` included); the threat models and ``--frozen`` agents are not on that
+    path yet.
 
     Raises:
         InvalidArgumentError: an unknown ``backend``; with ``"batched"``: an ``env_fn`` not made
-            by :func:`make_env`, an env without a batched version, a threat model, frozen
-            agents or ``state=True``.
+            by :func:`make_env`, an env without a batched version, a threat model or frozen
+            agents.
     """
     from adv_wrappers.vector import BatchedVectorEnv
     from adv_wrappers.vector import make_vector_env as pettingzoo_vector_env
@@ -232,21 +233,17 @@ def make_vector_env(
     env_id, env_kwargs, threat, frozen, _ = env_fn.args
     from adv_envs import batched
 
-    unsupported = [
-        name
-        for name, value in (("threat", threat), ("frozen", frozen), ("state", state or None))
-        if value is not None
-    ]
+    unsupported = [name for name, value in (("threat", threat), ("frozen", frozen)) if value]
     if unsupported:
         raise InvalidArgumentError(
-            f"the batched vector backend does not support {unsupported} yet (the threat models, "
-            "frozen agents and the global state run on the sync and subproc backends)"
+            f"the batched vector backend does not support {unsupported} yet (the threat models "
+            "and frozen agents run on the sync and subproc backends)"
         )
     if env_id not in batched.ENVS:
         raise InvalidArgumentError(
             f"{env_id!r} has no batched version; the batched envs are {sorted(batched.ENVS)}"
         )
-    return BatchedVectorEnv(batched.make(env_id, num_envs, device=device, **env_kwargs))
+    return BatchedVectorEnv(batched.make(env_id, num_envs, device=device, **env_kwargs), state)
 
 
 def check_trainable(envs: Any, box_sizes: bool = False) -> tuple[int, gymnasium.Space]:

@@ -31,17 +31,23 @@ class BatchedVectorEnv:
     * ``reset(seed=s)`` reseeds the batched env's one generator with ``s`` (the whole batch;
       a list of per-copy seeds is refused): the same seed gives the same batch, not the same
       episodes as the PettingZoo env (numpy's and torch's generators differ).
-    * ``state=True`` and :meth:`perturb` are not supported (the batched envs have no
-      ``final_state`` and no threat models yet).
+    * :meth:`perturb` is not supported (no threat models on this path yet).
+
+    With ``state=True`` the infos of :meth:`reset` and :meth:`step` gain ``"state"``
+    (``[E, state_dim]``, after an auto-reset the new episode's first state) and those of
+    :meth:`step` ``"final_state"`` (the finished episode's last state where ``reset``), as
+    the sync backend's do.
 
     Args:
         env: a batched env.
+        state: add the copies' global state to the infos.
 
     Raises:
-        InvalidArgumentError: ``env`` is not a batched env.
+        InvalidArgumentError: ``env`` is not a batched env; ``state=True`` for an env without
+            a state.
     """
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Any, state: bool = False) -> None:
         if not all(hasattr(env, k) for k in ("num_envs", "possible_agents", "step", "reset")):
             raise InvalidArgumentError(f"env must be an adv_envs.batched env; got {env!r}")
         self.env = env
@@ -56,6 +62,13 @@ class BatchedVectorEnv:
         self.action_sizes = layout.action_sizes
         self.action_nvec = layout.action_nvec
         self.state_space = None
+        if state:
+            if getattr(env, "state_space", None) is None:
+                raise InvalidArgumentError(
+                    f"state=True needs an env with a state; {type(env).__name__} has none"
+                )
+            self.state_space = env.state_space
+            env.report_final_state = True
         shape = (self.num_envs, self.num_agents)
         self._true = np.ones(shape, dtype=np.bool_)
         self._needs_reset = True
@@ -90,6 +103,8 @@ class BatchedVectorEnv:
             "has_obs": self._true.copy(),
             "agent_infos": self._empty_infos(),
         }
+        if self.state_space is not None:
+            infos["state"] = self.env.state().cpu().numpy()
         return obs.cpu().numpy(), infos
 
     def step(
@@ -112,6 +127,9 @@ class BatchedVectorEnv:
             "agent_infos": self._empty_infos(),
             "reset_infos": [{} if r else None for r in reset],
         }
+        if self.state_space is not None:
+            out["state"] = self.env.state().cpu().numpy()
+            out["final_state"] = infos["final_state"].cpu().numpy()
         return (
             obs.cpu().numpy(),
             rewards.cpu().numpy(),

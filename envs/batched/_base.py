@@ -106,6 +106,9 @@ class BatchedEnv:
         )
         self._zero32 = torch.zeros((), dtype=torch.float32, device=self.device)
         self._options: dict[str, Any] | None = None
+        self.report_final_state = False
+        """Set True to get ``infos["final_state"]`` from :meth:`step` (``[B, state_dim]``:
+        the finished episodes' last ``state()`` where ``reset``, zeros elsewhere)."""
 
     # ----------------------------------------------------------------- spaces
 
@@ -331,8 +334,11 @@ class BatchedEnv:
             if truncated is self._false
             else truncated[:, None].expand(shape).clone()
         )
+        final_state = None
         if bool(done.any()):
             final_obs = torch.where(done[:, None, None], obs, self._zero32)
+            if self.report_final_state:
+                final_state = torch.where(done[:, None], self._state_vector(), self._zero32)
             fresh = self._sample()
             for key, value in self.s.items():  # the copies are the last dimension
                 self.s[key] = torch.where(done, fresh[key], value)
@@ -340,6 +346,12 @@ class BatchedEnv:
         else:
             final_obs = torch.zeros_like(obs)
         infos = {"reset": done.clone() if done is self._false else done, "final_obs": final_obs}
+        if self.report_final_state:
+            if final_state is None:
+                final_state = torch.zeros(
+                    (self.num_envs, *self.state_space.shape), device=self.device
+                )
+            infos["final_state"] = final_state
         return obs, rewards, terminations, truncations, infos
 
     def _check_actions(self, actions: Any) -> torch.Tensor:
