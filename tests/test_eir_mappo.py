@@ -135,7 +135,8 @@ def test_eir_mappo_mixes_against_its_worst_case_ally_where_mappo_is_exploited(tm
     2026-12-02 (fused clipping; the distributions unvalidated): EIR-MAPPO (120K steps), seeds
     1-6, clean 18.8, 24.9, 24.3, 23.1, 24.8, 18.0 and against the myopic worst-case ally (mean
     over agents) 8.8, 7.2, 9.6, 6.3, 6.4, 9.8: the seeds that mix more give up clean return
-    for a better worst case. Before those changes seeds 1-3 gave clean 23.2-23.4 and 6.3-8.8.
+    for a better worst case. The code before those changes gave clean 23.2-23.4 on seeds 1-3
+    but 24.3, 22.5, 20.9, 19.0 on seeds 4-7: the spread is the method's, not the change's.
     MAPPO (60K steps) clean 25.0 and exactly 0.0 against the ally (a deterministic
     coordination the ally predicts). Thresholds: EIR-MAPPO >= 4.0 on average and clean >= 17;
     MAPPO <= 1.0 and clean >= 24."""
