@@ -142,5 +142,6 @@ def test_robustness_report_on_ray_matches_threads_and_resumes(tmp_path, local_ra
     rerun = report(tmp_path / "ray", "--ray-address", address)
     assert {p: p.stat().st_mtime_ns for p in files} == before
     assert (tmp_path / "ray" / "report.md").read_text() == table
-    assert "Connected to Ray cluster" in rerun and "(<lambda> pid=" in rerun  # a task there
+    # (the tasks' own log lines reach the driver asynchronously, so they are not asserted)
+    assert "Connected to Ray cluster" in rerun
     assert rerun.count("| Naive |") == 1
