@@ -315,12 +315,28 @@ class ActionThreatBase(OwnRNG):
         """Seed the RNG (re-seeded only by a seed), pass the options this wrapper does not
         consume on to the wrapped env's ``reset``, draw the episode's attacked agents and
         victims, and set up the embedded policies. Returns what the env's reset returned."""
+        own, rest = self._split_options(seed, options)
+        result = self.env.reset(seed=seed, options=rest)
+        self._draw_episode(own)
+        return result
+
+    def _split_options(
+        self, seed: int | None, options: Any
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The first half of :meth:`_new_episode`: seed the RNG and split ``options`` into
+        this wrapper's keys and the rest (``None`` when empty), for the wrapped env."""
         if options is not None and not isinstance(options, Mapping):
             raise InvalidArgumentError(f"options must be a dict or None, got {options!r}")
         options = dict(options) if options else {}
         self._seed_rng(seed)
         own = {k: options.pop(k) for k in self._option_keys() if k in options}
-        result = self.env.reset(seed=seed, options=options or None)
+        return own, options or None
+
+    def _draw_episode(self, own: dict[str, Any]) -> None:
+        """The second half of :meth:`_new_episode`, after the wrapped env's reset: draw the
+        episode's attacked agents and victims (reading ``own``) and set up the embedded
+        policies. The batched path (:class:`adv_wrappers.vector.BatchedVectorEnv`) calls both
+        halves for each copy, so an episode is drawn by this code on either path."""
         self._attacked, self._victims = self._begin_episode(own)
         self._attacked_set = frozenset(self._attacked)
         self._adv_slots, self._benign_slots = {}, {}
@@ -335,7 +351,6 @@ class ActionThreatBase(OwnRNG):
                 )
         for slot in (*self._adv_slots.values(), *self._benign_slots.values()):
             slot.reset()
-        return result
 
     def _compute_outside_ids(self, agent: AgentID) -> tuple[AgentID, ...]:
         """The outside IDs standing for base agent ``agent`` this episode, in acting order."""

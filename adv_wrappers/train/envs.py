@@ -57,6 +57,7 @@ from adv_wrappers.freeze import freeze_v0
 from adv_wrappers.registry import THREAT_MODELS
 
 __all__ = [
+    "BATCHED_THREATS",
     "VECTOR_BACKENDS",
     "action_mask",
     "check_trainable",
@@ -190,6 +191,9 @@ def make_env(
 
 
 VECTOR_BACKENDS = ("sync", "subproc", "batched")
+BATCHED_THREATS = ("k_corruption_v0", "byzantine_v0", "partial_control_v0")
+"""The threat models (:data:`THREAT_MODELS` keys) that the batched backend runs, with exposed
+adversaries and unchanged observations (:class:`adv_wrappers.vector.BatchedVectorEnv`)."""
 """The trainers' ``--vector-backend`` values: PettingZoo copies in this process or one worker
 each (:func:`adv_wrappers.vector.make_vector_env`), or a batched torch env
 (:mod:`adv_envs.batched`, :class:`adv_wrappers.vector.BatchedVectorEnv`)."""
@@ -208,13 +212,14 @@ def make_vector_env(
 
     ``"batched"`` builds the env's batched torch version (:func:`adv_envs.batched.make`) on
     ``device`` with the same registry ID and keyword arguments, behind the same interface
-    (``state=True`` included); the threat models and ``--frozen`` agents are not on that
-    path yet.
+    (``state=True`` included). A threat of :data:`BATCHED_THREATS` runs on it (one PettingZoo
+    copy of the wrapper is built for its configuration and episode code); the other threat
+    models, embedded adversaries and ``--frozen`` agents are not on that path yet.
 
     Raises:
         InvalidArgumentError: an unknown ``backend``; with ``"batched"``: an ``env_fn`` not made
-            by :func:`make_env`, an env without a batched version, a threat model or frozen
-            agents.
+            by :func:`make_env`, an env without a batched version, a threat model not in
+            :data:`BATCHED_THREATS` (or with an embedded adversary), or frozen agents.
     """
     from adv_wrappers.vector import BatchedVectorEnv
     from adv_wrappers.vector import make_vector_env as pettingzoo_vector_env
@@ -233,17 +238,27 @@ def make_vector_env(
     env_id, env_kwargs, threat, frozen, _ = env_fn.args
     from adv_envs import batched
 
-    unsupported = [name for name, value in (("threat", threat), ("frozen", frozen)) if value]
-    if unsupported:
+    if frozen:
         raise InvalidArgumentError(
-            f"the batched vector backend does not support {unsupported} yet (the threat models "
-            "and frozen agents run on the sync and subproc backends)"
+            "the batched vector backend does not support frozen agents yet (they run on the "
+            "sync and subproc backends)"
         )
     if env_id not in batched.ENVS:
         raise InvalidArgumentError(
             f"{env_id!r} has no batched version; the batched envs are {sorted(batched.ENVS)}"
         )
-    return BatchedVectorEnv(batched.make(env_id, num_envs, device=device, **env_kwargs), state)
+    template = None
+    if threat is not None:
+        if threat["name"] not in BATCHED_THREATS:
+            raise InvalidArgumentError(
+                f"the batched vector backend runs the threat models {BATCHED_THREATS}; "
+                f"{threat['name']!r} runs on the sync and subproc backends"
+            )
+        # one PettingZoo copy of the wrapper: its spaces, configuration and episode code
+        template = _build_env(env_id, env_kwargs, threat, None, None)
+    return BatchedVectorEnv(
+        batched.make(env_id, num_envs, device=device, **env_kwargs), state, threat=template
+    )
 
 
 def check_trainable(envs: Any, box_sizes: bool = False) -> tuple[int, gymnasium.Space]:

@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from adv_wrappers.core import ActionThreatWrapper
 from adv_wrappers.errors import InvalidArgumentError, VectorEnvStateError
+from adv_wrappers.vector._batched_threat import BatchedActionThreat
 from adv_wrappers.vector._layout import Layout, describe
 
 
@@ -18,20 +20,30 @@ class BatchedVectorEnv:
     it unchanged.
 
     Outputs are numpy arrays of the same shapes, dtypes and heterogeneity rule as the vector
-    env's (the batched env already pads observations the same way), computed on the batched
-    env's device and copied to the CPU. The infos have every key the sync backend's have.
-    In the batched envs every agent acts at every step and has an observation and a reward,
-    so ``alive``, ``acted``, ``has_obs`` and ``has_reward`` are all True; ``final_alive`` is
-    ``reset`` per agent; ``agent_infos`` is one empty dict per copy and ``reset_infos`` one
-    empty dict per reset copy (``None`` elsewhere): there is no threat model on this path yet,
-    so there is no ground truth to report.
+    env's, computed on the batched env's device and copied to the CPU. The infos have every
+    key the sync backend's have. Without a threat model every agent acts at every step and
+    has an observation and a reward, so ``alive``, ``acted``, ``has_obs`` and ``has_reward``
+    are all True, ``final_alive`` is ``reset`` per agent, and ``agent_infos`` is one empty
+    dict per copy (``reset_infos`` one per reset copy, ``None`` elsewhere).
+
+    With ``threat`` (an action threat wrapper -- ``k_corruption_v0``, ``byzantine_v0`` or
+    ``partial_control_v0`` with exposed adversaries -- built on one PettingZoo copy of the
+    env), the batch runs that threat model: the agent axis is the wrapper's
+    ``possible_agents`` (the env's agents, then the adversaries), and the masks,
+    observations, rewards, flags and per-copy infos (the ground truth under the wrapper's
+    ``threat_name``) are those the sync backend gives for copies of that wrapper. Each copy's
+    episode (who is attacked, the victims, Byzantine types) and per-step coin (partial
+    control) are drawn by the wrapper's own code with the RNG the sync backend's copy would
+    have (``reset(seed=s)`` seeds copy ``i``'s with ``s + i``), so both paths draw the same
+    attacks; see ``adv_wrappers/vector/_batched_threat.py``. ``agent_infos`` and
+    ``reset_infos`` are then sequences that build a copy's dict when it is read.
 
     Differences from the PettingZoo backends:
 
     * ``reset(seed=s)`` reseeds the batched env's one generator with ``s`` (the whole batch;
       a list of per-copy seeds is refused): the same seed gives the same batch, not the same
       episodes as the PettingZoo env (numpy's and torch's generators differ).
-    * :meth:`perturb` is not supported (no threat models on this path yet).
+    * :meth:`perturb` is not supported (``state_perturbation_v0`` is not on this path yet).
 
     With ``state=True`` the infos of :meth:`reset` and :meth:`step` gain ``"state"``
     (``[E, state_dim]``, after an auto-reset the new episode's first state) and those of
@@ -41,19 +53,38 @@ class BatchedVectorEnv:
     Args:
         env: a batched env.
         state: add the copies' global state to the infos.
+        threat: ``None``, or the action threat wrapper to run on the batch (see above).
 
     Raises:
         InvalidArgumentError: ``env`` is not a batched env; ``state=True`` for an env without
-            a state.
+            a state; a ``threat`` that is not an action threat wrapper of this env, or has an
+            embedded adversary or benign policy or changes observations (Byzantine
+            ``reveal_types``): those run on the sync and subproc backends.
     """
 
-    def __init__(self, env: Any, state: bool = False) -> None:
+    def __init__(self, env: Any, state: bool = False, threat: Any = None) -> None:
         if not all(hasattr(env, k) for k in ("num_envs", "possible_agents", "step", "reset")):
             raise InvalidArgumentError(f"env must be an adv_envs.batched env; got {env!r}")
         self.env = env
         self.num_envs = int(env.num_envs)
-        agents, self.observation_spaces, self.action_spaces = describe(env, "the batched env")
+        self.threat: BatchedActionThreat | None = None
+        if threat is None:
+            described = describe(env, "the batched env")
+        else:
+            if not isinstance(threat, ActionThreatWrapper):
+                raise InvalidArgumentError(
+                    "threat must be an action threat wrapper (k_corruption_v0, byzantine_v0, "
+                    f"partial_control_v0) built on a PettingZoo copy of the env; got {threat!r}"
+                )
+            if list(threat._base_possible) != list(env.possible_agents):
+                raise InvalidArgumentError(
+                    f"threat wraps an env with agents {threat._base_possible}, the batched env "
+                    f"has {list(env.possible_agents)}"
+                )
+            described = describe(threat, "threat")
+        agents, self.observation_spaces, self.action_spaces = described
         layout = Layout(agents, self.observation_spaces, self.action_spaces)
+        self._layout = layout
         self.agents = layout.agents
         self.num_agents = layout.num_agents
         self.single_observation_space = layout.single_observation_space
@@ -69,15 +100,20 @@ class BatchedVectorEnv:
                 )
             self.state_space = env.state_space
             env.report_final_state = True
+        if threat is not None:
+            self.threat = BatchedActionThreat(threat, self.num_envs, self.agents)
+            if self.threat.adversary_observes == "state":
+                env.report_final_state = True
         shape = (self.num_envs, self.num_agents)
         self._true = np.ones(shape, dtype=np.bool_)
+        self._alive = self._true
         self._needs_reset = True
         self._closed = False
 
     @property
     def alive(self) -> np.ndarray:
-        """``[E, A]`` bool: every agent acts at every step."""
-        return self._true.copy()
+        """``[E, A]`` bool: agents that must act at the next :meth:`step` (a copy)."""
+        return self._alive.copy()
 
     def _empty_infos(self) -> list[dict[str, Any]]:
         return [{} for _ in range(self.num_envs)]
@@ -89,23 +125,62 @@ class BatchedVectorEnv:
     def reset(
         self, seed: int | None = None, options: dict | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every copy (``seed``: an int reseeds the batched env's generator)."""
+        """Reset every copy (``seed``: an int reseeds the batched env's generator and, with a
+        threat model, seeds copy ``i``'s threat RNG with ``seed + i``; ``options``: the threat
+        wrapper's reset options, given to every copy and repeated at auto-resets)."""
         self._check_open("reset")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
             raise InvalidArgumentError(
                 f"seed must be an int or None on the batched path (one generator for the "
                 f"whole batch); got {seed!r}"
             )
+        self._needs_reset = True
+        threat = self.threat
+        own = None
+        if threat is not None:
+            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
+            own, options = threat.split_options(seeds, options)
         obs, _ = self.env.reset(seed=None if seed is None else int(seed), options=options)
+        state = self._state()
+        if threat is None:
+            obs_out = obs.cpu().numpy()
+            agent_infos: Any = self._empty_infos()
+        else:
+            threat.begin(range(self.num_envs), own)
+            self._alive = threat.alive()
+            obs_out = self._observations(obs.cpu().numpy(), state)
+            agent_infos = threat.snapshot(self._alive)
         self._needs_reset = False
         infos = {
-            "alive": self._true.copy(),
-            "has_obs": self._true.copy(),
-            "agent_infos": self._empty_infos(),
+            "alive": self._alive.copy(),
+            "has_obs": self._alive.copy(),
+            "agent_infos": agent_infos,
         }
         if self.state_space is not None:
-            infos["state"] = self.env.state().cpu().numpy()
-        return obs.cpu().numpy(), infos
+            infos["state"] = state
+        return obs_out, infos
+
+    def _state(self) -> np.ndarray | None:
+        if self.state_space is None and (
+            self.threat is None or self.threat.adversary_observes != "state"
+        ):
+            return None
+        return self.env.state().cpu().numpy()
+
+    def _observations(self, obs: np.ndarray, state: np.ndarray | None) -> np.ndarray:
+        layout = self._layout
+        assert self.threat is not None
+        return self.threat.observations(obs, state, layout.obs_shape, layout.obs_dtype)
+
+    def _check_actions(self, actions: Any) -> np.ndarray:
+        actions = np.asarray(actions)
+        shape = (self.num_envs, self.num_agents, *self._layout.action_shape)
+        if actions.shape != shape:
+            raise InvalidArgumentError(
+                f"actions must have shape [num_envs, num_agents, ...] = {shape}; got "
+                f"{actions.shape}"
+            )
+        return actions
 
     def step(
         self, actions: Any
@@ -114,6 +189,56 @@ class BatchedVectorEnv:
         self._check_open("step")
         if self._needs_reset:
             raise VectorEnvStateError("BatchedVectorEnv.step() called before reset()")
+        threat = self.threat
+        if threat is None:
+            return self._step_plain(actions)
+        actions = self._check_actions(actions)
+        base_actions, acted = threat.route_actions(actions)
+        self._needs_reset = True  # a step that raises leaves the batch out of step
+        obs, rewards, terminations, truncations, infos = self.env.step(base_actions)
+        reset = infos["reset"].cpu().numpy()
+        before = self._alive
+        rew, term, trunc = threat.flags(
+            rewards.cpu().numpy(), terminations.cpu().numpy(), truncations.cpu().numpy()
+        )
+        final_state = infos["final_state"].cpu().numpy() if "final_state" in infos else None
+        final_obs = self._observations(infos["final_obs"].cpu().numpy(), final_state)
+        final_alive = before & reset[:, None]
+        final_obs[~reset] = 0
+        layout = self._layout
+        agent_infos = threat.snapshot(
+            before,
+            acted,
+            base_actions,
+            discrete=layout.action_discrete,
+            action_sizes=layout.action_sizes.tolist(),
+        )
+        copies = np.flatnonzero(reset)
+        if copies.size:
+            threat.begin(copies.tolist())
+            self._alive = threat.alive()
+        state = self._state()
+        obs_out = self._observations(obs.cpu().numpy(), state)
+        self._needs_reset = False
+        out = {
+            "alive": self._alive.copy(),
+            "acted": before.copy(),
+            "has_obs": self._alive.copy(),
+            "has_reward": before.copy(),
+            "reset": reset,
+            "final_obs": final_obs,
+            "final_alive": final_alive,
+            "agent_infos": agent_infos,
+            "reset_infos": threat.snapshot(self._alive, copies=reset),
+        }
+        if self.state_space is not None:
+            out["state"] = state
+            out["final_state"] = final_state
+        return obs_out, rew, term, trunc, out
+
+    def _step_plain(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         obs, rewards, terminations, truncations, infos = self.env.step(actions)
         reset = infos["reset"].cpu().numpy()
         out = {
