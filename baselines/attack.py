@@ -106,7 +106,8 @@ class Args:
     num_envs: int = 8
     """the number of parallel game environments"""
     vector_backend: str = "sync"
-    """`sync` (one process) or `subproc` (one worker per env copy)"""
+    """`sync` (one process), `subproc` (one worker per env copy) or `batched` (the batched
+    torch env, for k-corruption, Byzantine and partial control: docs/batched.md)"""
 
     # Threat model
     threat: Literal[

@@ -3,6 +3,7 @@
 
     python baselines/benchmark_batched.py [--copies 1 64 1024 4096] [--device cuda]
         [--vmas-python /tmp/vmas_venv/bin/python] [--output bench.json]
+    python baselines/benchmark_batched.py --threats-only     # the threat models' table only
 
 For every env of ``adv_envs.batched.ENVS`` (or ``--envs``), in one run, with random actions
 sampled before timing:
@@ -19,6 +20,13 @@ target: batched >= 100 x PettingZoo at 1024 copies on the CPU. ``--vmas-python``
 ``simple_spread`` (the field's batched torch simulator) at the same copy counts in that
 interpreter, a separate venv that has vmas (it is not a dependency of this project), and
 adds a row.
+
+Threat models (``--threats``, on by default): the vector-env path a trainer steps
+(``adv_wrappers.train.envs.make_vector_env``) on cooperative navigation, clean and under
+each threat model that the batched path runs (exposed adversaries; and attack.py's
+configuration, the defenders frozen as ``"random"`` policies), on the sync backend with
+``--vector-copies`` copies and on the batched backend with ``--threat-copies`` copies; the
+table gives both and their ratio.
 
 Clocks. CPU figures are per second of this process's CPU time (``time.process_time``), with
 torch on ``--threads`` threads (default 1, like the PettingZoo envs): on a shared machine
@@ -43,6 +51,7 @@ import tyro
 
 import adv_envs  # noqa: F401  (registers adv/ envs)
 from adv_envs import batched
+from adv_wrappers.train.envs import make_env, make_vector_env
 from adv_wrappers.vector import SyncParallelVectorEnv
 
 TARGET = 100.0
@@ -75,6 +84,12 @@ class Args:
     """measurements per figure; the median is reported"""
     env_kwargs: dict[str, dict] = field(default_factory=dict)
     """extra arguments per env ID (the defaults are the papers' configurations)"""
+    threats: bool = True
+    """measure the threat models' vector-env path (module docstring)"""
+    threats_only: bool = False
+    """measure only the threat models (no env table)"""
+    threat_copies: int = 1024
+    """copies of the batched backend in the threat models' table"""
 
 
 def _module(env_id: str):
@@ -198,6 +213,40 @@ def vmas_sps(python: str, copies, steps: int, device: str, seed: int, threads: i
     return {int(k): v for k, v in json.loads(result.stdout.strip().splitlines()[-1]).items()}
 
 
+THREAT_ENV = "adv/cooperative_navigation-v0"
+THREATS: dict[str, tuple[dict | None, dict | None]] = {
+    "clean": (None, None),
+    "k_corruption_v0(k=1)": ({"name": "k_corruption_v0", "kwargs": {"k": 1}}, None),
+    "byzantine_v0": ({"name": "byzantine_v0", "kwargs": {}}, None),
+    "partial_control_v0(eps=0.5)": (
+        {"name": "partial_control_v0", "kwargs": {"agent": "agent_0", "epsilon": 0.5}},
+        None,
+    ),
+    "attack.py: k_corruption_v0, defenders frozen": (
+        {"name": "k_corruption_v0", "kwargs": {"k": 1, "victim": "agent_0"}},
+        {"agent_0": "random", "agent_1": "random", "agent_2": "random"},
+    ),
+}
+"""The threat models' table: name -> (threat configuration, frozen agents)."""
+
+
+def threat_sps(name: str, backend: str, copies: int, seconds: float, seed: int) -> float:
+    """Env steps/s of the trainers' vector env for ``THREATS[name]`` (random valid actions)."""
+    threat, frozen = THREATS[name]
+    envs = make_vector_env(make_env(THREAT_ENV, {}, threat, frozen=frozen), copies, backend)
+    rng = np.random.default_rng(seed)
+    pool = [rng.integers(0, 5, (copies, envs.num_agents)) for _ in range(16)]
+    envs.reset(seed=seed)
+    envs.step(pool[0])
+    steps, start = 0, time.process_time()
+    while time.process_time() - start < seconds:
+        envs.step(pool[steps % 16])
+        steps += 1
+    elapsed = time.process_time() - start
+    envs.close()
+    return steps * copies / elapsed
+
+
 def median(repeats: int, measure, *args) -> float:
     return float(np.median([measure(*args) for _ in range(repeats)]))
 
@@ -218,7 +267,7 @@ def main(args: Args) -> dict:
             "command": "python baselines/benchmark_batched.py " + " ".join(sys.argv[1:]),
         }
     }
-    for env_id in args.envs:
+    for env_id in () if args.threats_only else args.envs:
         env_id = batched.env_id_of(env_id)
         kwargs = args.env_kwargs.get(env_id, {})
         r = args.repeats
@@ -235,7 +284,16 @@ def main(args: Args) -> dict:
                 )
         results[env_id] = row
         print(f"measured {env_id}", flush=True)
-    if args.vmas_python:
+    if args.threats or args.threats_only:
+        rows = {}
+        for name in THREATS:
+            rows[name] = {
+                backend: median(args.repeats, threat_sps, name, backend, n, args.seconds, args.seed)
+                for backend, n in (("sync", args.vector_copies), ("batched", args.threat_copies))
+            }
+        results["_threats"] = rows
+        print("measured the threat models", flush=True)
+    if args.vmas_python and not args.threats_only:
         for device in devices:
             runs = [
                 vmas_sps(args.vmas_python, args.copies, args.steps, device, args.seed, args.threads)
@@ -245,6 +303,20 @@ def main(args: Args) -> dict:
                 {f"{device}_{n}": float(np.median([run[n] for run in runs])) for n in args.copies}
             )
     return results
+
+
+def threats_table(results: dict, args: Args) -> str:
+    lines = [
+        f"| cooperative navigation | sync vector env ({args.vector_copies}) | batched "
+        f"({args.threat_copies}) | batched / sync |",
+        "|---|---|---|---|",
+    ]
+    for name, row in results["_threats"].items():
+        lines.append(
+            f"| {name} | {row['sync']:,.0f} | {row['batched']:,.0f} | "
+            f"{row['batched'] / row['sync']:,.0f}x |"
+        )
+    return "\n".join(lines)
 
 
 def table(results: dict, args: Args) -> str:
@@ -280,8 +352,12 @@ if __name__ == "__main__":
         "(one copy stepped in a loop); the VMAS row is compared with cooperative_navigation's "
         "PettingZoo figure"
     )
-    print(table(results, args))
-    if 1024 in args.copies:
+    if not args.threats_only:
+        print(table(results, args))
+    if "_threats" in results:
+        print("\nthe trainers' vector env under the threat models (env steps/s of CPU time):")
+        print(threats_table(results, args))
+    if 1024 in args.copies and not args.threats_only:
         ratios = {
             e: r["cpu_1024"] / r["pettingzoo"]
             for e, r in results.items()

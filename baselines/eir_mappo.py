@@ -42,13 +42,18 @@ import torch.optim as optim
 from adv_wrappers.errors import InvalidArgumentError
 from adv_wrappers.train.checkpoint import Checkpointer, export_policies
 from adv_wrappers.train.config import env_seed, parse_args, start_run
-from adv_wrappers.train.envs import check_trainable, evaluate, make_env, victims_return
+from adv_wrappers.train.envs import (
+    check_trainable,
+    evaluate,
+    make_env,
+    make_vector_env,
+    victims_return,
+)
 from adv_wrappers.train.networks import ActorSpec, MLPActor, stack_agents, stacked_mlp
 from adv_wrappers.train.policy import load_policy
 from adv_wrappers.train.ppo import ppo_update
 from adv_wrappers.train.recurrent import belief_metrics, belief_update, episode_starts
 from adv_wrappers.train.rollout import EpisodeStats, Rollout, env_action, gae, trajectory_ends
-from adv_wrappers.vector import make_vector_env
 
 
 @dataclass
@@ -93,7 +98,9 @@ class Args:
     num_envs: int = 10
     """the number of parallel game environments (the paper's rollout threads)"""
     vector_backend: str = "sync"
-    """`sync` (one process) or `subproc` (one worker per env copy)"""
+    """`sync` (one process), `subproc` (one worker per env copy) or `batched` (the env's
+    batched torch version, Byzantine types drawn per copy by the wrapper's own code; not with
+    `--true-type`: docs/batched.md)"""
 
     # Threat model (Li et al.): Byzantine types drawn by nature every episode
     prior: str = ""
@@ -284,7 +291,7 @@ if __name__ == "__main__":
         threat_kwargs["prior"] = json.loads(args.prior)
     threat = {"name": "byzantine_v0", "kwargs": threat_kwargs}
     env_fn = make_env(args.env_id, env_kwargs, threat)
-    envs = make_vector_env(env_fn, args.num_envs, backend=args.vector_backend, state=True)
+    envs = make_vector_env(env_fn, args.num_envs, args.vector_backend, device=device, state=True)
     obs_dim, action_space = check_trainable(envs)
     if not isinstance(action_space, gym.spaces.Discrete):
         raise InvalidArgumentError(

@@ -52,26 +52,24 @@ def _policy(obs: np.ndarray, alive: np.ndarray, envs) -> np.ndarray:
     return actions
 
 
+def _same(mine, theirs, where="") -> None:
+    """Equal nested infos: dicts key by key, arrays exactly, floats to float32 rounding."""
+    if isinstance(theirs, dict):
+        assert isinstance(mine, dict) and mine.keys() == theirs.keys(), where
+        for key in theirs:
+            _same(mine[key], theirs[key], f"{where}/{key}")
+    elif isinstance(theirs, float):
+        assert mine == pytest.approx(theirs, abs=1e-6), where
+    elif isinstance(theirs, np.ndarray | np.generic):
+        np.testing.assert_array_equal(mine, theirs, err_msg=where)
+    else:
+        assert mine == theirs, where
+
+
 def _same_infos(mine, theirs) -> None:
     assert len(mine) == len(theirs)
-    for m, t in zip(mine, theirs, strict=True):
-        if t is None:
-            assert m is None
-            continue
-        assert m.keys() == t.keys()
-        for agent in t:
-            (name,) = t[agent]
-            gm, gt = m[agent][name], t[agent][name]
-            assert gm.keys() == gt.keys()
-            for key in gt:
-                if key == "theta":
-                    np.testing.assert_array_equal(gm[key], gt[key])
-                elif key == "executed_actions":
-                    assert gm[key].keys() == gt[key].keys()
-                    for who in gt[key]:
-                        np.testing.assert_array_equal(gm[key][who], gt[key][who])
-                else:
-                    assert gm[key] == gt[key], (agent, key)
+    for e, (m, t) in enumerate(zip(mine, theirs, strict=True)):
+        _same(m, t, f"copy {e}")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -191,8 +189,8 @@ def test_the_batched_path_refuses_the_threats_it_does_not_run():
         build("byzantine_v0", {"reveal_types": True})
     with pytest.raises(InvalidArgumentError, match="state_perturbation_v0"):
         build("state_perturbation_v0", {"epsilon": 0.1, "attack": "uniform"})
-    with pytest.raises(InvalidArgumentError, match="frozen agents"):
-        build("k_corruption_v0", {"k": 1}, frozen={"agent_0": "random"})
+    with pytest.raises(InvalidArgumentError, match="has no act_batch"):
+        build("k_corruption_v0", {"k": 1}, frozen={"agent_0": lambda obs: 0})
 
 
 def test_ippo_trains_under_a_threat_on_the_batched_backend(tmp_path):
@@ -201,3 +199,95 @@ def test_ippo_trains_under_a_threat_on_the_batched_backend(tmp_path):
           "--num-steps", "50", "--total-timesteps", "800", "--eval-episodes", "1",
           "--threat", "k_corruption_v0", "--threat-kwargs", '{"k": 1}')  # fmt: skip
     assert only("runs/*/checkpoints/final.safetensors", tmp_path).exists()
+
+
+def _checkpoint(path, env_kwargs, agents, seed=0):
+    """A random MLP policy per agent of cooperative navigation, saved as a checkpoint."""
+    import pettingzoo
+    import torch
+
+    from adv_wrappers.train.checkpoint import export_policies, save_policies
+    from adv_wrappers.train.networks import ActorSpec, MLPActor
+
+    env = pettingzoo.make("parallel", CN, **env_kwargs)
+    act = env.action_space(agents[0])
+    continuous = not hasattr(act, "n")
+    torch.manual_seed(seed)
+    spec = ActorSpec(
+        input_dim=18,
+        action_dim=int(act.shape[0] if continuous else act.n),
+        head="gaussian" if continuous else "categorical",
+    )
+    actor = MLPActor(spec, members=len(agents))
+    spaces = {a: (env.observation_space(a), env.action_space(a)) for a in agents}
+    save_policies(path, export_policies(actor, agents), env_id=CN, env_kwargs=env_kwargs,
+                  spaces=spaces)  # fmt: skip
+    return str(path)
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_frozen_defenders_on_the_batched_path_agree_with_freeze(continuous, tmp_path):
+    """attack.py's training env: k-corruption with exposed adversaries, every defender frozen
+    with a checkpoint policy, so the adversaries are the only agents outside. 4 copies, 75
+    steps (three episodes): the batched path (BatchedFreeze, the policies evaluated on the
+    batch) equals freeze_v0 on the sync backend, including the frozen agents' rewards in the
+    infos; the worlds are reloaded after each reset as above. Exactly with Discrete actions
+    (greedy argmax), to 1e-5 with Box ones (see ``tol``)."""
+    env_kwargs = {"continuous_actions": True} if continuous else {}
+    # a network on a batch rounds differently from one on a single observation (other
+    # kernels): Box actions differ in the last bit, and the worlds by ~1e-8 after it
+    tol = 1e-5 if continuous else 0.0
+    agents = ["agent_0", "agent_1", "agent_2"]
+    path = _checkpoint(tmp_path / "defenders.safetensors", env_kwargs, agents)
+    frozen = {a: {"checkpoint": path} for a in agents}
+    threat = {"name": "k_corruption_v0", "kwargs": {"k": 1, "victim": "agent_0"}}
+    env_fn = make_env(CN, env_kwargs, threat, frozen=frozen)
+    sync = make_vector_env(env_fn, 4, "sync")
+    bat = make_vector_env(env_fn, 4, "batched")
+    assert bat.agents == sync.agents == ("agent_1_adversary", "agent_2_adversary")
+    obs_s, inf_s = sync.reset(seed=5)
+    obs_b, inf_b = bat.reset(seed=5)
+
+    def reload(copies):
+        for i in copies:
+            bat.envs.env.load_from_pettingzoo(int(i), sync.envs[i].env.env)
+
+    reload(range(4))
+    # the frozen agents act on the reloaded worlds: restore the inner observations too
+    bat._obs = bat.envs._observations(bat.envs.env._observe().numpy(), None)
+    np.testing.assert_array_equal(inf_b["alive"], inf_s["alive"])
+    _same_infos(inf_b["agent_infos"], inf_s["agent_infos"])
+    frozen_rewards = 0
+    for t in range(75):
+        actions = _policy(obs_s, inf_s["alive"], sync)
+        obs_s, rew_s, term_s, trunc_s, inf_s = sync.step(actions)
+        obs_b, rew_b, term_b, trunc_b, inf_b = bat.step(actions)
+        reset = inf_s["reset"]
+        np.testing.assert_array_equal(inf_b["reset"], reset)
+        np.testing.assert_allclose(rew_b, rew_s, rtol=1e-6, atol=max(tol, 1e-6))
+        np.testing.assert_array_equal(term_b, term_s)
+        for key in ("alive", "acted", "has_obs", "has_reward", "final_alive"):
+            np.testing.assert_array_equal(inf_b[key], inf_s[key], err_msg=f"{key} at step {t}")
+        np.testing.assert_allclose(inf_b["final_obs"], inf_s["final_obs"], atol=tol)
+        np.testing.assert_allclose(obs_b[~reset], obs_s[~reset], atol=tol)
+        _same_infos(inf_b["agent_infos"], inf_s["agent_infos"])
+        _same_infos(inf_b["reset_infos"], inf_s["reset_infos"])
+        for info in inf_s["agent_infos"]:
+            for agent_info in info.values():
+                frozen_rewards += len(agent_info["freeze"]["rewards"])
+        if reset.any():
+            reload(np.flatnonzero(reset))
+            bat._obs = bat.envs._observations(bat.envs.env._observe().numpy(), None)
+    # every step: each copy's info for its one adversary lists the 2 frozen agents left
+    assert frozen_rewards == 75 * 4 * 2
+
+
+def test_the_batched_path_refuses_an_episode_with_no_outside_agent():
+    """Agent_0 is always corrupted (a fixed K) and its adversary is frozen, like the other
+    agents: nobody is left outside, which only freeze_v0's play-out can handle."""
+    threat = {"name": "k_corruption_v0", "kwargs": {"k": 1, "subset": ["agent_0"]}}
+    frozen = {"agent_1": "random", "agent_2": "random", "agent_0_adversary": "random"}
+    envs = make_vector_env(make_env(CN, {}, threat, frozen=frozen), 2, "batched")
+    assert envs.agents == ("agent_0",)
+    with pytest.raises(InvalidArgumentError, match="no outside agent"):
+        envs.reset(seed=0)

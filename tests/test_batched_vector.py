@@ -89,8 +89,6 @@ def test_the_batched_backend_refuses_what_it_does_not_support():
     threat = {"name": "state_perturbation_v0", "kwargs": {"epsilon": 0.1, "attack": "uniform"}}
     with pytest.raises(InvalidArgumentError, match="runs on the sync and subproc backends"):
         make_vector_env(make_env(CN, {}, threat), 2, "batched")
-    with pytest.raises(InvalidArgumentError, match="frozen agents"):
-        make_vector_env(make_env(CN, frozen={"agent_0": "random"}), 2, "batched")
     with pytest.raises(InvalidArgumentError, match="has no batched version"):
         make_vector_env(make_env("adv/kuhn_poker-v0"), 2, "batched")
     with pytest.raises(InvalidArgumentError, match="made by make_env"):

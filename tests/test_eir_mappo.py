@@ -69,6 +69,17 @@ def test_modes(mode, tmp_path):
         assert len(_tensorboard_steps(run_dir, "belief/accuracy")) == 2
 
 
+def test_eir_mappo_runs_on_the_batched_backend(tmp_path):
+    """``--vector-backend batched``: Byzantine types drawn per copy on the batched XNOR/XOR env,
+    their labels read from the per-copy infos by the belief network's training."""
+    result = train("eir_mappo", tmp_path, *TINY, "--vector-backend", "batched", timeout=180)
+    assert "theta=e_0" in result.stdout and "theta=e_1" in result.stdout
+    record = read_record(only("runs/*/checkpoints/final.safetensors", tmp_path))
+    assert (record["complete"], record["global_step"]) == (True, 400)
+    assert record["args"]["vector_backend"] == "batched"
+    assert _tensorboard_steps(only("runs/*", tmp_path), "losses/belief_bce") == [400]
+
+
 def test_bad_flags(tmp_path):
     result = train("eir_mappo", tmp_path, *TINY, "--true-type", check=False)
     assert result.returncode == 1 and "pass --belief none with it" in result.stderr

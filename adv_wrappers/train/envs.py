@@ -118,12 +118,17 @@ def _build_env(
         factory = THREAT_MODELS[threat["name"]].factory
         env = factory(env, **_resolve_policy_refs(threat.get("kwargs") or {}))
     if frozen:
-        refs = {
-            agent: ({"agent": agent, **p} if isinstance(p, Mapping) and "agent" not in p else p)
-            for agent, p in frozen.items()
-        }
-        env = freeze_v0(env, _resolve_policy_refs(refs))
+        env = freeze_v0(env, _frozen_policies(frozen))
     return env
+
+
+def _frozen_policies(frozen: Mapping[str, Any]) -> dict[str, Any]:
+    """``frozen``'s policies, references loaded (``"agent"`` defaulting to the key)."""
+    refs = {
+        agent: ({"agent": agent, **p} if isinstance(p, Mapping) and "agent" not in p else p)
+        for agent, p in frozen.items()
+    }
+    return _resolve_policy_refs(refs)
 
 
 def make_env(
@@ -213,15 +218,18 @@ def make_vector_env(
     ``"batched"`` builds the env's batched torch version (:func:`adv_envs.batched.make`) on
     ``device`` with the same registry ID and keyword arguments, behind the same interface
     (``state=True`` included). A threat of :data:`BATCHED_THREATS` runs on it (one PettingZoo
-    copy of the wrapper is built for its configuration and episode code); the other threat
-    models, embedded adversaries and ``--frozen`` agents are not on that path yet.
+    copy of the wrapper is built for its configuration and episode code), and ``frozen``
+    agents act inside through :class:`adv_wrappers.vector.BatchedFreeze` (checkpoint policies
+    evaluated on the whole batch, or ``"random"``); the other threat models and embedded
+    adversaries are not on that path yet.
 
     Raises:
         InvalidArgumentError: an unknown ``backend``; with ``"batched"``: an ``env_fn`` not made
             by :func:`make_env`, an env without a batched version, a threat model not in
-            :data:`BATCHED_THREATS` (or with an embedded adversary), or frozen agents.
+            :data:`BATCHED_THREATS` (or with an embedded adversary), or frozen policies that
+            do not act on batches (see :class:`adv_wrappers.vector.BatchedFreeze`).
     """
-    from adv_wrappers.vector import BatchedVectorEnv
+    from adv_wrappers.vector import BatchedFreeze, BatchedVectorEnv
     from adv_wrappers.vector import make_vector_env as pettingzoo_vector_env
 
     if backend not in VECTOR_BACKENDS:
@@ -238,11 +246,6 @@ def make_vector_env(
     env_id, env_kwargs, threat, frozen, _ = env_fn.args
     from adv_envs import batched
 
-    if frozen:
-        raise InvalidArgumentError(
-            "the batched vector backend does not support frozen agents yet (they run on the "
-            "sync and subproc backends)"
-        )
     if env_id not in batched.ENVS:
         raise InvalidArgumentError(
             f"{env_id!r} has no batched version; the batched envs are {sorted(batched.ENVS)}"
@@ -256,9 +259,12 @@ def make_vector_env(
             )
         # one PettingZoo copy of the wrapper: its spaces, configuration and episode code
         template = _build_env(env_id, env_kwargs, threat, None, None)
-    return BatchedVectorEnv(
+    envs = BatchedVectorEnv(
         batched.make(env_id, num_envs, device=device, **env_kwargs), state, threat=template
     )
+    if frozen:
+        return BatchedFreeze(envs, _frozen_policies(frozen))
+    return envs
 
 
 def check_trainable(envs: Any, box_sizes: bool = False) -> tuple[int, gymnasium.Space]:

@@ -219,14 +219,48 @@ class CheckpointPolicy:
             return self.actor.net(x)[0, 0].cpu().numpy().astype(np.float64)
 
     def __call__(self, observation: Any) -> Any:
-        out = self._outputs(observation)
+        return self._actions(self._outputs(observation)[None])[0]
+
+    def act_batch(self, observations: Any) -> np.ndarray:
+        """The actions on a batch of observations ``[B, *obs_shape]``, as :meth:`__call__`
+        would give them one by one (sampled ones drawn from the same generator): ``[B]``
+        int64 for Discrete actions, ``[B, *action_shape]`` for Box ones. For the batched path
+        (:class:`adv_wrappers.vector.BatchedVectorEnv`'s frozen agents).
+
+        Raises:
+            UnsupportedSpaceError: a recurrent policy (its state is one episode's).
+            InvalidArgumentError: observations of the wrong size.
+        """
+        if self.spec.recurrent:
+            raise UnsupportedSpaceError(
+                f"policy {self.name!r} is recurrent: its state is one episode's, so it acts on "
+                "one observation at a time"
+            )
+        obs = np.asarray(observations, dtype=np.float32)
+        flat = obs.reshape(obs.shape[0], -1) if obs.ndim else obs.reshape(1, -1)
+        if flat.shape[1] != self._obs_size:
+            raise InvalidArgumentError(
+                f"policy {self.name!r} expects observations of {self._obs_size} values; got a "
+                f"batch of shape {obs.shape}"
+            )
+        inputs = np.broadcast_to(self._input, (flat.shape[0], self._input.size)).copy()
+        inputs[:, : self._obs_size] = flat
+        x = torch.as_tensor(inputs, device=self.device)[None]
+        with torch.inference_mode():
+            out = self.actor.net(x)[0].cpu().numpy().astype(np.float64)
+        return self._actions(out)
+
+    def _actions(self, out: np.ndarray) -> np.ndarray:
+        """Actions ``[B, ...]`` from the network's outputs ``[B, k]`` (class docstring)."""
+        b = out.shape[0]
         if isinstance(self.action_space, spaces.Discrete):
             if self.deterministic:
-                index = int(out.argmax())
+                index = out.argmax(axis=1)
             else:
-                probs = np.exp(out - out.max())
-                index = int(self._rng.choice(out.size, p=probs / probs.sum()))
-            return np.int64(int(self.action_space.start) + index)
+                probs = np.exp(out - out.max(axis=1, keepdims=True))
+                probs /= probs.sum(axis=1, keepdims=True)
+                index = np.array([self._rng.choice(out.shape[1], p=p) for p in probs])
+            return (int(self.action_space.start) + index).astype(np.int64)
         box = self.action_space
         assert isinstance(box, spaces.Box)  # checked by load_policy
         action = out
@@ -235,15 +269,16 @@ class CheckpointPolicy:
             action = np.tanh(out)
         elif head == "relaxed_categorical":  # one-hot of the largest logit, or a Gumbel sample
             if self.deterministic:
-                action = np.eye(out.size)[int(out.argmax())]
+                action = np.eye(out.shape[1])[out.argmax(axis=1)]
             else:
                 z = out + self._rng.gumbel(size=out.shape)
-                action = np.exp(z - z.max())
-                action = action / action.sum()
+                action = np.exp(z - z.max(axis=1, keepdims=True))
+                action = action / action.sum(axis=1, keepdims=True)
         elif not self.deterministic:
             std = self.actor.log_std.detach()[0, 0].cpu().numpy().astype(np.float64)
             action = out + np.exp(std) * self._rng.standard_normal(out.shape)
-        return np.clip(action.reshape(box.shape), box.low, box.high).astype(box.dtype)
+        shaped = action.reshape(b, *box.shape)
+        return np.clip(shaped, box.low, box.high).astype(box.dtype)
 
     def __repr__(self) -> str:
         mode = "greedy" if self.deterministic else "sampled"

@@ -15,7 +15,9 @@ Backends:
   type and message; the worker's traceback text is attached as ``__cause__``.
 * :func:`make_vector_env` builds either from one ``env_fn``.
 * :class:`BatchedVectorEnv` puts the same interface over a batched torch env
-  (:mod:`adv_envs.batched`: all copies stepped as tensor operations); trainers reach it with
+  (:mod:`adv_envs.batched`: all copies stepped as tensor operations), running k-corruption,
+  Byzantine and partial control with exposed adversaries; :class:`BatchedFreeze` adds frozen
+  agents (``freeze_v0``) evaluated on the whole batch. Trainers reach both with
   ``--vector-backend batched`` (:func:`adv_wrappers.train.envs.make_vector_env`).
 
 Shapes (``E = num_envs``, ``A = num_agents``):
@@ -175,11 +177,13 @@ from pettingzoo import ParallelEnv
 
 from adv_wrappers.errors import InvalidArgumentError, VectorEnvStateError
 from adv_wrappers.vector._batched import BatchedVectorEnv
+from adv_wrappers.vector._batched_frozen import BatchedFreeze
 from adv_wrappers.vector._subproc import SubprocParallelVectorEnv
 from adv_wrappers.vector._sync import SyncParallelVectorEnv, check_num_envs
 
 __all__ = [
     "BACKENDS",
+    "BatchedFreeze",
     "BatchedVectorEnv",
     "SubprocParallelVectorEnv",
     "SyncParallelVectorEnv",
