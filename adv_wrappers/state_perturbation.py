@@ -64,20 +64,62 @@ def to_ball(u: np.ndarray, epsilon: float, norm: str) -> np.ndarray:
 
     ``linf``: ``epsilon * u`` (a bijection of the cube onto the ball). ``l2``:
     ``epsilon * u / max(1, ||u||_2)`` (onto the whole l2 ball: points inside the unit ball
-    are scaled, points outside are first projected onto its sphere).
+    are scaled, points outside are first projected onto its sphere). ``u`` may have leading
+    batch axes (the last axis is d), as on the batched path.
     """
     if norm == "linf":
         return epsilon * u
-    n = float(np.linalg.norm(u))
-    return epsilon * (u / n if n > 1.0 else u)
+    n = np.linalg.norm(u, axis=-1, keepdims=True)
+    return epsilon * np.where(n > 1.0, u / np.maximum(n, 1e-300), u)
 
 
 def project(delta: np.ndarray, epsilon: float, norm: str) -> np.ndarray:
-    """Euclidean projection of ``delta`` onto the ``norm`` ball of radius ``epsilon``."""
+    """Euclidean projection of ``delta`` onto the ``norm`` ball of radius ``epsilon`` (the last
+    axis; leading axes are a batch)."""
     if norm == "linf":
         return np.clip(delta, -epsilon, epsilon)
-    n = float(np.linalg.norm(delta))
-    return delta * (epsilon / n) if n > epsilon else delta
+    n = np.linalg.norm(delta, axis=-1, keepdims=True)
+    return np.where(n > epsilon, delta * (epsilon / np.maximum(n, 1e-300)), delta)
+
+
+def noise(
+    attack: str, rng: np.random.Generator, epsilon: float, norm: str, shape: tuple[int, ...]
+) -> np.ndarray:
+    """A draw of ``attack``'s random perturbation ``delta`` (one of :data:`NOISE_ATTACKS`; see
+    :class:`StatePerturbationWrapper`), float64 of ``shape`` whose last axis is the
+    observation's flat size d; leading axes are independent draws (the batched path). For
+    ``shape == (d,)`` this is the wrapper's draw for one observation."""
+    if attack == "uniform":
+        if norm == "linf":
+            return rng.uniform(-epsilon, epsilon, shape)
+        d = shape[-1]
+        direction = rng.normal(size=shape)
+        direction /= np.maximum(np.linalg.norm(direction, axis=-1, keepdims=True), 1e-12)
+        radius = epsilon * rng.random(shape[:-1]) ** (1.0 / d)
+        return direction * np.asarray(radius)[..., None]
+    if attack == "gaussian":
+        return project(rng.normal(0.0, epsilon / 2, shape), epsilon, norm)
+    if attack == "truncated_normal":
+        # each coordinate N(0, (epsilon / 2)^2) conditioned on |x| <= epsilon: out-of-range
+        # draws are redrawn (rejection; each is kept with probability 0.954), never clipped
+        delta = rng.normal(0.0, epsilon / 2, shape)
+        outside = np.abs(delta) > epsilon
+        while outside.any():
+            delta[outside] = rng.normal(0.0, epsilon / 2, int(outside.sum()))
+            outside = np.abs(delta) > epsilon
+        return delta
+    raise InvalidArgumentError(f"attack={attack!r} is not one of {NOISE_ATTACKS}")
+
+
+def distance(a: np.ndarray, b: np.ndarray, norm: str) -> np.ndarray:
+    """``||a - b||`` in ``norm`` over the last axis (computed in the observations' dtype: what
+    the agent sees); 0 for an empty axis."""
+    diff = np.subtract(a, b)
+    if diff.shape[-1] == 0:
+        return np.zeros(diff.shape[:-1])
+    if norm == "linf":
+        return np.abs(diff).max(axis=-1)
+    return np.sqrt(np.einsum("...i,...i->...", diff, diff))
 
 
 class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
@@ -387,14 +429,8 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
                     f"{d} finite numbers in [-1, 1]"
                 )
             delta = to_ball(u_arr.reshape(-1), self.epsilon, self.norm)
-        elif self.attack == "uniform":
-            delta = self._uniform_ball(d)
-        elif self.attack == "gaussian":
-            delta = project(
-                self.np_random.normal(0.0, self.epsilon / 2, d), self.epsilon, self.norm
-            )
-        elif self.attack == "truncated_normal":
-            delta = self._truncated_normal(d)
+        elif isinstance(self.attack, str):  # one of NOISE_ATTACKS
+            delta = noise(self.attack, self.np_random, self.epsilon, self.norm, (d,))
         else:
             perturbed = cast(GradientAttack, self.attack).perturb(
                 agent, obs, self.epsilon, self.norm, low, high, self.np_random
@@ -407,30 +443,8 @@ class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):
             np.clip(perturbed, low, high, out=perturbed)
         return perturbed, u
 
-    def _uniform_ball(self, d: int) -> np.ndarray:
-        if self.norm == "linf":
-            return self.np_random.uniform(-self.epsilon, self.epsilon, d)
-        direction = self.np_random.normal(size=d)
-        direction /= max(float(np.linalg.norm(direction)), 1e-12)
-        return direction * self.epsilon * self.np_random.random() ** (1.0 / d)
-
-    def _truncated_normal(self, d: int) -> np.ndarray:
-        """Each coordinate N(0, (epsilon / 2)^2) conditioned on |x| <= epsilon: out-of-range
-        draws are redrawn (rejection; each is kept with probability 0.954), never clipped."""
-        delta = self.np_random.normal(0.0, self.epsilon / 2, d)
-        outside = np.abs(delta) > self.epsilon
-        while outside.any():
-            delta[outside] = self.np_random.normal(0.0, self.epsilon / 2, int(outside.sum()))
-            outside = np.abs(delta) > self.epsilon
-        return delta
-
     def _distance(self, a: np.ndarray, b: np.ndarray) -> float:
-        diff = np.subtract(a, b).ravel()  # in the observation's dtype: what the agent sees
-        if diff.size == 0:
-            return 0.0
-        if self.norm == "linf":
-            return float(np.abs(diff).max())
-        return float(np.sqrt(np.dot(diff, diff, out=None)))
+        return float(distance(np.ravel(a), np.ravel(b), self.norm))
 
     def _check_admissible(self, agent: AgentID, obs: np.ndarray, perturbed: np.ndarray) -> None:
         low, high, _ = self._bounds[agent]

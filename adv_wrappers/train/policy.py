@@ -147,7 +147,13 @@ class CheckpointPolicy:
         # generator), then the weights are assigned: nothing is initialized to be overwritten.
         with torch.device("meta"):
             self.actor = MLPActor(spec, members=1)
-        weights = {k: torch.as_tensor(v).to(torch.float32) for k, v in state_dict.items()}
+        # fresh, aligned copies: tensors read from a file sit at its offsets, and a BLAS
+        # kernel's rounding can depend on the alignment (the same weights loaded from two
+        # files then differed in the last bit)
+        weights = {
+            k: torch.as_tensor(v).to(torch.float32).clone(memory_format=torch.contiguous_format)
+            for k, v in state_dict.items()
+        }
         self.actor.load_state_dict(weights, assign=True)
         self.actor.to(self.device).eval()
         self._rng = np.random.default_rng(seed)
