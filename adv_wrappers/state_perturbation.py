@@ -69,8 +69,8 @@ def to_ball(u: np.ndarray, epsilon: float, norm: str) -> np.ndarray:
     """
     if norm == "linf":
         return epsilon * u
-    n = np.linalg.norm(u, axis=-1, keepdims=True)
-    return epsilon * np.where(n > 1.0, u / np.maximum(n, 1e-300), u)
+    n = _l2(u)
+    return epsilon * np.where(n > 1.0, u / np.where(n > 0, n, 1.0), u)
 
 
 def project(delta: np.ndarray, epsilon: float, norm: str) -> np.ndarray:
@@ -78,8 +78,14 @@ def project(delta: np.ndarray, epsilon: float, norm: str) -> np.ndarray:
     axis; leading axes are a batch)."""
     if norm == "linf":
         return np.clip(delta, -epsilon, epsilon)
-    n = np.linalg.norm(delta, axis=-1, keepdims=True)
-    return np.where(n > epsilon, delta * (epsilon / np.maximum(n, 1e-300)), delta)
+    n = _l2(delta)
+    return np.where(n > epsilon, delta * (epsilon / np.where(n > 0, n, 1.0)), delta)
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    """The l2 norm over the last axis (kept), computed the same way for one vector and for a
+    batch, so both paths round alike."""
+    return np.sqrt((x * x).sum(axis=-1, keepdims=True))
 
 
 def noise(
@@ -94,7 +100,7 @@ def noise(
             return rng.uniform(-epsilon, epsilon, shape)
         d = shape[-1]
         direction = rng.normal(size=shape)
-        direction /= np.maximum(np.linalg.norm(direction, axis=-1, keepdims=True), 1e-12)
+        direction /= np.maximum(_l2(direction), 1e-12)
         radius = epsilon * rng.random(shape[:-1]) ** (1.0 / d)
         return direction * np.asarray(radius)[..., None]
     if attack == "gaussian":
@@ -119,7 +125,7 @@ def distance(a: np.ndarray, b: np.ndarray, norm: str) -> np.ndarray:
         return np.zeros(diff.shape[:-1])
     if norm == "linf":
         return np.abs(diff).max(axis=-1)
-    return np.sqrt(np.einsum("...i,...i->...", diff, diff))
+    return _l2(diff)[..., 0]
 
 
 class StatePerturbationWrapper(OwnRNG, BaseParallelWrapper):

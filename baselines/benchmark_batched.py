@@ -222,6 +222,10 @@ THREATS: dict[str, tuple[dict | None, dict | None]] = {
         {"name": "partial_control_v0", "kwargs": {"agent": "agent_0", "epsilon": 0.5}},
         None,
     ),
+    "state_perturbation_v0(truncated_normal, eps=1)": (
+        {"name": "state_perturbation_v0", "kwargs": {"epsilon": 1.0, "attack": "truncated_normal"}},
+        None,
+    ),
     "attack.py: k_corruption_v0, defenders frozen": (
         {"name": "k_corruption_v0", "kwargs": {"k": 1, "victim": "agent_0"}},
         {"agent_0": "random", "agent_1": "random", "agent_2": "random"},

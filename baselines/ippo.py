@@ -82,8 +82,8 @@ class Args:
     vector_backend: str = "sync"
     """`sync` (one process), `subproc` (one worker per env copy) or `batched` (the env's
     batched torch version, every copy stepped as one tensor operation, on the training
-    device; k-corruption, Byzantine and partial control with exposed adversaries, and frozen
-    checkpoint policies, run on it: docs/batched.md)"""
+    device; k-corruption, Byzantine, partial control, state perturbation and frozen
+    checkpoint policies run on it: docs/batched.md)"""
 
     # Threat model: none for Naive training (kept for training under a fixed threat)
     threat: str | None = None

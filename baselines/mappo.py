@@ -72,8 +72,8 @@ class Args:
     """the number of parallel game environments"""
     vector_backend: str = "sync"
     """`sync` (one process), `subproc` (one worker per env copy) or `batched` (the env's
-    batched torch version on the training device; k-corruption, Byzantine and partial control
-    with exposed adversaries, and frozen checkpoint policies, run on it: docs/batched.md)"""
+    batched torch version on the training device; k-corruption, Byzantine, partial control,
+    state perturbation and frozen checkpoint policies run on it: docs/batched.md)"""
 
     # Threat model: none for the clean baseline (kept for training under a fixed threat)
     threat: str | None = None

@@ -39,13 +39,13 @@ CASES = {
 }
 
 
-def _policy(obs: np.ndarray, alive: np.ndarray, envs) -> np.ndarray:
+def _policy(obs: np.ndarray, alive: np.ndarray, envs, discrete: bool | None = None) -> np.ndarray:
     """A fixed deterministic policy of the observations; padding where an agent is not listed
     (-1 or NaN, which neither path may read)."""
     e, a = alive.shape
     w = np.sin(np.arange(obs.shape[-1] * 5, dtype=np.float64)).reshape(obs.shape[-1], 5)
     scores = obs.reshape(e, a, -1) @ w + np.arange(a)[None, :, None]
-    if envs.action_nvec is not None:
+    if envs.action_nvec is not None if discrete is None else discrete:
         return np.where(alive, scores.argmax(-1), -1)
     actions = np.clip(np.tanh(scores), 0.0, 1.0).astype(np.float32)
     actions[~alive] = np.nan
@@ -187,8 +187,12 @@ def test_the_batched_path_refuses_the_threats_it_does_not_run():
                                      "benign_policy": "random"})  # fmt: skip
     with pytest.raises(InvalidArgumentError, match="reveal_types"):
         build("byzantine_v0", {"reveal_types": True})
-    with pytest.raises(InvalidArgumentError, match="state_perturbation_v0"):
-        build("state_perturbation_v0", {"epsilon": 0.1, "attack": "uniform"})
+    with pytest.raises(InvalidArgumentError, match="same_step"):
+        build("state_perturbation_v0", {"epsilon": 0.1, "timing": "same_step"})
+    with pytest.raises(InvalidArgumentError, match="victim_policies"):
+        build("state_perturbation_v0", {"epsilon": 0.1, "victim_policies": "random"})
+    with pytest.raises(InvalidArgumentError, match="act_batch"):
+        build("state_perturbation_v0", {"epsilon": 0.1, "attack": lambda obs: obs * 0})
     with pytest.raises(InvalidArgumentError, match="has no act_batch"):
         build("k_corruption_v0", {"k": 1}, frozen={"agent_0": lambda obs: 0})
 
@@ -291,3 +295,156 @@ def test_the_batched_path_refuses_an_episode_with_no_outside_agent():
     assert envs.agents == ("agent_0",)
     with pytest.raises(InvalidArgumentError, match="no outside agent"):
         envs.reset(seed=0)
+
+
+# ----------------------------------------------------------------------- state perturbation
+
+SP = "state_perturbation_v0"
+GT = "state_perturbation"  # its infos key
+
+
+def _chi_checkpoint(path, agents):
+    """A random tanh actor per attacked agent: chi_j's action in [-1, 1]^18."""
+    import pettingzoo
+    import torch
+    from gymnasium import spaces as gym_spaces
+
+    from adv_wrappers.train.checkpoint import export_policies, save_policies
+    from adv_wrappers.train.networks import ActorSpec, MLPActor
+
+    env = pettingzoo.make("parallel", CN)
+    torch.manual_seed(3)
+    actor = MLPActor(ActorSpec(input_dim=18, action_dim=18, head="tanh"), members=len(agents))
+    box = gym_spaces.Box(-1.0, 1.0, (18,), np.float32)
+    names = [f"{a}_obs_adversary" for a in agents]
+    spaces = {n: (env.observation_space(a), box) for n, a in zip(names, agents, strict=True)}
+    save_policies(path, export_policies(actor, names), env_id=CN, spaces=spaces)
+    return str(path)
+
+
+def _without_true_obs(infos):
+    return [
+        None if info is None else {
+            a: {GT: {k: v for k, v in i[GT].items() if k != "true_obs"}} for a, i in info.items()
+        }
+        for info in infos
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ["exposed", "exposed_box_l2", "exposed_state", "chi"])
+def test_state_perturbation_on_the_batched_path_agrees_with_the_wrapper(case, tmp_path):
+    """The deterministic configurations, step for step against the sync backend as above (4
+    copies, 75 steps, worlds reloaded after each reset): exposed observation adversaries
+    (their action at a step perturbs the observation that step returns; an episode's first
+    observation is true), with Discrete and Box agents, the l2 ball, the adversary observing
+    the state; and chi_j given as checkpoint policies that see each true observation. Exact,
+    except chi's actions, which a network computes on a batch (last-bit differences, 1e-5)."""
+    env_kwargs = {}
+    kwargs = {"epsilon": 0.3}
+    tol = 0.0
+    if case == "exposed_box_l2":
+        env_kwargs, kwargs = {"continuous_actions": True}, {"epsilon": 0.5, "norm": "l2",
+                                                             "agents": ["agent_0", "agent_2"]}  # fmt: skip
+    elif case == "exposed_state":
+        kwargs = {"epsilon": 0.2, "adversary_observes": "state", "agents": ["agent_1"]}
+    elif case == "chi":
+        path = _chi_checkpoint(tmp_path / "chi.safetensors", ["agent_0", "agent_1"])
+        kwargs = {"epsilon": 0.4, "agents": ["agent_0", "agent_1"], "attack": {
+            a: {"checkpoint": path, "agent": f"{a}_obs_adversary"} for a in ("agent_0", "agent_1")
+        }}  # fmt: skip
+        tol = 1e-5
+    env_fn = make_env(CN, env_kwargs, {"name": SP, "kwargs": kwargs})
+    sync = make_vector_env(env_fn, 4, "sync")
+    bat = make_vector_env(env_fn, 4, "batched")
+    assert bat.agents == sync.agents and bat.single_action_space == sync.single_action_space
+    obs_s, inf_s = sync.reset(seed=2)
+    bat.reset(seed=2)
+    for i in range(4):
+        bat.env.load_from_pettingzoo(i, sync.envs[i].env)
+    rng = np.random.default_rng(0)
+    steps = 0
+    for t in range(75):
+        alive = inf_s["alive"]
+        if sync.action_nvec is not None:
+            actions = _policy(obs_s, alive, sync)
+        else:  # Discrete agents read column 0 of the float array; the adversaries act in [-1, 1]
+            actions = rng.uniform(-1, 1, (4, sync.num_agents, sync.single_action_space.shape[0]))
+            n = 3
+            if env_kwargs:
+                actions[:, :n, :5] = rng.uniform(0, 1, (4, n, 5))
+            else:
+                actions[:, :n, 0] = _policy(obs_s[:, :n], alive[:, :n], sync, discrete=True)
+            actions = actions.astype(np.float32)
+        obs_s, rew_s, term_s, trunc_s, inf_s = sync.step(actions)
+        obs_b, rew_b, term_b, trunc_b, inf_b = bat.step(actions)
+        reset = inf_s["reset"]
+        np.testing.assert_array_equal(inf_b["reset"], reset)
+        np.testing.assert_allclose(rew_b, rew_s, atol=max(tol, 1e-6))
+        np.testing.assert_array_equal(term_b, term_s)
+        for key in ("alive", "acted", "has_obs", "has_reward", "final_alive"):
+            np.testing.assert_array_equal(inf_b[key], inf_s[key], err_msg=f"{key} at step {t}")
+        np.testing.assert_allclose(inf_b["final_obs"], inf_s["final_obs"], atol=tol)
+        np.testing.assert_allclose(obs_b[~reset], obs_s[~reset], atol=tol)
+        if tol == 0:
+            _same_infos(inf_b["agent_infos"], inf_s["agent_infos"])
+            # a new episode's true observations come from the batched env's own new world
+            # (reloaded from the sync copy only after this step)
+            _same_infos(_without_true_obs(inf_b["reset_infos"]),
+                        _without_true_obs(inf_s["reset_infos"]))  # fmt: skip
+        for i in np.flatnonzero(reset):
+            bat.env.load_from_pettingzoo(int(i), sync.envs[i].env)
+        steps += 1
+    assert steps == 75
+    # the attacked agents' observations really moved (not the identity)
+    gt = inf_s["agent_infos"][0]["agent_0"][GT] if "agent_0" in inf_s["agent_infos"][0] else None
+    assert gt is None or max(gt["perturbation_norm"].values()) > 0
+
+
+@pytest.mark.parametrize(
+    "attack,norm,std",
+    [
+        ("uniform", "linf", 1 / np.sqrt(3)),  # U[-eps, eps]
+        ("truncated_normal", "linf", 0.4398),  # N(0, (eps/2)^2) truncated to [-eps, eps]
+        ("gaussian", "linf", None),
+        ("uniform", "l2", None),
+    ],
+)
+def test_random_noise_on_the_batched_path_has_the_wrappers_distribution(attack, norm, std):
+    """Random noise is drawn for the whole batch from one generator, so only its
+    distribution can match the sync backend's: the perturbations (observation minus the
+    ground truth's true observation) of 1024 batched copies x 5 steps against 8 sync copies
+    x 25 steps, radius 0.5. Per coordinate: both inside the ball, the same standard
+    deviation and mean to within 5 standard errors of the smaller sample, and the closed
+    form where there is one (uniform: eps / sqrt(3); truncated normal: 0.4398 eps, i.e.
+    sigma sqrt(1 - 2a phi(a) / (2 Phi(a) - 1)) at a = 2, sigma = eps / 2). With a truncated
+    normal no mass sits at the boundary (it is redrawn, not clipped)."""
+    eps = 0.5
+    env_fn = make_env(CN, {}, {"name": SP, "kwargs": {"epsilon": eps, "attack": attack,
+                                                       "norm": norm}})  # fmt: skip
+
+    def deltas(backend, copies, steps):
+        envs = make_vector_env(env_fn, copies, backend)
+        envs.reset(seed=7)
+        out = []
+        for _ in range(steps):
+            obs, *_, infos = envs.step(np.zeros((copies, 3), dtype=np.int64))
+            for e in range(copies):
+                gt = infos["agent_infos"][e]["agent_0"][GT]
+                for j, a in enumerate(("agent_0", "agent_1", "agent_2")):
+                    if not infos["reset"][e]:
+                        out.append(obs[e, j] - gt["true_obs"][a])
+        return np.array(out, dtype=np.float64)
+
+    batched_d, sync_d = deltas("batched", 1024, 5), deltas("sync", 8, 25)
+    assert batched_d.shape == (1024 * 5 * 3, 18) and len(sync_d) >= 8 * 24 * 3
+    for d in (batched_d, sync_d):
+        radius = np.abs(d).max(axis=1) if norm == "linf" else np.linalg.norm(d, axis=1)
+        assert radius.max() <= eps + 1e-6
+    se = sync_d.std() / np.sqrt(sync_d.size)
+    assert abs(batched_d.mean() - sync_d.mean()) < 5 * se
+    se_std = sync_d.std() / np.sqrt(2 * sync_d.size)
+    assert abs(batched_d.std() - sync_d.std()) < 5 * se_std
+    if std is not None:
+        assert abs(batched_d.std() - std * eps) < 5 * batched_d.std() / np.sqrt(2 * batched_d.size)
+    if attack == "truncated_normal":
+        assert (np.abs(batched_d) > eps - 1e-6).mean() < 1e-4

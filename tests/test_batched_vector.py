@@ -86,8 +86,8 @@ def test_the_batched_backend_refuses_what_it_does_not_support():
     env_fn = make_env(CN)
     with pytest.raises(InvalidArgumentError, match="vector backend must be one of"):
         make_vector_env(env_fn, 2, "gpu")
-    threat = {"name": "state_perturbation_v0", "kwargs": {"epsilon": 0.1, "attack": "uniform"}}
-    with pytest.raises(InvalidArgumentError, match="runs on the sync and subproc backends"):
+    threat = {"name": "k_corruption_v0", "kwargs": {"k": 1, "adversary": "random"}}
+    with pytest.raises(InvalidArgumentError, match="embedded adversary"):
         make_vector_env(make_env(CN, {}, threat), 2, "batched")
     with pytest.raises(InvalidArgumentError, match="has no batched version"):
         make_vector_env(make_env("adv/kuhn_poker-v0"), 2, "batched")

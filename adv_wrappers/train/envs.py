@@ -196,9 +196,10 @@ def make_env(
 
 
 VECTOR_BACKENDS = ("sync", "subproc", "batched")
-BATCHED_THREATS = ("k_corruption_v0", "byzantine_v0", "partial_control_v0")
-"""The threat models (:data:`THREAT_MODELS` keys) that the batched backend runs, with exposed
-adversaries and unchanged observations (:class:`adv_wrappers.vector.BatchedVectorEnv`)."""
+BATCHED_THREATS = ("k_corruption_v0", "byzantine_v0", "partial_control_v0", "state_perturbation_v0")
+"""The threat models (:data:`THREAT_MODELS` keys) that the batched backend runs (the action
+threats with exposed adversaries; state perturbation by noise, checkpoint policies or exposed
+adversaries: :class:`adv_wrappers.vector.BatchedVectorEnv`)."""
 """The trainers' ``--vector-backend`` values: PettingZoo copies in this process or one worker
 each (:func:`adv_wrappers.vector.make_vector_env`), or a batched torch env
 (:mod:`adv_envs.batched`, :class:`adv_wrappers.vector.BatchedVectorEnv`)."""

@@ -10,6 +10,8 @@ import numpy as np
 
 from adv_wrappers.core import ActionThreatWrapper
 from adv_wrappers.errors import InvalidArgumentError, VectorEnvStateError
+from adv_wrappers.state_perturbation import StatePerturbationWrapper
+from adv_wrappers.vector._batched_perturbation import BatchedStatePerturbation
 from adv_wrappers.vector._batched_threat import BatchedActionThreat
 from adv_wrappers.vector._layout import Layout, describe
 
@@ -38,12 +40,19 @@ class BatchedVectorEnv:
     attacks; see ``adv_wrappers/vector/_batched_threat.py``. ``agent_infos`` and
     ``reset_infos`` are then sequences that build a copy's dict when it is read.
 
+    With a ``state_perturbation_v0`` wrapper as ``threat`` (random noise, checkpoint policies
+    as chi, or exposed adversaries with the default ``timing="next_step"``), the batch is
+    perturbed with the wrapper's maps over arrays; random noise then has the wrapper's
+    distribution but is drawn from one generator for the batch (see
+    ``adv_wrappers/vector/_batched_perturbation.py``).
+
     Differences from the PettingZoo backends:
 
     * ``reset(seed=s)`` reseeds the batched env's one generator with ``s`` (the whole batch;
       a list of per-copy seeds is refused): the same seed gives the same batch, not the same
       episodes as the PettingZoo env (numpy's and torch's generators differ).
-    * :meth:`perturb` is not supported (``state_perturbation_v0`` is not on this path yet).
+    * :meth:`perturb` is not supported (``state_perturbation_v0(timing="same_step")`` runs
+      on the PettingZoo backends).
 
     With ``state=True`` the infos of :meth:`reset` and :meth:`step` gain ``"state"``
     (``[E, state_dim]``, after an auto-reset the new episode's first state) and those of
@@ -57,9 +66,10 @@ class BatchedVectorEnv:
 
     Raises:
         InvalidArgumentError: ``env`` is not a batched env; ``state=True`` for an env without
-            a state; a ``threat`` that is not an action threat wrapper of this env, or has an
-            embedded adversary or benign policy or changes observations (Byzantine
-            ``reveal_types``): those run on the sync and subproc backends.
+            a state; a ``threat`` that is not a threat wrapper of this env, or a configuration
+            that runs on the sync and subproc backends only: an embedded action adversary or
+            benign policy, Byzantine ``reveal_types``, ``victim_policies``,
+            ``timing="same_step"``, a gradient attack.
     """
 
     def __init__(self, env: Any, state: bool = False, threat: Any = None) -> None:
@@ -67,14 +77,15 @@ class BatchedVectorEnv:
             raise InvalidArgumentError(f"env must be an adv_envs.batched env; got {env!r}")
         self.env = env
         self.num_envs = int(env.num_envs)
-        self.threat: BatchedActionThreat | None = None
+        self.threat: BatchedActionThreat | BatchedStatePerturbation | None = None
         if threat is None:
             described = describe(env, "the batched env")
         else:
-            if not isinstance(threat, ActionThreatWrapper):
+            if not isinstance(threat, ActionThreatWrapper | StatePerturbationWrapper):
                 raise InvalidArgumentError(
-                    "threat must be an action threat wrapper (k_corruption_v0, byzantine_v0, "
-                    f"partial_control_v0) built on a PettingZoo copy of the env; got {threat!r}"
+                    "threat must be a threat wrapper (k_corruption_v0, byzantine_v0, "
+                    "partial_control_v0, state_perturbation_v0) built on a PettingZoo copy of "
+                    f"the env; got {threat!r}"
                 )
             if list(threat._base_possible) != list(env.possible_agents):
                 raise InvalidArgumentError(
@@ -100,8 +111,11 @@ class BatchedVectorEnv:
                 )
             self.state_space = env.state_space
             env.report_final_state = True
-        if threat is not None:
+        if isinstance(threat, StatePerturbationWrapper):
+            self.threat = BatchedStatePerturbation(threat, self.num_envs, self.agents)
+        elif threat is not None:
             self.threat = BatchedActionThreat(threat, self.num_envs, self.agents)
+        if self.threat is not None:
             if self.threat.adversary_observes == "state":
                 env.report_final_state = True
         shape = (self.num_envs, self.num_agents)
@@ -145,6 +159,12 @@ class BatchedVectorEnv:
         if threat is None:
             obs_out = obs.cpu().numpy()
             agent_infos: Any = self._empty_infos()
+        elif isinstance(threat, BatchedStatePerturbation):
+            self._alive = threat.alive()
+            obs_np = obs.cpu().numpy().copy()
+            record = threat.perturb(obs_np, state, None, np.ones(self.num_envs, np.bool_))
+            obs_out = self._observations(obs_np, state, record["true"])
+            agent_infos = threat.snapshot(self._alive, record)
         else:
             threat.begin(range(self.num_envs), own)
             self._alive = threat.alive()
@@ -167,10 +187,16 @@ class BatchedVectorEnv:
             return None
         return self.env.state().cpu().numpy()
 
-    def _observations(self, obs: np.ndarray, state: np.ndarray | None) -> np.ndarray:
+    def _observations(
+        self, obs: np.ndarray, state: np.ndarray | None, true: np.ndarray | None = None
+    ) -> np.ndarray:
         layout = self._layout
-        assert self.threat is not None
-        return self.threat.observations(obs, state, layout.obs_shape, layout.obs_dtype)
+        threat = self.threat
+        if isinstance(threat, BatchedStatePerturbation):
+            assert true is not None
+            return threat.observations(obs, true, state, layout.obs_shape, layout.obs_dtype)
+        assert threat is not None
+        return threat.observations(obs, state, layout.obs_shape, layout.obs_dtype)
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         actions = np.asarray(actions)
@@ -192,6 +218,8 @@ class BatchedVectorEnv:
         threat = self.threat
         if threat is None:
             return self._step_plain(actions)
+        if isinstance(threat, BatchedStatePerturbation):
+            return self._step_perturbation(threat, actions)
         actions = self._check_actions(actions)
         base_actions, acted = threat.route_actions(actions)
         self._needs_reset = True  # a step that raises leaves the batch out of step
@@ -235,6 +263,55 @@ class BatchedVectorEnv:
             out["state"] = state
             out["final_state"] = final_state
         return obs_out, rew, term, trunc, out
+
+    def _step_perturbation(
+        self, threat: BatchedStatePerturbation, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        actions = self._check_actions(actions)
+        base, u = threat.route_actions(actions, self.env.action_discrete, self.env.action_dim)
+        self._needs_reset = True  # a step that raises leaves the batch out of step
+        obs_t, rewards, terminations, truncations, infos = self.env.step(base)
+        reset = infos["reset"].cpu().numpy()
+        obs = obs_t.cpu().numpy().copy()
+        state = self._state()
+        final_obs = infos["final_obs"].cpu().numpy().copy()
+        final_state = infos["final_state"].cpu().numpy() if "final_state" in infos else None
+        # a copy that went on: its new observation perturbed with this step's actions; one that
+        # reset: its last observation so, and its new episode's first as at a reset
+        went_on = threat.perturb(obs, state, u, ~reset)
+        fresh = threat.perturb(obs, state, None, reset)
+        final = threat.perturb(final_obs, final_state, u, reset)
+        rew, term, trunc = threat.flags(
+            rewards.cpu().numpy(), terminations.cpu().numpy(), truncations.cpu().numpy()
+        )
+        stepped = {
+            key: None
+            if went_on[key] is None
+            else np.where(
+                reset.reshape(-1, *[1] * (went_on[key].ndim - 1)), final[key], went_on[key]
+            )
+            for key in ("true", "norms", "u")
+        }
+        stepped["rows"] = np.ones(self.num_envs, dtype=np.bool_)
+        out_final = self._observations(final_obs, final_state, final["true"])
+        out_final[~reset] = 0
+        self._needs_reset = False
+        all_alive = self._alive
+        out = {
+            "alive": all_alive.copy(),
+            "acted": all_alive.copy(),
+            "has_obs": all_alive.copy(),
+            "has_reward": all_alive.copy(),
+            "reset": reset,
+            "final_obs": out_final,
+            "final_alive": np.repeat(reset[:, None], self.num_agents, axis=1),
+            "agent_infos": threat.snapshot(all_alive, stepped),
+            "reset_infos": threat.snapshot(all_alive, fresh, copies=reset),
+        }
+        if self.state_space is not None:
+            out["state"] = state
+            out["final_state"] = final_state
+        return self._observations(obs, state, went_on["true"]), rew, term, trunc, out
 
     def _step_plain(
         self, actions: Any
