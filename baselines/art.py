@@ -14,8 +14,9 @@ two-timescale gradient descent-ascent on L_i = E_{K~omega_i} V_i:
 
 Each iteration is one round t: the episodes of the vector env are assigned round-robin to
 victims, each draws its K from omega_victim^{t-1} (line 2) and receives both through the
-wrapper's ``reset(options={"victim": ..., "attacked": ...})``. Extra episodes, played only to
-estimate omega's gradient ("additionally generated trajectories", Sec. 5.2), are counted in
+wrapper's ``reset(options={"victim": ..., "attacked": ...})``, planned per copy and episode by
+the vector env's ``episode_schedule``. Extra episodes, played only to estimate omega's
+gradient ("additionally generated trajectories", Sec. 5.2), are counted in
 ``charts/omega_steps``, not in the global step. Adversaries and omega learn at
 ``adversary_lr_multiplier`` (2) times the benign learning rate (Sec. 5.2). ``--fixed-subset``
 turns this file into the Fixed-K baseline (Sec. 5.1): omega is a point mass on one subset and
@@ -35,7 +36,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.optim as optim
-from pettingzoo.utils import BaseParallelWrapper
 from torch.distributions import Categorical
 
 import adv_envs
@@ -43,7 +43,7 @@ from adv_wrappers import adversary_id, all_subsets
 from adv_wrappers.train import load_policy
 from adv_wrappers.train.checkpoint import Checkpointer, ExportedPolicy, export_policies
 from adv_wrappers.train.config import PAPER_000_PRESETS, env_seed, parse_args, start_run
-from adv_wrappers.train.envs import check_trainable, evaluate, make_env
+from adv_wrappers.train.envs import check_trainable, evaluate, make_env, make_vector_env
 from adv_wrappers.train.networks import (
     ActorSpec,
     MLPActor,
@@ -60,7 +60,6 @@ from adv_wrappers.train.ppo import (
     summarize,
 )
 from adv_wrappers.train.rollout import Rollout, env_action, gae, trajectory_ends
-from adv_wrappers.vector import SubprocParallelVectorEnv, SyncParallelVectorEnv
 
 
 @dataclass
@@ -102,7 +101,8 @@ class Args:
     num_envs: int = 8
     """the number of parallel game environments"""
     vector_backend: str = "sync"
-    """`sync` (one process) or `subproc` (one worker per env copy)"""
+    """`sync` (one process), `subproc` (one worker per env copy) or `batched` (the env's
+    batched torch version; docs/batched.md)"""
 
     # Threat model (Nika et al.): at most k of the n agents corrupted, adversaries target a victim
     k: int = 1
@@ -178,45 +178,6 @@ PRESETS = {
     env_id: {**p, "omega_episodes": OMEGA_EPISODES[env_id]}
     for env_id, p in PAPER_000_PRESETS.items()
 }
-
-
-class EpisodePlan(BaseParallelWrapper):
-    """Starts every episode of vector-env copy ``copy`` with the (victim, K) the trainer planned.
-
-    ``reset(options={"art_plan": plan})``: ``plan["victim"]`` and ``plan["subset"]`` are
-    ``[num_envs, L]`` int arrays; episode ``l`` of copy ``e`` since the plan with this
-    ``plan["id"]`` arrived gets ``victims[victim[e, l]]`` and ``subsets[v][subset[e, l]]``,
-    handed to ``k_corruption_v0`` as ``options={"victim": ..., "attacked": [...]}``. The vector
-    env repeats the options of its last ``reset`` at every auto-reset, so one plan covers all
-    the episodes of a rollout.
-    """
-
-    def __init__(self, env, copy, victims, subsets):
-        super().__init__(env)
-        self.copy, self.victims, self.subsets = copy, victims, subsets
-        self.plan_id, self.episode = None, 0
-
-    def observation_space(self, agent):
-        return self.env.observation_space(agent)
-
-    def action_space(self, agent):
-        return self.env.action_space(agent)
-
-    def reset(self, seed=None, options=None):
-        options = dict(options or {})
-        plan = options.pop("art_plan", None)
-        if plan is not None:
-            if plan["id"] != self.plan_id:
-                self.plan_id, self.episode = plan["id"], 0
-            column = self.episode % plan["victim"].shape[1]
-            v, s = int(plan["victim"][self.copy, column]), int(plan["subset"][self.copy, column])
-            options["victim"], options["attacked"] = self.victims[v], list(self.subsets[v][s])
-            self.episode += 1
-        return self.env.reset(seed=seed, options=options)
-
-
-def planned_env(env_fn, copy, victims, subsets):
-    return EpisodePlan(env_fn(), copy, victims, subsets)
 
 
 class ActorCritic(nn.Module):
@@ -511,12 +472,7 @@ if __name__ == "__main__":
     # env setup: k_corruption_v0 with exposed adversaries, each copy told its (victim, K)
     threat = {"name": "k_corruption_v0", "kwargs": {"k": args.k}}
     base_fn = make_env(args.env_id, env_kwargs, threat)
-    backend = {"sync": SyncParallelVectorEnv, "subproc": SubprocParallelVectorEnv}[
-        args.vector_backend
-    ]
-    envs = backend(
-        [functools.partial(planned_env, base_fn, e, victims, subsets) for e in range(args.num_envs)]
-    )
+    envs = make_vector_env(base_fn, args.num_envs, args.vector_backend, device=device)
     obs_dim, action_space = check_trainable(envs)
     discrete = isinstance(action_space, gym.spaces.Discrete)
     benign_slots = torch.tensor([envs.agents.index(a) for a in agents], device=device)
@@ -570,15 +526,21 @@ if __name__ == "__main__":
     )  # fmt: skip
     victim_of = torch.zeros((args.num_steps, args.num_envs), dtype=torch.long, device=device)
 
-    def plan_options(plan_id, first_victim, length):
-        """Episode l of copy e: victim (first_victim + l * E + e) mod V (round-robin), K ~ omega_v."""
+    def plan_options(first_victim, length):
+        """Episode l of copy e: victim (first_victim + l * E + e) mod V (round-robin), K ~ omega_v;
+        the vector env's episode schedule hands them to k_corruption_v0's reset options."""
         slot = np.arange(length)[None, :] * args.num_envs + np.arange(args.num_envs)[:, None]
         victim = (first_victim + slot) % num_victims
         with torch.no_grad():
             subset = Categorical(
                 logits=agent.omega[torch.as_tensor(victim, device=device)]
             ).sample()
-        return {"art_plan": {"id": plan_id, "victim": victim, "subset": subset.cpu().numpy()}}
+        subset = subset.cpu().numpy()
+        return {"episode_schedule": {
+            "victim": [[victims[v] for v in row] for row in victim.tolist()],
+            "attacked": [[list(subsets[v][k]) for v, k in zip(vs, ks, strict=True)]
+                         for vs, ks in zip(victim.tolist(), subset.tolist(), strict=True)],
+        }}  # fmt: skip
 
     # TRY NOT TO MODIFY: start the game
     global_step, omega_steps, start_iteration = 0, 0, 1
@@ -597,7 +559,7 @@ if __name__ == "__main__":
                 group["lr"] = frac * lr
 
         # ALGO LOGIC: Algorithm 1, line 2: sample the subsets from omega^{t-1}; fresh episodes
-        options = plan_options(2 * iteration, (iteration - 1) * args.num_envs, args.num_steps + 1)
+        options = plan_options((iteration - 1) * args.num_envs, args.num_steps + 1)
         next_obs, infos = envs.reset(seed=env_seed(args.seed, iteration - 1), options=options)
         episodes = new_episodes(infos)
         next_obs = torch.as_tensor(next_obs, dtype=torch.float).to(device)
@@ -650,7 +612,7 @@ if __name__ == "__main__":
             quota = np.array(
                 [total // args.num_envs + (e < total % args.num_envs) for e in range(args.num_envs)]
             )
-            options = plan_options(2 * iteration + 1, 0, int(quota.max()) + 1)
+            options = plan_options(0, int(quota.max()) + 1)
             next_obs_np, infos = envs.reset(options=options)
             extra = new_episodes(infos)
             played = np.zeros(args.num_envs, dtype=np.int64)

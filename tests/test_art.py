@@ -361,3 +361,16 @@ def test_bad_threat_arguments_exit_with_a_message(tmp_path):
             timeout=120,
         )
         assert result.returncode != 0 and message in result.stderr, (flags, result.stderr[-500:])
+
+
+def test_art_runs_on_the_batched_backend(tmp_path, one_torch_thread):
+    """``--vector-backend batched``: omega's planned (victim, K) reach each batched copy's
+    k-corruption through the episode schedule."""
+    final = run_art(
+        tmp_path,
+        "--k", "1", "--num-envs", "4", "--num-steps", "25", "--total-timesteps", "200",
+        "--omega-episodes", "1", "--vector-backend", "batched", *TINY,
+    )  # fmt: skip
+    rec = check_policies(final, "adv/independent_spread-v0", {})
+    assert rec["complete"] and rec["global_step"] == 200
+    assert rec["args"]["vector_backend"] == "batched"

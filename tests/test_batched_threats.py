@@ -448,3 +448,34 @@ def test_random_noise_on_the_batched_path_has_the_wrappers_distribution(attack, 
         assert abs(batched_d.std() - std * eps) < 5 * batched_d.std() / np.sqrt(2 * batched_d.size)
     if attack == "truncated_normal":
         assert (np.abs(batched_d) > eps - 1e-6).mean() < 1e-4
+
+
+@pytest.mark.parametrize("backend", ["sync", "batched"])
+def test_an_episode_schedule_gives_each_copy_and_episode_its_options(backend):
+    """``reset(options={"episode_schedule": ...})`` (art.py's plans): copy e's l-th episode
+    since the reset gets table[e][l mod len]; 3 copies, 3 episodes each (the 2-entry rows
+    wrap around), read back from the wrapper's ground truth."""
+    table = {
+        "victim": [["agent_0", "agent_1"], ["agent_2", "agent_0"], ["agent_1", "agent_1"]],
+        "attacked": [[["agent_1"], ["agent_2"]], [["agent_0"], ["agent_1"]],
+                     [["agent_0"], ["agent_2"]]],
+    }  # fmt: skip
+    envs = make_vector_env(make_env(CN, {}, {"name": "k_corruption_v0", "kwargs": {"k": 1}}), 3,
+                           backend)  # fmt: skip
+    _, infos = envs.reset(seed=0, options={"episode_schedule": table})
+    seen = [[] for _ in range(3)]
+
+    def record(infos_list, copies):
+        for e in copies:
+            gt = next(iter(infos_list[e].values()))["k_corruption"]
+            seen[e].append((gt["victim"], list(gt["attacked"])))
+
+    record(infos["agent_infos"], range(3))
+    for _ in range(50):  # two auto-resets per copy (25-step episodes)
+        *_, infos = envs.step(np.zeros((3, envs.num_agents), dtype=np.int64))
+        record(infos["reset_infos"], np.flatnonzero(infos["reset"]))
+    for e in range(3):
+        expected = [(table["victim"][e][l % 2], table["attacked"][e][l % 2]) for l in range(3)]
+        assert seen[e] == expected
+    with pytest.raises(InvalidArgumentError, match="3 non-empty rows"):
+        envs.reset(options={"episode_schedule": {"victim": [["agent_0"]]}})

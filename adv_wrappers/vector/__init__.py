@@ -75,7 +75,9 @@ added by a wrapper) just flip their slot's mask.
 
 ``reset(seed, options) -> (obs, infos)``. An ``int`` seed ``s`` seeds copy ``i`` with
 ``s + i``; a list gives one seed (or ``None``) per copy; ``None`` leaves every copy's RNG as
-it is. ``options`` goes to every copy and is remembered for auto-resets. ``infos`` holds
+it is. ``options`` goes to every copy and is remembered for auto-resets; with
+``options["episode_schedule"] = {key: table}`` copy ``e``'s ``l``-th episode since the reset
+gets ``key = table[e][l]`` (repeating with the row's length), on every backend. ``infos`` holds
 ``"alive"`` ``[E, A]``, ``"has_obs"`` ``[E, A]`` (agents whose observation the env returned)
 and ``"agent_infos"`` (list of the ``E`` per-agent info dicts the copies returned).
 

@@ -13,7 +13,7 @@ from adv_wrappers.errors import InvalidArgumentError, VectorEnvStateError
 from adv_wrappers.state_perturbation import StatePerturbationWrapper
 from adv_wrappers.vector._batched_perturbation import BatchedStatePerturbation
 from adv_wrappers.vector._batched_threat import BatchedActionThreat
-from adv_wrappers.vector._layout import Layout, describe
+from adv_wrappers.vector._layout import Layout, describe, per_copy_options
 
 
 class BatchedVectorEnv:
@@ -153,7 +153,7 @@ class BatchedVectorEnv:
         own = None
         if threat is not None:
             seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
-            own, options = threat.split_options(seeds, options)
+            own, options = threat.split_options(seeds, per_copy_options(options, self.num_envs))
         obs, _ = self.env.reset(seed=None if seed is None else int(seed), options=options)
         state = self._state()
         if threat is None:

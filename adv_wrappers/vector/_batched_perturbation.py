@@ -106,13 +106,13 @@ class BatchedStatePerturbation:
     # ------------------------------------------------------------------ episodes
 
     def split_options(
-        self, seeds: Sequence[int | None], options: Any
+        self, seeds: Sequence[int | None], options: Sequence[Any]
     ) -> tuple[None, dict[str, Any] | None]:
         """Seed the noise generator (from copy 0's seed: the reset's ``seed``); every option
         goes to the env (the wrapper has none of its own)."""
         if seeds and seeds[0] is not None:
             self._rng = seeded_rng(int(seeds[0]), type(self).__name__)
-        return None, options
+        return None, options[0]
 
     def begin(self, copies: Sequence[int], own: Any = None) -> None:
         """A new episode for ``copies``: the policy attacks' ``reset()`` (a no-op for the

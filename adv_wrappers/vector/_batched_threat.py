@@ -24,6 +24,7 @@ import numpy as np
 
 from adv_wrappers.core import ActionThreatBase, ActionThreatWrapper
 from adv_wrappers.errors import InvalidArgumentError
+from adv_wrappers.vector._layout import episode_options
 
 
 class _AgentsView:
@@ -134,29 +135,42 @@ class BatchedActionThreat:
         self.victims = np.zeros(shape, dtype=np.bool_)
         self.hidden = np.zeros(shape, dtype=np.bool_)
         self._episodes: list[tuple[tuple, tuple, dict[str, Any]]] = [((), (), {})] * num_envs
-        self._options: dict[str, Any] | None = None
+        self._options: list[Any] = [None] * num_envs
+        self._episode = [0] * num_envs
+        self.option_keys = template._option_keys()
 
     # ------------------------------------------------------------------ episodes
 
     def split_options(
-        self, seeds: Sequence[int | None], options: Any
+        self, seeds: Sequence[int | None], options: Sequence[Any]
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Seed every copy's RNG (copy ``e`` with ``seeds[e]``, as the sync backend seeds its
-        wrappers) and split ``options``: this wrapper's keys per copy, the rest for the env."""
-        own, rest = [], None
-        for shadow, seed in zip(self._shadows, seeds, strict=True):
-            mine, rest = shadow._split_options(seed, options)
+        wrappers) and split each copy's options (:func:`per_copy_options`: one per copy) into
+        this wrapper's keys and the rest, for the env (the same for every copy)."""
+        own, rests = [], []
+        for shadow, seed, opts in zip(self._shadows, seeds, options, strict=True):
+            mine, rest = shadow._split_options(seed, episode_options(opts, 0))
             own.append(mine)
-        self._options = None if options is None else dict(options)
-        return own, rest
+            rests.append(rest)
+        if any(rest != rests[0] for rest in rests):
+            raise InvalidArgumentError(
+                "the batched env takes one set of options for every copy; an episode schedule "
+                f"may only set the threat wrapper's options {list(self.option_keys)}"
+            )
+        self._options = list(options)
+        self._episode = [0] * len(self._shadows)
+        return own, rests[0]
 
     def begin(self, copies: Sequence[int], own: Sequence[dict[str, Any]] | None = None) -> None:
         """Draw a new episode for ``copies`` (after :meth:`split_options`, or at an auto-reset
-        with the options of the last reset and the copies' RNGs continued)."""
+        with the options of the last reset, or the schedule's next entry, and the copies' RNGs
+        continued)."""
         for k, e in enumerate(copies):
             shadow = self._shadows[e]
             if own is None:
-                mine, _ = shadow._split_options(None, self._options)
+                self._episode[e] += 1
+                opts = episode_options(self._options[e], self._episode[e])
+                mine, _ = shadow._split_options(None, opts)
             else:
                 mine = own[k]
             shadow._draw_episode(mine)

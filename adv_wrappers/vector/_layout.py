@@ -5,7 +5,7 @@ one copy's agents and spaces that every copy must share.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -340,3 +340,62 @@ def check_same(descriptions: Sequence[tuple[tuple, dict, dict]], arg: str) -> No
                     f"{arg}[{i}] gives agent {a!r} the action space {other_act[a]} but "
                     f"{arg}[0] gives {act_spaces[a]}; all copies must have identical spaces"
                 )
+
+
+# --------------------------------------------------------------------------- episode schedules
+
+SCHEDULE_KEY = "episode_schedule"
+"""The ``reset`` option that gives each copy's episodes their own options (see
+:func:`per_copy_options`)."""
+
+
+def per_copy_options(options: Any, num_envs: int) -> list[Any]:
+    """One ``options`` per copy: ``options`` itself, or, when it has
+    ``{"episode_schedule": {key: table}}``, copy ``e``'s share of every table.
+
+    A table is a sequence of ``num_envs`` non-empty sequences: ``table[e][l]`` is the value of
+    ``key`` in the options of copy ``e``'s ``l``-th episode since this ``reset`` (the reset's
+    own episode is ``l = 0``, auto-resets count on), repeating with the row's length; the
+    other keys go to every episode (see :func:`episode_options`). ART plans its episodes'
+    victims and subsets this way.
+
+    Raises:
+        InvalidArgumentError: a schedule that is not a dict of such tables.
+    """
+    if not isinstance(options, Mapping) or SCHEDULE_KEY not in options:
+        return [options] * num_envs
+    schedule = options[SCHEDULE_KEY]
+    if not isinstance(schedule, Mapping) or not schedule:
+        raise InvalidArgumentError(
+            f"options[{SCHEDULE_KEY!r}] must be a non-empty dict option name -> table "
+            f"([num_envs][episodes]); got {schedule!r}"
+        )
+    rest = {k: v for k, v in options.items() if k != SCHEDULE_KEY}
+    out = []
+    for e in range(num_envs):
+        rows = {}
+        for key, table in schedule.items():
+            if isinstance(table, (str, bytes)) or not isinstance(table, Sequence | np.ndarray):
+                raise InvalidArgumentError(
+                    f"options[{SCHEDULE_KEY!r}][{key!r}] must be a table [num_envs][episodes]; "
+                    f"got {type(table).__name__}"
+                )
+            if len(table) != num_envs or any(len(row) < 1 for row in table):
+                raise InvalidArgumentError(
+                    f"options[{SCHEDULE_KEY!r}][{key!r}] must have {num_envs} non-empty rows "
+                    f"(one per copy); got {len(table)}"
+                )
+            rows[key] = table[e]
+        out.append({**rest, SCHEDULE_KEY: rows})
+    return out
+
+
+def episode_options(options: Any, episode: int) -> Any:
+    """The options of a copy's ``episode``-th episode since its ``reset``, from its share
+    (:func:`per_copy_options`): the scheduled keys take their values for that episode."""
+    if not isinstance(options, Mapping) or SCHEDULE_KEY not in options:
+        return options
+    out = {k: v for k, v in options.items() if k != SCHEDULE_KEY}
+    for key, row in options[SCHEDULE_KEY].items():
+        out[key] = row[episode % len(row)]
+    return out

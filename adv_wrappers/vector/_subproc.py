@@ -246,8 +246,10 @@ class SubprocParallelVectorEnv(ParallelVectorEnv):
             raw[e] = message[2]
         return replies
 
-    def _reset_copies(self, seeds: list[int | None], options: dict | None) -> list[dict]:
-        replies = self._exchange([("reset", (seed, options)) for seed in seeds])
+    def _reset_copies(self, seeds: list[int | None], options: list[Any]) -> list[dict]:
+        replies = self._exchange(
+            [("reset", (seed, opts)) for seed, opts in zip(seeds, options, strict=True)]
+        )
         return [message[1] for message in replies]
 
     def _perturb_copies(self, actions: np.ndarray) -> list[dict | None]:

@@ -27,6 +27,8 @@ from adv_wrappers.vector._layout import (
     check_same_state,
     describe,
     env_state_space,
+    episode_options,
+    per_copy_options,
 )
 
 
@@ -51,6 +53,7 @@ class EnvRunner:
         self._acting: list[tuple[Any, int]] = []
         self._final_dirty = False
         self._options: dict | None = None
+        self._episode = 0  # episodes since the last reset (for an episode schedule)
 
     def _unknown(self, agent: Any, what: str) -> UnknownAgentError:
         return UnknownAgentError(
@@ -112,8 +115,8 @@ class EnvRunner:
 
     def reset(self, seed: int | None, options: dict | None) -> dict:
         row = self.row
-        self._options = options
-        observations, infos = self.env.reset(seed=seed, options=options)
+        self._options, self._episode = options, 0
+        observations, infos = self.env.reset(seed=seed, options=episode_options(options, 0))
         self._write_obs(observations, row.obs, row.has_obs)
         self._update_alive()
         if self._with_state:
@@ -174,7 +177,10 @@ class EnvRunner:
         if self._with_state:
             row.final_state[...] = env.state()
         self._final_dirty = True
-        observations, reset_infos = env.reset(seed=None, options=self._options)
+        self._episode += 1
+        observations, reset_infos = env.reset(
+            seed=None, options=episode_options(self._options, self._episode)
+        )
         self._write_obs(observations, row.obs, row.has_obs)
         self._update_alive()
         if self._with_state:
@@ -274,7 +280,7 @@ class ParallelVectorEnv:
     def _perturb_copies(self, actions: np.ndarray) -> list[dict | None]:
         raise NotImplementedError
 
-    def _reset_copies(self, seeds: list[int | None], options: dict | None) -> list[dict]:
+    def _reset_copies(self, seeds: list[int | None], options: list[Any]) -> list[dict]:
         raise NotImplementedError
 
     def _step_copies(self, actions: np.ndarray) -> tuple[list[bool], list[dict], list]:
@@ -324,7 +330,10 @@ class ParallelVectorEnv:
         Args:
             seed: ``int`` ``s`` seeds copy ``i`` with ``s + i``; a list gives one seed (or
                 ``None``) per copy; ``None`` continues every copy's RNG.
-            options: passed to every copy's ``reset`` and reused by later auto-resets.
+            options: passed to every copy's ``reset`` and reused by later auto-resets;
+                ``options["episode_schedule"]`` (``{key: table}``, ``table[e][l]``) gives
+                copy ``e``'s ``l``-th episode since this reset its own value of ``key``
+                (repeating with the row's length), e.g. ART's planned victims and subsets.
 
         Returns:
             ``(obs, infos)``: obs ``[E, A, *obs_shape]``; infos with ``"alive"``,
@@ -337,8 +346,9 @@ class ParallelVectorEnv:
         """
         self._check_open("reset")
         seeds = self._seeds(seed)
+        per_copy = per_copy_options(options, self.num_envs)
         self._needs_reset = True
-        agent_infos = self._reset_copies(seeds, options)
+        agent_infos = self._reset_copies(seeds, per_copy)
         self._needs_reset = False
         buf = self._buffers
         infos = {
@@ -575,9 +585,10 @@ class SyncParallelVectorEnv(ParallelVectorEnv):
         ]
         self._closed = False
 
-    def _reset_copies(self, seeds: list[int | None], options: dict | None) -> list[dict]:
+    def _reset_copies(self, seeds: list[int | None], options: list[Any]) -> list[dict]:
         return [
-            runner.reset(seed, options) for runner, seed in zip(self._runners, seeds, strict=True)
+            runner.reset(seed, opts)
+            for runner, seed, opts in zip(self._runners, seeds, options, strict=True)
         ]
 
     def _perturb_copies(self, actions: np.ndarray) -> list[dict | None]:
