@@ -475,7 +475,7 @@ def test_an_episode_schedule_gives_each_copy_and_episode_its_options(backend):
         *_, infos = envs.step(np.zeros((3, envs.num_agents), dtype=np.int64))
         record(infos["reset_infos"], np.flatnonzero(infos["reset"]))
     for e in range(3):
-        expected = [(table["victim"][e][l % 2], table["attacked"][e][l % 2]) for l in range(3)]
+        expected = [(table["victim"][e][i % 2], table["attacked"][e][i % 2]) for i in range(3)]
         assert seen[e] == expected
     with pytest.raises(InvalidArgumentError, match="3 non-empty rows"):
         envs.reset(options={"episode_schedule": {"victim": [["agent_0"]]}})
