@@ -24,18 +24,20 @@ Three parts (`--parts`), each resumable (a finished run is skipped, a stopped on
   `--stealth-budgets`, each trained at its budget; the victims' returns and the shift of
   their observation distribution (squared W2, KL, Hellinger; adv_wrappers.stealth).
 
+The runs go `--jobs` at a time on threads, or with `--ray` as Ray tasks on a local instance
+(`--ray-address` on an existing cluster; `adv_wrappers.train.fanout`, the `ray` extra).
 Writes `advtrain_report.md`, `advtrain_report.json` and the figures into `--workdir`.
 """
 
 import json
 import shlex
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tyro
 
+from adv_wrappers.train.fanout import run_jobs
 from adv_wrappers.train.jobs import (
     Monitor,
     attack_or_resume,
@@ -95,6 +97,11 @@ class Args:
     """where the runs and the report go"""
     jobs: int = 2
     """advtrain.py runs at a time"""
+    ray: bool = False
+    """run every job as a Ray task (the `ray` extra), on a new local instance with `--jobs` CPUs"""
+    ray_address: str = ""
+    """join this Ray cluster instead (`auto`, `<head>:6379`, `ray://<head>:10001`; implies
+    `--ray`); `--workdir` must then be on a filesystem every node sees, at the same path"""
     report_only: bool = False
     """summarize the finished runs only (start nothing)"""
 
@@ -379,9 +386,10 @@ if __name__ == "__main__":
     results: list[dict] = []
     if plan:
         folders = [folder(args, *p[:3]) for p in plan]
-        with Monitor(folders, total, names) as stage, ThreadPoolExecutor(args.jobs) as pool:
-            futures = [pool.submit(run_one, args, *p, stage) for p in plan]
-            results = [f.result() for f in futures]
+        with Monitor(folders, total, names) as stage:  # threads, or one Ray task per run
+            results = run_jobs(lambda p: run_one(args, *p, stage), plan, workers=args.jobs,
+                               ray=args.ray or bool(args.ray_address),
+                               ray_address=args.ray_address or None, names=names, stage=stage)  # fmt: skip
     sections, extra = [], {}
     if "fig2" in args.parts and any(r["part"] == "fig2" for r in results):
         sections.append(fig2_report(args, results))

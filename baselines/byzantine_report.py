@@ -29,6 +29,9 @@ Every step is a subprocess in ``<workdir>/<method>/seed<s>/`` skipped once its r
 exists, so an interrupted report continues where it stopped; the evaluations are cached in
 ``<workdir>/<method>/seed<s>/eval.json``. ``--from-results`` re-tabulates a finished
 report's ``results.json`` (e.g. ``docs/byzantine_toy.json``) without running anything.
+The (method, seed) jobs go ``--jobs`` at a time on threads, or with ``--ray`` as Ray tasks on
+a local instance (``--ray-address`` on an existing cluster; ``adv_wrappers.train.fanout``,
+the ``ray`` extra).
 """
 
 import dataclasses
@@ -37,7 +40,7 @@ import multiprocessing
 import os
 import shlex
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -50,6 +53,7 @@ from adv_wrappers import byzantine_v0, state_perturbation_v0
 from adv_wrappers.attacks import TargetedPGD
 from adv_wrappers.train import load_policy, read_record
 from adv_wrappers.train.envs import evaluate, make_env, victims_return
+from adv_wrappers.train.fanout import run_jobs
 from adv_wrappers.train.jobs import (
     IQM_REPS,
     Monitor,
@@ -140,6 +144,11 @@ class Args:
     """evaluate every adversary against every other method's team of the same seed"""
     jobs: int = 2
     """runs in parallel (one CPU core each)"""
+    ray: bool = False
+    """run every job as a Ray task (the `ray` extra), on a new local instance with `--jobs` CPUs"""
+    ray_address: str = ""
+    """join this Ray cluster instead (`auto`, `<head>:6379`, `ray://<head>:10001`; implies
+    `--ray`); `--workdir` must then be on a filesystem every node sees, at the same path"""
     train_flags: str = ""
     """extra flags of every trainer, as one string (e.g. `"--num-steps 50"`)"""
     attack_flags: str = ""
@@ -379,9 +388,13 @@ if __name__ == "__main__":
     if finished is not None:
         print(f"re-tabulating {args.from_results} (nothing is run)", flush=True)
     else:
-        with Monitor(args.workdir, total, [f"{m}/seed{s}" for m, s in jobs]) as stage, \
-                ThreadPoolExecutor(min(args.jobs, os.cpu_count() or 1)) as pool:  # fmt: skip
-            checkpoints = list(pool.map(lambda job: train_and_attack(args, *job, stage), jobs))
+        names = [f"{m}/seed{s}" for m, s in jobs]
+        with Monitor(args.workdir, total, names) as stage:  # threads, or one Ray task per job
+            checkpoints = run_jobs(lambda job: train_and_attack(args, *job, stage), jobs,
+                                   workers=min(args.jobs, os.cpu_count() or 1),
+                                   ray=args.ray or bool(args.ray_address),
+                                   ray_address=args.ray_address or None, names=names,
+                                   stage=stage)  # fmt: skip
         teams = [Team(args, m, s, c) for (m, s), c in zip(jobs, checkpoints, strict=True)]
         print("evaluating every team under every attack ...", flush=True)
         results = {m: {} for m in args.methods}
