@@ -13,7 +13,8 @@ one run are reported):
   ``update_epochs``, with ``--compile`` and on the batched path (``ippo.py
   --vector-backend batched``, the same preset), with the throughput preset
   (``THROUGHPUT_PRESETS``: batched, 1024 copies, 16 gradient steps per 25,600 env steps; not
-  the paper's), and with one epoch (the difference is the learner's share);
+  the paper's), and with one epoch (the difference is the learner's share); ``art.py`` at the
+  preset, on the batched path, with the throughput preset and with one epoch;
 
 and prints (and with ``--output`` writes) a Markdown table of medians and ratios.
 """
@@ -128,6 +129,19 @@ if __name__ == "__main__":
         ),
         "art.py k=1 (1 epoch)": lambda: trainer_sps(
             "art.py", args.env_id, args.timesteps, ["--update-epochs", "1"], args.trainer_flags
+        ),
+        f"art.py k=1 ({epochs} epochs, --vector-backend batched)": lambda: trainer_sps(
+            "art.py",
+            args.env_id,
+            args.timesteps,
+            ["--vector-backend", "batched"],
+            args.trainer_flags,
+        ),
+        "art.py k=1 throughput preset (batched, not the paper's)": lambda: trainer_sps(
+            "art.py",
+            args.env_id,
+            args.throughput_timesteps,
+            flags=f"{shlex.join(cli_flags(THROUGHPUT_PRESETS[args.env_id]))} {args.trainer_flags}",
         ),
     }
     if args.compile:

@@ -370,24 +370,22 @@ def per_copy_options(options: Any, num_envs: int) -> list[Any]:
             f"options[{SCHEDULE_KEY!r}] must be a non-empty dict option name -> table "
             f"([num_envs][episodes]); got {schedule!r}"
         )
+    for key, table in schedule.items():
+        if isinstance(table, (str, bytes)) or not isinstance(table, Sequence | np.ndarray):
+            raise InvalidArgumentError(
+                f"options[{SCHEDULE_KEY!r}][{key!r}] must be a table [num_envs][episodes]; "
+                f"got {type(table).__name__}"
+            )
+        if len(table) != num_envs or any(len(row) < 1 for row in table):
+            raise InvalidArgumentError(
+                f"options[{SCHEDULE_KEY!r}][{key!r}] must have {num_envs} non-empty rows "
+                f"(one per copy); got {len(table)}"
+            )
     rest = {k: v for k, v in options.items() if k != SCHEDULE_KEY}
-    out = []
-    for e in range(num_envs):
-        rows = {}
-        for key, table in schedule.items():
-            if isinstance(table, (str, bytes)) or not isinstance(table, Sequence | np.ndarray):
-                raise InvalidArgumentError(
-                    f"options[{SCHEDULE_KEY!r}][{key!r}] must be a table [num_envs][episodes]; "
-                    f"got {type(table).__name__}"
-                )
-            if len(table) != num_envs or any(len(row) < 1 for row in table):
-                raise InvalidArgumentError(
-                    f"options[{SCHEDULE_KEY!r}][{key!r}] must have {num_envs} non-empty rows "
-                    f"(one per copy); got {len(table)}"
-                )
-            rows[key] = table[e]
-        out.append({**rest, SCHEDULE_KEY: rows})
-    return out
+    return [
+        {**rest, SCHEDULE_KEY: {key: table[e] for key, table in schedule.items()}}
+        for e in range(num_envs)
+    ]
 
 
 def episode_options(options: Any, episode: int) -> Any:
