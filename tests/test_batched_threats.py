@@ -72,6 +72,25 @@ def _same_infos(mine, theirs) -> None:
         _same(m, t, f"copy {e}")
 
 
+def _step_both(sync, bat, actions, t, tol=0.0):
+    """Step both backends with ``actions`` and compare what does not depend on a new
+    episode's world: flags, masks, rewards (to float32 rounding, or ``tol``), final
+    observations and the observations of copies that went on (exactly, or to ``tol``).
+    Returns both outputs."""
+    out_s, out_b = sync.step(actions), bat.step(actions)
+    (obs_s, rew_s, term_s, trunc_s, inf_s), (obs_b, rew_b, term_b, trunc_b, inf_b) = out_s, out_b
+    reset = inf_s["reset"]
+    np.testing.assert_array_equal(inf_b["reset"], reset)
+    np.testing.assert_allclose(rew_b, rew_s, rtol=1e-6, atol=max(tol, 1e-6))
+    np.testing.assert_array_equal(term_b, term_s)
+    np.testing.assert_array_equal(trunc_b, trunc_s)
+    for key in ("alive", "acted", "has_obs", "has_reward", "final_alive"):
+        np.testing.assert_array_equal(inf_b[key], inf_s[key], err_msg=f"{key} at step {t}")
+    np.testing.assert_allclose(inf_b["final_obs"], inf_s["final_obs"], atol=tol, rtol=0)
+    np.testing.assert_allclose(obs_b[~reset], obs_s[~reset], atol=tol, rtol=0)
+    return out_s, out_b
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_batched_path_agrees_with_the_wrapper_step_for_step(case):
     """4 copies, 3 episodes of 25 steps (75 steps; every copy auto-resets three times): every
@@ -105,17 +124,8 @@ def test_the_batched_path_agrees_with_the_wrapper_step_for_step(case):
     coins = []
     for t in range(75):
         actions = _policy(obs_s, inf_s["alive"], sync)
-        obs_s, rew_s, term_s, trunc_s, inf_s = sync.step(actions)
-        obs_b, rew_b, term_b, trunc_b, inf_b = bat.step(actions)
+        (obs_s, rew_s, _, _, inf_s), (_, rew_b, _, _, inf_b) = _step_both(sync, bat, actions, t)
         reset = inf_s["reset"]
-        np.testing.assert_array_equal(inf_b["reset"], reset)
-        np.testing.assert_allclose(rew_b, rew_s, rtol=1e-6, atol=1e-6)
-        np.testing.assert_array_equal(term_b, term_s)
-        np.testing.assert_array_equal(trunc_b, trunc_s)
-        for key in ("alive", "acted", "has_obs", "has_reward", "final_alive"):
-            np.testing.assert_array_equal(inf_b[key], inf_s[key], err_msg=f"{key} at step {t}")
-        np.testing.assert_array_equal(inf_b["final_obs"], inf_s["final_obs"])
-        np.testing.assert_array_equal(obs_b[~reset], obs_s[~reset])
         _same_infos(inf_b["agent_infos"], inf_s["agent_infos"])
         _same_infos(inf_b["reset_infos"], inf_s["reset_infos"])
         returns_s += rew_s
@@ -264,16 +274,8 @@ def test_frozen_defenders_on_the_batched_path_agree_with_freeze(continuous, tmp_
     frozen_rewards = 0
     for t in range(75):
         actions = _policy(obs_s, inf_s["alive"], sync)
-        obs_s, rew_s, term_s, trunc_s, inf_s = sync.step(actions)
-        obs_b, rew_b, term_b, trunc_b, inf_b = bat.step(actions)
+        (obs_s, _, _, _, inf_s), (_, _, _, _, inf_b) = _step_both(sync, bat, actions, t, tol)
         reset = inf_s["reset"]
-        np.testing.assert_array_equal(inf_b["reset"], reset)
-        np.testing.assert_allclose(rew_b, rew_s, rtol=1e-6, atol=max(tol, 1e-6))
-        np.testing.assert_array_equal(term_b, term_s)
-        for key in ("alive", "acted", "has_obs", "has_reward", "final_alive"):
-            np.testing.assert_array_equal(inf_b[key], inf_s[key], err_msg=f"{key} at step {t}")
-        np.testing.assert_allclose(inf_b["final_obs"], inf_s["final_obs"], atol=tol)
-        np.testing.assert_allclose(obs_b[~reset], obs_s[~reset], atol=tol)
         _same_infos(inf_b["agent_infos"], inf_s["agent_infos"])
         _same_infos(inf_b["reset_infos"], inf_s["reset_infos"])
         for info in inf_s["agent_infos"]:
@@ -375,16 +377,8 @@ def test_state_perturbation_on_the_batched_path_agrees_with_the_wrapper(case, tm
             else:
                 actions[:, :n, 0] = _policy(obs_s[:, :n], alive[:, :n], sync, discrete=True)
             actions = actions.astype(np.float32)
-        obs_s, rew_s, term_s, trunc_s, inf_s = sync.step(actions)
-        obs_b, rew_b, term_b, trunc_b, inf_b = bat.step(actions)
+        (obs_s, _, _, _, inf_s), (_, _, _, _, inf_b) = _step_both(sync, bat, actions, t, tol)
         reset = inf_s["reset"]
-        np.testing.assert_array_equal(inf_b["reset"], reset)
-        np.testing.assert_allclose(rew_b, rew_s, atol=max(tol, 1e-6))
-        np.testing.assert_array_equal(term_b, term_s)
-        for key in ("alive", "acted", "has_obs", "has_reward", "final_alive"):
-            np.testing.assert_array_equal(inf_b[key], inf_s[key], err_msg=f"{key} at step {t}")
-        np.testing.assert_allclose(inf_b["final_obs"], inf_s["final_obs"], atol=tol)
-        np.testing.assert_allclose(obs_b[~reset], obs_s[~reset], atol=tol)
         if tol == 0:
             _same_infos(inf_b["agent_infos"], inf_s["agent_infos"])
             # a new episode's true observations come from the batched env's own new world

@@ -13,10 +13,10 @@ from adv_wrappers.errors import InvalidArgumentError, VectorEnvStateError
 from adv_wrappers.state_perturbation import StatePerturbationWrapper
 from adv_wrappers.vector._batched_perturbation import BatchedStatePerturbation
 from adv_wrappers.vector._batched_threat import BatchedActionThreat
-from adv_wrappers.vector._layout import Layout, describe, per_copy_options
+from adv_wrappers.vector._layout import Layout, LayoutAttributes, describe, per_copy_options
 
 
-class BatchedVectorEnv:
+class BatchedVectorEnv(LayoutAttributes):
     """A batched env (:func:`adv_envs.batched.make`) behind the interface of
     :class:`~adv_wrappers.vector.SyncParallelVectorEnv`, so a trainer's rollout code runs on
     it unchanged.
@@ -94,15 +94,7 @@ class BatchedVectorEnv:
                 )
             described = describe(threat, "threat")
         agents, self.observation_spaces, self.action_spaces = described
-        layout = Layout(agents, self.observation_spaces, self.action_spaces)
-        self._layout = layout
-        self.agents = layout.agents
-        self.num_agents = layout.num_agents
-        self.single_observation_space = layout.single_observation_space
-        self.single_action_space = layout.single_action_space
-        self.obs_sizes = layout.obs_sizes
-        self.action_sizes = layout.action_sizes
-        self.action_nvec = layout.action_nvec
+        self._expose(Layout(agents, self.observation_spaces, self.action_spaces))
         self.state_space = None
         if state:
             if getattr(env, "state_space", None) is None:

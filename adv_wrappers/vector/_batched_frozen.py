@@ -11,7 +11,7 @@ batched path refuses (module :class:`BatchedFreeze`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,58 +19,33 @@ from gymnasium import spaces
 
 from adv_wrappers.core import seeded_rng
 from adv_wrappers.errors import InvalidArgumentError, UnknownAgentError
-from adv_wrappers.vector._layout import Layout
+from adv_wrappers.vector._batched_threat import LazyCopies
+from adv_wrappers.vector._layout import Layout, LayoutAttributes
 
 
-class _FrozenInfos(Sequence):
-    """Per-copy infos with ``freeze_v0``'s ground truth, built when a copy's entry is read."""
-
-    def __init__(self, inner: Sequence, rows: dict[str, Any]) -> None:
-        self._inner = inner
-        self._rows = rows
-        self._cache: dict[int, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self._inner)
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        e = int(index)
-        if e < 0:
-            e += len(self)
-        if not 0 <= e < len(self):
-            raise IndexError(f"copy {index} out of range for {len(self)} copies")
-        if e not in self._cache:
-            self._cache[e] = self._build(e)
-        return self._cache[e]
-
-    def __iter__(self) -> Iterator[Any]:
-        return (self[i] for i in range(len(self)))
-
-    def _build(self, e: int) -> dict[Any, Any] | None:
-        inner = self._inner[e]
-        if inner is None:
-            return None
-        rows = self._rows
-        rewards: dict[Any, float] = {}
-        if rows["rewards"] is not None:
-            for name, col in rows["frozen"]:
-                if rows["has_reward"][e, col]:
-                    rewards[name] = float(rows["rewards"][e, col])
-        gt = {
-            "rewards": rewards,
-            "played_out_steps": 0,
-            "infos": {name: inner[name] for name, _ in rows["frozen"] if name in inner},
-        }
-        return {
-            name: {**inner.get(name, {}), "freeze": gt}
-            for name, col in rows["outside"]
-            if rows["listed"][e, col]
-        }
+def _frozen_infos(below: Sequence, rows: dict[str, Any], e: int) -> dict[Any, Any] | None:
+    """Copy ``e``'s infos with ``freeze_v0``'s ground truth (``below``: the infos under it)."""
+    inner = below[e]
+    if inner is None:
+        return None
+    rewards: dict[Any, float] = {}
+    if rows["rewards"] is not None:
+        for name, col in rows["frozen"]:
+            if rows["has_reward"][e, col]:
+                rewards[name] = float(rows["rewards"][e, col])
+    gt = {
+        "rewards": rewards,
+        "played_out_steps": 0,
+        "infos": {name: inner[name] for name, _ in rows["frozen"] if name in inner},
+    }
+    return {
+        name: {**inner.get(name, {}), "freeze": gt}
+        for name, col in rows["outside"]
+        if rows["listed"][e, col]
+    }
 
 
-class BatchedFreeze:
+class BatchedFreeze(LayoutAttributes):
     """Frozen agents over a :class:`~adv_wrappers.vector.BatchedVectorEnv` (the vector-env
     interface of ``freeze_v0`` copies on the sync backend).
 
@@ -127,15 +102,7 @@ class BatchedFreeze:
         agents = [envs.agents[i] for i in self._out_cols]
         self.observation_spaces = {a: envs.observation_spaces[a] for a in agents}
         self.action_spaces = {a: envs.action_spaces[a] for a in agents}
-        layout = Layout(agents, self.observation_spaces, self.action_spaces)
-        self._layout = layout
-        self.agents = layout.agents
-        self.num_agents = layout.num_agents
-        self.single_observation_space = layout.single_observation_space
-        self.single_action_space = layout.single_action_space
-        self.obs_sizes = layout.obs_sizes
-        self.action_sizes = layout.action_sizes
-        self.action_nvec = layout.action_nvec
+        self._expose(Layout(agents, self.observation_spaces, self.action_spaces))
         self.state_space = envs.state_space
         self._outside = [(a, int(i)) for a, i in zip(agents, self._out_cols, strict=True)]
         self._inner_sizes = [int(envs.obs_sizes[c]) for _, c in self._frozen]
@@ -186,7 +153,7 @@ class BatchedFreeze:
         listed: np.ndarray,
         rewards: np.ndarray | None,
         has_reward: np.ndarray | None,
-    ) -> _FrozenInfos:
+    ) -> LazyCopies:
         rows = {
             "frozen": self._frozen,
             "outside": self._outside,
@@ -194,7 +161,7 @@ class BatchedFreeze:
             "rewards": rewards,
             "has_reward": has_reward,
         }
-        return _FrozenInfos(inner, rows)
+        return LazyCopies(len(inner), lambda e: _frozen_infos(inner, rows, e))
 
     def _act(self, agent: Any, col: int, size: int, rows: np.ndarray) -> np.ndarray:
         assert self._obs is not None

@@ -26,7 +26,7 @@ from adv_wrappers.state_perturbation import (
     noise,
     to_ball,
 )
-from adv_wrappers.vector._batched_threat import _GroundTruth
+from adv_wrappers.vector._batched_threat import LazyCopies
 
 
 class BatchedStatePerturbation:
@@ -240,16 +240,15 @@ class BatchedStatePerturbation:
 
     # ------------------------------------------------------------------ infos
 
-    def snapshot(self, alive: np.ndarray, record: dict[str, Any], copies=None) -> _GroundTruth:
+    def snapshot(self, alive: np.ndarray, record: dict[str, Any], copies=None) -> LazyCopies:
         """The per-copy infos (``record``: what :meth:`perturb` returned; ``copies``: the
         copies the infos exist for, ``None`` elsewhere)."""
         rows = {
-            "episodes": [None] * self.num_envs,
             "alive": alive.copy(),
             "record": record,
             "copies": None if copies is None else set(np.flatnonzero(copies).tolist()),
         }
-        return _GroundTruth(self, rows)  # type: ignore[arg-type]
+        return LazyCopies(self.num_envs, lambda e: self._infos_of(e, rows))
 
     def _infos_of(self, e: int, rows: dict[str, Any]) -> dict[Any, Any] | None:
         if rows["copies"] is not None and e not in rows["copies"]:

@@ -17,7 +17,7 @@ executed, the adversaries' observations, flags and reward (minus the victims' me
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,21 +35,19 @@ class _AgentsView:
         self.possible_agents = list(agents)
 
 
-class _GroundTruth(Sequence):
-    """The per-copy infos of one step or reset, built when a copy's entry is read.
+class LazyCopies(Sequence):
+    """Per-copy infos built when a copy's entry is read: entry ``e`` is ``build(e)`` (computed
+    once), ``None`` for a copy the infos do not concern (the ``reset_infos`` of copies that
+    did not reset). The batched path's ``agent_infos`` and ``reset_infos``: building every
+    copy's dicts at every step would cost more than the step."""
 
-    Entry ``e`` is what copy ``e``'s wrapper returned: ``{agent: {threat_name: gt}}`` for the
-    outside agents it listed, or ``None`` for a copy that the entry does not concern (the
-    ``reset_infos`` of copies that did not reset).
-    """
-
-    def __init__(self, threat: BatchedActionThreat, rows: dict[str, Any]) -> None:
-        self._threat = threat
-        self._rows = rows
+    def __init__(self, length: int, build: Callable[[int], Any]) -> None:
+        self._length = length
+        self._build = build
         self._cache: dict[int, Any] = {}
 
     def __len__(self) -> int:
-        return len(self._rows["episodes"])
+        return self._length
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
@@ -60,7 +58,7 @@ class _GroundTruth(Sequence):
         if not 0 <= e < len(self):
             raise IndexError(f"copy {index} out of range for {len(self)} copies")
         if e not in self._cache:
-            self._cache[e] = self._threat._infos_of(e, self._rows)
+            self._cache[e] = self._build(e)
         return self._cache[e]
 
     def __iter__(self) -> Iterator[Any]:
@@ -261,7 +259,7 @@ class BatchedActionThreat:
         copies: np.ndarray | None = None,
         discrete: bool = True,
         action_sizes: Sequence[int] = (),
-    ) -> _GroundTruth:
+    ) -> LazyCopies:
         """The per-copy infos of the episodes in force now (``acted``/``executed``: this
         step's; ``copies``: the copies the infos exist for, ``None`` elsewhere)."""
         rows = {
@@ -273,7 +271,7 @@ class BatchedActionThreat:
             "discrete": discrete,
             "action_sizes": list(action_sizes),
         }
-        return _GroundTruth(self, rows)
+        return LazyCopies(len(self._shadows), lambda e: self._infos_of(e, rows))
 
     def _infos_of(self, e: int, rows: dict[str, Any]) -> dict[Any, Any] | None:
         if rows["copies"] is not None and e not in rows["copies"]:

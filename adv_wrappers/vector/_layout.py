@@ -276,6 +276,30 @@ class Buffers:
 # --------------------------------------------------------------------------- one copy
 
 
+class LayoutAttributes:
+    """The public layout attributes of a batched vector env (a base class):
+    :meth:`_expose` sets them from a :class:`Layout` and keeps it as ``_layout``."""
+
+    agents: tuple[Any, ...]
+    num_agents: int
+    single_observation_space: spaces.Space
+    single_action_space: spaces.Space
+    obs_sizes: np.ndarray
+    action_sizes: np.ndarray
+    action_nvec: np.ndarray | None
+    _layout: Layout
+
+    def _expose(self, layout: Layout) -> None:
+        self._layout = layout
+        self.agents = layout.agents
+        self.num_agents = layout.num_agents
+        self.single_observation_space = layout.single_observation_space
+        self.single_action_space = layout.single_action_space
+        self.obs_sizes = layout.obs_sizes
+        self.action_sizes = layout.action_sizes
+        self.action_nvec = layout.action_nvec
+
+
 def describe(env: Any, where: str) -> tuple[tuple[Any, ...], dict, dict]:
     """``(possible_agents, observation spaces, action spaces)`` of one copy."""
     if isinstance(env, AECEnv):
