@@ -473,3 +473,45 @@ def test_an_episode_schedule_gives_each_copy_and_episode_its_options(backend):
         assert seen[e] == expected
     with pytest.raises(InvalidArgumentError, match="3 non-empty rows"):
         envs.reset(options={"episode_schedule": {"victim": [["agent_0"]]}})
+
+
+def test_state_perturbation_victims_act_inside_on_the_batched_path(tmp_path):
+    """attack.py's state-perturbation training env: agents 0 and 1 act inside the wrapper with
+    checkpoint policies (``victim_policies``) on their observations perturbed by their
+    adversaries' actions of the same step; agent_2 is outside. 4 copies, 75
+    steps against the sync backend, worlds reloaded after each reset (and the victims' last
+    true observations with them): everything equal, the victims' observations, distances and
+    rewards in the infos included."""
+    path = _checkpoint(tmp_path / "defenders.safetensors", {}, ["agent_0", "agent_1", "agent_2"])
+    kwargs = {"epsilon": 0.5, "agents": ["agent_0", "agent_1"],
+              "victim_policies": {a: {"checkpoint": path, "agent": a}
+                                  for a in ("agent_0", "agent_1")}}  # fmt: skip
+    env_fn = make_env(CN, {}, {"name": SP, "kwargs": kwargs})
+    sync = make_vector_env(env_fn, 4, "sync")
+    bat = make_vector_env(env_fn, 4, "batched")
+    assert bat.agents == sync.agents == (
+        "agent_2", "agent_0_obs_adversary", "agent_1_obs_adversary",
+    )  # fmt: skip
+    obs_s, inf_s = sync.reset(seed=4)
+    bat.reset(seed=4)
+
+    def reload(copies):
+        for i in copies:
+            bat.env.load_from_pettingzoo(int(i), sync.envs[i].env)
+        bat.threat.remember(bat.env._observe().numpy())
+
+    reload(range(4))
+    rng = np.random.default_rng(1)
+    victim_steps = 0
+    for t in range(75):
+        actions = rng.uniform(-1, 1, (4, 3, 18)).astype(np.float32)
+        actions[:, :1, 0] = _policy(obs_s[:, :1], inf_s["alive"][:, :1], sync, discrete=True)
+        (obs_s, _, _, _, inf_s), (_, _, _, _, inf_b) = _step_both(sync, bat, actions, t)
+        reset = inf_s["reset"]
+        _same_infos(inf_b["agent_infos"], inf_s["agent_infos"])
+        _same_infos(_without_true_obs(inf_b["reset_infos"]),
+                    _without_true_obs(inf_s["reset_infos"]))  # fmt: skip
+        for info in inf_s["agent_infos"]:
+            victim_steps += len(info["agent_2"][GT]["victim_obs"])
+        reload(np.flatnonzero(reset))
+    assert victim_steps == 75 * 4 * 2

@@ -68,8 +68,8 @@ class BatchedVectorEnv(LayoutAttributes):
         InvalidArgumentError: ``env`` is not a batched env; ``state=True`` for an env without
             a state; a ``threat`` that is not a threat wrapper of this env, or a configuration
             that runs on the sync and subproc backends only: an embedded action adversary or
-            benign policy, Byzantine ``reveal_types``, ``victim_policies``,
-            ``timing="same_step"``, a gradient attack.
+            benign policy, Byzantine ``reveal_types``, ``timing="same_step"``, a gradient
+            attack, policies that do not act on batches.
     """
 
     def __init__(self, env: Any, state: bool = False, threat: Any = None) -> None:
@@ -154,6 +154,7 @@ class BatchedVectorEnv(LayoutAttributes):
         elif isinstance(threat, BatchedStatePerturbation):
             self._alive = threat.alive()
             obs_np = obs.cpu().numpy().copy()
+            threat.remember(obs_np)
             record = threat.perturb(obs_np, state, None, np.ones(self.num_envs, np.bool_))
             obs_out = self._observations(obs_np, state, record["true"])
             agent_infos = threat.snapshot(self._alive, record)
@@ -265,6 +266,7 @@ class BatchedVectorEnv(LayoutAttributes):
         obs_t, rewards, terminations, truncations, infos = self.env.step(base)
         reset = infos["reset"].cpu().numpy()
         obs = obs_t.cpu().numpy().copy()
+        threat.remember(obs)
         state = self._state()
         final_obs = infos["final_obs"].cpu().numpy().copy()
         final_state = infos["final_state"].cpu().numpy() if "final_state" in infos else None
@@ -273,8 +275,9 @@ class BatchedVectorEnv(LayoutAttributes):
         went_on = threat.perturb(obs, state, u, ~reset)
         fresh = threat.perturb(obs, state, None, reset)
         final = threat.perturb(final_obs, final_state, u, reset)
+        env_rewards = rewards.cpu().numpy()
         rew, term, trunc = threat.flags(
-            rewards.cpu().numpy(), terminations.cpu().numpy(), truncations.cpu().numpy()
+            env_rewards, terminations.cpu().numpy(), truncations.cpu().numpy()
         )
         stepped = {
             key: None
@@ -297,7 +300,7 @@ class BatchedVectorEnv(LayoutAttributes):
             "reset": reset,
             "final_obs": out_final,
             "final_alive": np.repeat(reset[:, None], self.num_agents, axis=1),
-            "agent_infos": threat.snapshot(all_alive, stepped),
+            "agent_infos": threat.snapshot(all_alive, stepped, rewards=env_rewards),
             "reset_infos": threat.snapshot(all_alive, fresh, copies=reset),
         }
         if self.state_space is not None:

@@ -5,8 +5,11 @@ The perturbation itself is the wrapper's: the same admissible set and maps
 (:func:`~adv_wrappers.state_perturbation.to_ball`, ``noise``, ``distance``, the clip to the
 observation bounds), applied to a whole batch at once; the exposed adversary's timing is the
 wrapper's default (``timing="next_step"``: its action at a step perturbs the observation that
-step returns; the first observation of an episode is true), and a policy attack (chi_j, e.g.
-a trained adversary) sees each true observation and perturbs it. Random noise is drawn for
+step returns; the first observation of an episode is true) or, with ``victim_policies``, the
+paper's: the adversary's action perturbs the true observation it was shown and the victim
+policy acts on the result inside the same step (how ``attack.py`` trains a fresh chi against
+frozen defenders); a policy attack (chi_j, e.g. a trained adversary) sees each true
+observation and perturbs it. Random noise is drawn for
 the whole batch from one generator (seeded by ``reset(seed)``), so it has the wrapper's
 distribution but not the sync backend's per-copy streams.
 """
@@ -40,18 +43,25 @@ class BatchedStatePerturbation:
 
     Raises:
         InvalidArgumentError: a configuration that runs only on the PettingZoo backends:
-            ``victim_policies``, ``timing="same_step"``, a gradient attack, or a policy
-            attack whose policies do not act on batches (no ``act_batch``).
+            ``timing="same_step"``, a gradient attack, or a policy attack or victim policies
+            that do not act on batches (no ``act_batch``, or recurrent).
     """
 
     threat_name = StatePerturbationWrapper.threat_name
 
     def __init__(self, template: StatePerturbationWrapper, num_envs: int, agents: Sequence[Any]):
-        if template._victim_slots:
-            raise InvalidArgumentError(
-                "state_perturbation_v0 with victim_policies is not on the batched path (the "
-                "victims act inside each copy); run it on the sync or subproc backend"
-            )
+        self.victim_policies: dict[Any, Any] = {
+            a: slot.policy for a, slot in template._victim_slots.items()
+        }
+        for a, policy in self.victim_policies.items():
+            if not callable(getattr(policy, "act_batch", None)) or getattr(
+                policy, "recurrent", False
+            ):
+                raise InvalidArgumentError(
+                    f"victim_policies[{a!r}] = {policy!r}: the batched path runs feed-forward "
+                    "checkpoint policies (load_policy: act_batch) as victims; run other "
+                    "policies on the sync or subproc backend"
+                )
         if template.same_step:
             raise InvalidArgumentError(
                 'state_perturbation_v0(timing="same_step") is not on the batched path; run it '
@@ -78,10 +88,10 @@ class BatchedStatePerturbation:
         self.adversary_observes = template.adversary_observes
         self.base = list(template._base_possible)
         self.n = len(self.base)
-        if list(agents[: self.n]) != self.base:
-            raise InvalidArgumentError(
-                f"the outside agents {list(agents)} must start with the env's {self.base}"
-            )
+        index = {a: i for i, a in enumerate(agents)}
+        # the env's agents that are outside (not victims acting inside), and their columns
+        self.shown = np.array([i for i, a in enumerate(self.base) if a in index], np.int64)
+        self.shown_cols = np.array([index[self.base[i]] for i in self.shown], np.int64)
         self.num_agents = len(agents)
         self.num_envs = num_envs
         self.attacked = list(template.attacked)
@@ -94,7 +104,12 @@ class BatchedStatePerturbation:
             else None
             for a in self.attacked
         ]
-        index = {a: i for i, a in enumerate(agents)}
+        # attacked agents with a victim policy: perturbed with the adversary's action of the
+        # step and acting inside on the result (the paper's chi(. | s) timing)
+        self.victim_k = [k for k, a in enumerate(self.attacked) if a in self.victim_policies]
+        self.perturbed_k = [k for k in range(len(self.attacked)) if k not in self.victim_k]
+        self._last_true: np.ndarray | None = None
+        self._victim_record: dict[str, dict[int, np.ndarray]] = {"obs": {}, "norms": {}}
         self.adv_cols = (
             np.array([index[template._adv_ids[a]] for a in self.attacked], dtype=np.int64)
             if self.exposed
@@ -131,10 +146,12 @@ class BatchedStatePerturbation:
         without exposed adversaries), checked as the wrapper checks them."""
         if not self.exposed:
             return actions, None
+        shape = (actions.shape[0], self.n) if discrete else (actions.shape[0], self.n, action_dim)
+        base = np.zeros(shape, dtype=np.int64 if discrete else np.float32)
         if discrete:
-            base = np.rint(actions[:, : self.n, 0]).astype(np.int64)
+            base[:, self.shown] = np.rint(actions[:, self.shown_cols, 0]).astype(np.int64)
         else:
-            base = np.ascontiguousarray(actions[:, : self.n, :action_dim])
+            base[:, self.shown] = actions[:, self.shown_cols, :action_dim]
         # in the adversaries' action dtype (float32), as the wrapper receives them
         u = np.asarray(actions[:, self.adv_cols]).astype(np.float32)
         for k, (a, d) in enumerate(zip(self.attacked, self.sizes, strict=True)):
@@ -145,7 +162,35 @@ class BatchedStatePerturbation:
                     f"the observation adversary of agent {a!r} gave action {u[e, k, :d]!r} in "
                     f"copy {e}; it must be {d} finite numbers in [-1, 1]"
                 )
+        self._victims_act(base, u, discrete)
         return base, u
+
+    def remember(self, obs: np.ndarray) -> None:
+        """The env's (true) observations ``[E, n, D]`` the victims act on at the next step."""
+        self._last_true = obs.copy() if self.victim_k else None
+
+    def _victims_act(self, base: np.ndarray, u: np.ndarray, discrete: bool) -> None:
+        """Each victim's observation, perturbed with this step's adversary action, and its
+        policy's action on it, written into ``base``; what the infos report is kept."""
+        self._victim_record = {"obs": {}, "norms": {}}
+        if not self.victim_k:
+            return
+        assert self._last_true is not None
+        for k in self.victim_k:
+            col, d = self.cols[k], self.sizes[k]
+            true = self._last_true[:, col, :d]
+            perturbed = true + to_ball(u[:, k, :d], self.epsilon, self.norm).astype(true.dtype)
+            bound = self.bounds[k]
+            if bound is not None:
+                np.clip(perturbed, bound[0], bound[1], out=perturbed)
+            act = np.asarray(self.victim_policies[self.attacked[k]].act_batch(perturbed))
+            if discrete:
+                base[:, col] = act.reshape(-1)
+            else:
+                act = act.reshape(act.shape[0], -1)
+                base[:, col, : act.shape[1]] = act
+            self._victim_record["obs"][k] = perturbed
+            self._victim_record["norms"][k] = distance(perturbed, true, self.norm)
 
     def perturb(
         self,
@@ -163,7 +208,8 @@ class BatchedStatePerturbation:
         if self.policies or u is not None:
             used = np.zeros((self.num_envs, len(self.cols), max(self.sizes)), dtype=np.float32)
         count = int(rows.sum())
-        for k, (col, d) in enumerate(zip(self.cols, self.sizes, strict=True)):
+        for k in self.perturbed_k:  # a victim's observation is perturbed when it acts
+            col, d = self.cols[k], self.sizes[k]
             if count == 0:
                 break
             o = obs[rows, col, :d]
@@ -210,7 +256,7 @@ class BatchedStatePerturbation:
         its agent's true one (or the state)."""
         e = obs.shape[0]
         out = np.zeros((e, self.num_agents, *obs_shape), dtype=obs_dtype)
-        out[:, : self.n, : obs.shape[2]] = obs
+        out[:, self.shown_cols, : obs.shape[2]] = obs[:, self.shown]
         if self.exposed:
             if self.adversary_observes == "state":
                 assert state is not None
@@ -226,13 +272,13 @@ class BatchedStatePerturbation:
         and ends with it."""
         e = rewards.shape[0]
         rew = np.zeros((e, self.num_agents), dtype=np.float32)
-        rew[:, : self.n] = rewards
+        rew[:, self.shown_cols] = rewards[:, self.shown]
         if self.exposed:
             rew[:, self.adv_cols] = -rewards[:, self.cols]
         flags = []
         for flag in (terminations, truncations):
             f = np.zeros((e, self.num_agents), dtype=np.bool_)
-            f[:, : self.n] = flag
+            f[:, self.shown_cols] = flag[:, self.shown]
             if self.exposed:
                 f[:, self.adv_cols] = flag[:, self.cols]
             flags.append(f)
@@ -240,13 +286,21 @@ class BatchedStatePerturbation:
 
     # ------------------------------------------------------------------ infos
 
-    def snapshot(self, alive: np.ndarray, record: dict[str, Any], copies=None) -> LazyCopies:
+    def snapshot(
+        self,
+        alive: np.ndarray,
+        record: dict[str, Any],
+        copies=None,
+        rewards: np.ndarray | None = None,
+    ) -> LazyCopies:
         """The per-copy infos (``record``: what :meth:`perturb` returned; ``copies``: the
-        copies the infos exist for, ``None`` elsewhere)."""
+        copies the infos exist for, ``None`` elsewhere; ``rewards``: the env's rewards of a
+        step, whose victims' entries the infos report)."""
         rows = {
             "alive": alive.copy(),
             "record": record,
             "copies": None if copies is None else set(np.flatnonzero(copies).tolist()),
+            "victims": None if rewards is None else (dict(self._victim_record), rewards.copy()),
         }
         return LazyCopies(self.num_envs, lambda e: self._infos_of(e, rows))
 
@@ -257,10 +311,12 @@ class BatchedStatePerturbation:
         true_obs, norms, actions = {}, {}, {}
         for k, (a, d, shape) in enumerate(zip(self.attacked, self.sizes, self.shapes, strict=True)):
             true_obs[a] = record["true"][e, k, :d].reshape(shape)
+            if k in self.victim_k:
+                continue
             norms[a] = float(record["norms"][e, k])
             if record["u"] is not None and record["rows"][e]:
                 actions[a] = record["u"][e, k, :d].copy()
-        gt = {
+        gt: dict[str, Any] = {
             "attacked": tuple(self.attacked),
             "epsilon": self.epsilon,
             "norm": self.norm,
@@ -268,6 +324,18 @@ class BatchedStatePerturbation:
             "perturbation_norm": norms,
             "adversary_actions": actions,
         }
+        if self.victim_k:
+            seen: dict[Any, Any] = {}
+            seen_norms: dict[Any, float] = {}
+            paid: dict[Any, float] = {}
+            if rows["victims"] is not None:
+                victim_record, rewards = rows["victims"]
+                for k in self.victim_k:
+                    a = self.attacked[k]
+                    seen[a] = victim_record["obs"][k][e].reshape(self.shapes[k])
+                    seen_norms[a] = float(victim_record["norms"][k][e])
+                    paid[a] = float(rewards[e, self.cols[k]])
+            gt.update(victim_obs=seen, victim_perturbation_norm=seen_norms, victim_rewards=paid)
         return {
             self.names[i]: {self.threat_name: gt} for i in np.flatnonzero(rows["alive"][e]).tolist()
         }
