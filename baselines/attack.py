@@ -107,7 +107,8 @@ class Args:
     """the number of parallel game environments"""
     vector_backend: str = "sync"
     """`sync` (one process), `subproc` (one worker per env copy) or `batched` (the batched
-    torch env, for k-corruption, Byzantine and partial control: docs/batched.md)"""
+    torch env, the defenders' checkpoint policies evaluated on the whole batch:
+    docs/batched.md)"""
 
     # Threat model
     threat: Literal[
