@@ -201,6 +201,9 @@ def victim_policy(checkpoint, name="player_0", seat=0):
     return kx.TabularPolicy(seat, probs)
 
 
+RELOADED = 1e-8  # exact values of a policy reloaded from its checkpoint (see below)
+
+
 @pytest.mark.parametrize("method", [*METHODS, "rl_oracle"])
 def test_every_method_logs_the_exact_values_of_its_policies(method, tmp_path):
     """6 iterations (4 episodes x 2 batches each) at eps = 0.7 against a uniform benign
@@ -219,11 +222,15 @@ def test_every_method_logs_the_exact_values_of_its_policies(method, tmp_path):
     expl = kx.one_sided_exploitability(victim, epsilon=0.7, benign=benign)
     assert values[-1] == pytest.approx(expl, abs=1e-6)  # TensorBoard stores float32
     logged = read_record(final)["extra"]["exact"]
-    assert logged["exact/exploitability"] == pytest.approx(expl, abs=1e-12)
+    # logged from the live float32 network, checked on its copy reloaded from the checkpoint:
+    # on some CPUs (seen on an AMD EPYC) the BLAS kernels round the two in the last bit of a
+    # logit, which moves these exact values by ~2e-10; a wrong policy or iteration moves them
+    # by far more than RELOADED
+    assert logged["exact/exploitability"] == pytest.approx(expl, abs=RELOADED)
     optimum = kx.robust_optimum(0, epsilon=0.7, benign=benign).exploitability
-    assert logged["exact/exploitability_gap"] == pytest.approx(expl - optimum, abs=1e-12)
+    assert logged["exact/exploitability_gap"] == pytest.approx(expl - optimum, abs=RELOADED)
     assert logged["exact/exploitability_eps_1"] == pytest.approx(
-        kx.one_sided_exploitability(victim, epsilon=1.0), abs=1e-12
+        kx.one_sided_exploitability(victim, epsilon=1.0), abs=RELOADED
     )
     average = kx.AveragePolicy.from_state_dict(read_record(final)["extra"]["average"])
     assert average.count == 6
@@ -238,7 +245,7 @@ def test_every_method_logs_the_exact_values_of_its_policies(method, tmp_path):
         assert sorted(policies) == ["player_0", "player_1_adversary"]
         attacker = victim_policy(final, "player_1_adversary", seat=1)
     score = kx.expected_payoff(victim, kx.mix(benign, attacker, 0.7))
-    assert logged["exact/score"] == pytest.approx(score, abs=1e-12)
+    assert logged["exact/score"] == pytest.approx(score, abs=RELOADED)
 
 
 def test_min_oracle_lowers_exploitability(tmp_path):

@@ -123,6 +123,8 @@ def test_trainer_throughput_benchmark(tmp_path):
         "| ippo.py (1 epoch)",
         "| art.py k=1 (30 epochs)",
         "| art.py k=1 (1 epoch)",
+        "| art.py k=1 (30 epochs, --vector-backend batched)",
+        "| art.py k=1 throughput preset (batched, not the paper's)",
     ]
     assert rows[0].endswith("| 1.00 |")
 
