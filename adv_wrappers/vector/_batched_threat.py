@@ -111,10 +111,9 @@ class BatchedActionThreat:
             )
         self.num_agents = len(agents)
         attackable = list(template._attackable)
-        self._attackable_names = attackable
         self.attackable = np.array([self.base.index(a) for a in attackable], dtype=np.int64)
         self.adv_cols = np.array([index[template._adv_ids[a]] for a in attackable], np.int64)
-        self.adv_names = [template._adv_ids[a] for a in attackable]
+        self.names = list(agents)
         self.adversary_observes = template.adversary_observes
         self._benign_outside = np.array(
             [a in attackable and template._benign_outside(a) for a in self.base], dtype=np.bool_
@@ -295,7 +294,5 @@ class BatchedActionThreat:
             "executed_actions": executed,
         }
         gt.update(extra)
-        names = list(self.base) + [None] * (self.num_agents - self.n)
-        for col, name in zip(self.adv_cols, self.adv_names, strict=True):
-            names[col] = name
-        return {names[i]: {self.threat_name: gt} for i in np.flatnonzero(rows["alive"][e]).tolist()}
+        listed = np.flatnonzero(rows["alive"][e]).tolist()
+        return {self.names[i]: {self.threat_name: gt} for i in listed}
