@@ -62,6 +62,7 @@ from adv_wrappers.train import load_policy, read_record
 from adv_wrappers.train.config import PAPER_000_PRESETS, args_from_dict, cli_flags, parse_args
 from adv_wrappers.train.envs import evaluate, make_env, victims_return
 from adv_wrappers.train.tracking import run_name
+from adv_wrappers.vector import stacked_agent_id
 
 IPPO = Path(__file__).resolve().parent / "ippo.py"
 
@@ -142,6 +143,11 @@ class Args:
     stealth_features: int = 10
     """stealth: how many observation features (the largest variances on clean rollouts) the
     distribution shift compares (adv_wrappers.stealth.state_shift)"""
+    stack_scenarios: bool = False
+    """train the attackers of every scenario in one `ippo.py` run, side by side, each with its
+    own networks and `--num-envs` copies (`ippo.py --scenarios`); k_corruption_v0 and
+    byzantine_v0 (theta = e_i) on fixed-horizon envs. Faster than one run per scenario; the
+    random draws differ from those runs (docs/attack.md)"""
     stochastic_defenders: bool = False
     """the defenders sample their actions (seeded) instead of acting greedily; Li et al.'s
     robust policies are mixed (in the XNOR/XOR game a greedy defender is exploited to 0)"""
@@ -367,10 +373,12 @@ def stealth(clean_obs, attacked_obs, top_k):
     return {**mean, "per_victim": per_victim}
 
 
-def evaluate_scenario(args, env_kwargs, scenario, attacker_path, agents):
+def evaluate_scenario(args, env_kwargs, scenario, attacker_path, agents, names=None):
     """Victims' per-episode returns, clean and with the trained attacker embedded, the shift
     of their observation distribution, and (partial control, ``--eval-epsilons``) the same
-    at other budgets."""
+    at other budgets. ``names``: adversary ID -> its policy's name in the checkpoint (default:
+    the same; a stacked run's are renamed)."""
+    names = names or {}
     policies = {
         a: load_policy(args.defender, agent=a, deterministic=not args.stochastic_defenders,
                        seed=args.seed + 1000 + i)
@@ -385,7 +393,7 @@ def evaluate_scenario(args, env_kwargs, scenario, attacker_path, agents):
     kwargs = dict(scenario.threat["kwargs"])
     kwargs.pop("victim_policies", None)  # the victims act outside, on the perturbed obs
     kwargs[scenario.slot] = {  # sampled actions, each attacker network its own seed
-        j: {"checkpoint": str(attacker_path), "agent": adv, "deterministic": False,
+        j: {"checkpoint": str(attacker_path), "agent": names.get(adv, adv), "deterministic": False,
             "seed": args.seed + m}
         for m, (j, adv) in enumerate(scenario.controlled.items())
     }  # fmt: skip
@@ -422,9 +430,37 @@ IPPO_FLAGS = (
 )  # fmt: skip
 
 
-def train_attacker(args, env_kwargs, scenario, folder):
+def stacked(args, plan):
+    """One training of every scenario of ``plan`` side by side (``--stack-scenarios``): the
+    threat that covers them all, and ``ippo.py --scenarios``'s list, each scenario pinned by
+    the wrapper's reset options (``InvalidArgumentError`` for the other threat models)."""
+    threat = args.threat
+    if threat == "k_corruption_v0":
+        kwargs = {"k": args.k}
+        options = [{"victim": s.threat["kwargs"]["victim"], "attacked": s.threat["kwargs"]["subset"]}
+                   for s in plan]  # fmt: skip
+    elif threat == "byzantine_v0" and not args.prior:
+        reveal = {k: v for k, v in plan[0].threat["kwargs"].items() if k == "reveal_types"}
+        thetas = [next(iter(s.threat["kwargs"]["prior"])) for s in plan]
+        kwargs = {**reveal, "prior": {theta: 1.0 / len(thetas) for theta in thetas}}
+        options = [{"theta": [int(ch) for ch in theta]} for theta in thetas]
+    else:
+        raise InvalidArgumentError(
+            "--stack-scenarios stacks k_corruption_v0 scenarios and byzantine_v0 without "
+            f"--prior (one scenario per Byzantine agent); got --threat {threat}"
+            + (" with --prior" if args.prior else "")
+        )
+    scenario = Scenario(name="stacked", threat={"name": threat, "kwargs": kwargs},
+                        frozen=plan[0].frozen)  # fmt: skip
+    specs = [{"name": s.name, "agents": list(s.controlled.values()), "options": o}
+             for s, o in zip(plan, options, strict=True)]  # fmt: skip
+    return scenario, specs
+
+
+def train_attacker(args, env_kwargs, scenario, folder, stack=None):
     """Train the scenario's adversaries with ``ippo.py`` in ``folder`` (continuing a killed
-    run from its last checkpoint); return the final checkpoint."""
+    run from its last checkpoint); return the final checkpoint. ``stack``: the scenarios that
+    ``scenario`` trains side by side (:func:`stacked`)."""
     finals = sorted(folder.glob("runs/*/checkpoints/final.safetensors"))
     if finals and read_record(finals[-1])["complete"]:
         return finals[-1]
@@ -439,7 +475,7 @@ def train_attacker(args, env_kwargs, scenario, folder):
             "frozen": json.dumps(scenario.frozen), "eval_episodes": 0,
             "executed_only": scenario.threat["name"] == "partial_control_v0"
             and not args.train_on_all_steps,
-        })  # fmt: skip
+        }) + (cli_flags({"scenarios": json.dumps(stack)}) if stack else [])  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen([sys.executable, str(IPPO), *flags], cwd=folder)
     # a SIGTERM of this script stops the training too (SIGKILL cannot be forwarded: kill the
@@ -507,6 +543,7 @@ if __name__ == "__main__":
     print(f"attacking {args.defender} ({args.threat}): {len(plan)} scenario(s) in {folder}")
 
     results = []
+    stack = stacked(args, plan) if args.stack_scenarios else None
     for index, scenario in enumerate(plan):
         scenario_dir = folder / scenario.name
         done = scenario_dir / "result.json"
@@ -521,15 +558,24 @@ if __name__ == "__main__":
                 f"scenario {scenario.name}: the env exposes {list(exposed.possible_agents)}, "
                 f"expected the adversaries {sorted(scenario.controlled.values())}"
             )
-        print(f"scenario {index + 1}/{len(plan)}: {scenario.name}", flush=True)
-        attacker = train_attacker(args, env_kwargs, scenario, scenario_dir)
+        names = None
+        if stack is None:
+            print(f"scenario {index + 1}/{len(plan)}: {scenario.name}", flush=True)
+            attacker = train_attacker(args, env_kwargs, scenario, scenario_dir)
+        else:  # every scenario's attackers, trained once, side by side
+            print(f"scenario {index + 1}/{len(plan)}: {scenario.name} (stacked)", flush=True)
+            attacker = train_attacker(args, env_kwargs, stack[0], folder / "stacked", stack[1])
+            names = {
+                adv: stacked_agent_id(scenario.name, adv) for adv in scenario.controlled.values()
+            }
 
         # the scenario's evaluation (the attacker loaded as the wrappers load it)
-        evaluation = evaluate_scenario(args, env_kwargs, scenario, attacker, defender_agents)
+        evaluation = evaluate_scenario(args, env_kwargs, scenario, attacker, defender_agents, names)
         result = {
             "scenario": scenario.name, "threat": scenario.threat, "attacker": str(attacker.resolve()),
             "victims": scenario.victims, "episodes": args.eval_episodes, **evaluation,
         }  # fmt: skip
+        scenario_dir.mkdir(parents=True, exist_ok=True)  # (a stacked run trains elsewhere)
         done.with_suffix(".tmp").write_text(json.dumps(result, indent=2))
         done.with_suffix(".tmp").replace(done)  # atomic: a result exists whole or not at all
         results.append(result)

@@ -15,8 +15,13 @@ one run are reported):
   (``THROUGHPUT_PRESETS``: batched, 1024 copies, 16 gradient steps per 25,600 env steps; not
   the paper's), and with one epoch (the difference is the learner's share); ``art.py`` at the
   preset, on the batched path, with the throughput preset and with one epoch;
+* the attack protocol (``--attack``): ``attack.py``'s fresh k = 1 attackers against frozen
+  ``ippo.py`` defenders, one scenario per run (sync and batched) against every scenario
+  (victim, K) trained side by side in one run (``--stack-scenarios``), counted in
+  *scenario steps* per second (the steps each scenario's attacker trains on, summed over
+  the scenarios);
 
-and prints (and with ``--output`` writes) a Markdown table of medians and ratios.
+and prints (and with ``--output`` writes) Markdown tables of medians and ratios.
 """
 
 import json
@@ -57,8 +62,12 @@ class Args:
     """interleaved rounds; medians are reported"""
     trainer_flags: str = ""
     """extra flags of every trainer run, as one string (tests use tiny batches)"""
+    attack: bool = True
+    """also measure the attack protocol (a defender is trained first, for a few seconds)"""
+    attack_timesteps: int = 12_000
+    """steps per scenario of every attack run (a multiple of the preset's batch)"""
     output: str | None = None
-    """write the Markdown table here (e.g. docs/trainer_sps.md)"""
+    """write the Markdown tables here (e.g. docs/trainer_sps.md)"""
 
 
 def raw_sps(env_id, num_envs, steps, seed=0):
@@ -74,21 +83,25 @@ def raw_sps(env_id, num_envs, steps, seed=0):
     return steps * num_envs / elapsed
 
 
-def trainer_sps(script, env_id, timesteps, extra=(), flags=""):
+def trainer_sps(script, env_id, timesteps, extra=(), flags="", eval_episodes=0):
     with tempfile.TemporaryDirectory() as cwd:
         env = {**os.environ, "WANDB_MODE": "offline"}
         subprocess.run(
             [sys.executable, str(BASELINES / script), "--env-id", env_id, "--total-timesteps",
-             str(timesteps), "--eval-episodes", "0", "--checkpoint-every", "1000",
+             str(timesteps), "--eval-episodes", str(eval_episodes), "--checkpoint-every", "1000",
              *shlex.split(flags), *extra],
             cwd=cwd, env=env, check=True, capture_output=True,
         )  # fmt: skip
+        # the trainer's own log (attack.py: that of its one ippo.py run, a level below)
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-        (run_dir,) = Path(cwd, "runs").iterdir()
-        accumulator = EventAccumulator(str(run_dir))
-        accumulator.Reload()
-        events = accumulator.Scalars("charts/SPS")  # one per iteration
+        logs = []
+        for run_dir in {p.parent for p in Path(cwd, "runs").rglob("events.out.tfevents.*")}:
+            accumulator = EventAccumulator(str(run_dir))
+            accumulator.Reload()
+            if "charts/SPS" in accumulator.Tags()["scalars"]:
+                logs.append(accumulator.Scalars("charts/SPS"))  # one per iteration
+        (events,) = logs
         if len(events) < 3:
             raise SystemExit(f"--timesteps {timesteps}: {script} logged {len(events)} iterations; "
                              "the steady state needs at least 3")  # fmt: skip
@@ -96,6 +109,19 @@ def trainer_sps(script, env_id, timesteps, extra=(), flags=""):
         # end (start-up, the first iteration and a --compile are left out)
         first, last = events[0], events[-1]
         return (last.step - first.step) / (last.wall_time - first.wall_time)
+
+
+def defender(env_id, directory, timesteps, flags=""):
+    """A checkpoint of ``ippo.py`` defenders (one epoch per iteration: only their inference
+    cost matters here)."""
+    subprocess.run(
+        [sys.executable, str(BASELINES / "ippo.py"), "--env-id", env_id, "--total-timesteps",
+         str(timesteps), "--eval-episodes", "0", *shlex.split(flags), "--update-epochs", "1"],
+        cwd=directory, env={**os.environ, "WANDB_MODE": "offline"}, check=True,
+        capture_output=True,
+    )  # fmt: skip
+    (path,) = Path(directory, "runs").glob("*/checkpoints/final.safetensors")
+    return str(path.resolve())
 
 
 if __name__ == "__main__":
@@ -144,6 +170,25 @@ if __name__ == "__main__":
             flags=f"{shlex.join(cli_flags(THROUGHPUT_PRESETS[args.env_id]))} {args.trainer_flags}",
         ),
     }
+    scenarios = {}  # attack rows -> scenarios per run
+    if args.attack:
+        workdir = tempfile.TemporaryDirectory(prefix="benchmark_sps_")  # removed at exit
+        path = defender(args.env_id, workdir.name, args.attack_timesteps, args.trainer_flags)
+        n = len(make_env(args.env_id)().possible_agents)
+        one = ["--victim", "agent_0", "--attacked", "agent_1"]
+        for label, extra, count in [
+            ("1 scenario per run", one, 1),
+            ("1 scenario per run, --vector-backend batched", [*one, "--vector-backend", "batched"], 1),
+            (f"{n * (n - 1)} scenarios stacked", ["--stack-scenarios"], n * (n - 1)),
+            (f"{n * (n - 1)} scenarios stacked, --vector-backend batched",
+             ["--stack-scenarios", "--vector-backend", "batched"], n * (n - 1)),
+        ]:  # fmt: skip
+            name = f"attack.py k=1, {label}"
+            scenarios[name] = count
+            configs[name] = lambda extra=extra, count=count: count * trainer_sps(
+                "attack.py", args.env_id, args.attack_timesteps,
+                ["--defender", path, *extra], args.trainer_flags, eval_episodes=1,
+            )  # fmt: skip
     if args.compile:
         configs[f"ippo.py ({epochs} epochs, --compile)"] = lambda: trainer_sps(
             "ippo.py", args.env_id, args.timesteps, ["--compile"], args.trainer_flags
@@ -158,8 +203,19 @@ if __name__ == "__main__":
     lines = [
         f"| {args.env_id} ({num_envs} copies) | steps/s (median of {args.rounds}) | ÷ raw |",
         "|---|---|---|",
-        *(f"| {name} | {m:,.0f} | {m / raw:.2f} |" for name, m in medians.items()),
-    ]
+        *(f"| {name} | {m:,.0f} | {m / raw:.2f} |" for name, m in medians.items()
+          if name not in scenarios),
+    ]  # fmt: skip
+    if scenarios:
+        base = medians["attack.py k=1, 1 scenario per run"]
+        lines += [
+            "",
+            f"| attack protocol, k = 1 ({num_envs} copies per scenario) | scenario steps/s "
+            f"(median of {args.rounds}) | ÷ one scenario per run (sync) |",
+            "|---|---|---|",
+            *(f"| {name} | {medians[name]:,.0f} | {medians[name] / base:.2f} |"
+              for name in scenarios),
+        ]  # fmt: skip
     table = "\n".join(lines)
     print("\n" + table)
     print(json.dumps({"samples": samples}, indent=None))

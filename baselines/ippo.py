@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.optim as optim
 
+from adv_wrappers.errors import InvalidArgumentError
 from adv_wrappers.train.checkpoint import Checkpointer, export_policies
 from adv_wrappers.train.config import PAPER_000_PRESETS, env_seed, parse_args, start_run
 from adv_wrappers.train.envs import (
@@ -95,6 +96,12 @@ class Args:
     """agents that act inside the env with fixed policies (`freeze_v0`, after the threat), as
     a JSON dict agent -> policy reference `{"checkpoint": PATH}` (or `"random"`); the others
     are trained. `attack.py` trains attackers this way, against frozen defenders"""
+    scenarios: str = "[]"
+    """several scenarios of the threat side by side in one run, each with its own networks, as
+    a JSON list of `{"name", "agents", "options"}` (`adv_wrappers.vector.ScenarioStack`, e.g.
+    one per victim and subset K, pinned by the threat's reset options; fixed-horizon envs):
+    `--num-envs` copies and `--total-timesteps` steps per scenario, the agents renamed
+    `<name>/<agent>`; needs `--eval-episodes 0`. `attack.py --stack-scenarios` uses it"""
     executed_only: bool = False
     """partial control: an exposed adversary's policy loss counts only the steps at which the
     wrapper executed its action (`info["partial_control"]["adversary_acted"]`); its value
@@ -205,7 +212,15 @@ if __name__ == "__main__":
         {"name": args.threat, "kwargs": json.loads(args.threat_kwargs)} if args.threat else None
     )
     env_fn = make_env(args.env_id, env_kwargs, threat, frozen=json.loads(args.frozen) or None)
-    envs = make_vector_env(env_fn, args.num_envs, args.vector_backend, device=device)
+    scenarios = json.loads(args.scenarios) or None
+    if scenarios and args.eval_episodes:
+        raise InvalidArgumentError(
+            "--scenarios needs --eval-episodes 0: the final evaluation plays one env, and the "
+            "renamed agents exist only in the stack (attack.py evaluates each scenario)"
+        )
+    envs = make_vector_env(
+        env_fn, args.num_envs, args.vector_backend, device=device, scenarios=scenarios
+    )
     obs_dim, action_space = check_trainable(envs, box_sizes=True)
     own_columns = action_mask(envs)  # None unless Box actions differ in size
     action_sizes = None if own_columns is None else envs.action_sizes

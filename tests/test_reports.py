@@ -108,9 +108,9 @@ def test_robustness_report_retabulates_committed_results_with_iqm(tmp_path):
 def test_trainer_throughput_benchmark(tmp_path):
     out = run(
         BENCHMARK, "--timesteps", "1200", "--throughput-timesteps", "1200", "--raw-steps", "20",
-        "--rounds", "1", "--no-compile",
+        "--rounds", "1", "--no-compile", "--attack-timesteps", "1200",
         "--trainer-flags=--num-envs 8 --num-steps 50 --minibatch-size 50",
-        "--output", str(tmp_path / "sps.md"), cwd=tmp_path,
+        "--output", str(tmp_path / "sps.md"), cwd=tmp_path, timeout=600,
     )  # fmt: skip
     table = (tmp_path / "sps.md").read_text()
     assert table in out
@@ -125,8 +125,12 @@ def test_trainer_throughput_benchmark(tmp_path):
         "| art.py k=1 (1 epoch)",
         "| art.py k=1 (30 epochs, --vector-backend batched)",
         "| art.py k=1 throughput preset (batched, not the paper's)",
+        "| attack.py k=1, 1 scenario per run",
+        "| attack.py k=1, 1 scenario per run, --vector-backend batched",
+        "| attack.py k=1, 6 scenarios stacked",
+        "| attack.py k=1, 6 scenarios stacked, --vector-backend batched",
     ]
-    assert rows[0].endswith("| 1.00 |")
+    assert rows[0].endswith("| 1.00 |") and rows[9].endswith("| 1.00 |")
 
 
 BYZANTINE = ROOT / "baselines" / "byzantine_report.py"

@@ -196,13 +196,13 @@ def make_env(
 
 
 VECTOR_BACKENDS = ("sync", "subproc", "batched")
+"""The trainers' ``--vector-backend`` values: PettingZoo copies in this process or one worker
+each (:func:`adv_wrappers.vector.make_vector_env`), or a batched torch env
+(:mod:`adv_envs.batched`, :class:`adv_wrappers.vector.BatchedVectorEnv`)."""
 BATCHED_THREATS = ("k_corruption_v0", "byzantine_v0", "partial_control_v0", "state_perturbation_v0")
 """The threat models (:data:`THREAT_MODELS` keys) that the batched backend runs (the action
 threats with exposed adversaries; state perturbation by noise, checkpoint policies or exposed
 adversaries: :class:`adv_wrappers.vector.BatchedVectorEnv`)."""
-"""The trainers' ``--vector-backend`` values: PettingZoo copies in this process or one worker
-each (:func:`adv_wrappers.vector.make_vector_env`), or a batched torch env
-(:mod:`adv_envs.batched`, :class:`adv_wrappers.vector.BatchedVectorEnv`)."""
 
 
 def make_vector_env(
@@ -212,9 +212,15 @@ def make_vector_env(
     *,
     device: Any = "cpu",
     state: bool = False,
+    scenarios: Sequence[Mapping[str, Any]] | None = None,
 ) -> Any:
     """The trainers' vector env for ``env_fn`` (from :func:`make_env`): ``backend`` is one of
     :data:`VECTOR_BACKENDS`, so a trainer switches to the batched path with one flag.
+
+    ``scenarios`` (a list of ``{"name", "agents", "options"}``) stacks several scenarios of
+    the threat model side by side (:class:`adv_wrappers.vector.ScenarioStack`): ``num_envs``
+    copies *per scenario*, each scenario's outside agents renamed ``"<name>/<agent>"``, so
+    that one run trains every scenario's own networks.
 
     ``"batched"`` builds the env's batched torch version (:func:`adv_envs.batched.make`) on
     ``device`` with the same registry ID and keyword arguments, behind the same interface
@@ -228,8 +234,24 @@ def make_vector_env(
         InvalidArgumentError: an unknown ``backend``; with ``"batched"``: an ``env_fn`` not made
             by :func:`make_env`, an env without a batched version, a threat model not in
             :data:`BATCHED_THREATS` (or with an embedded adversary), or frozen policies that
-            do not act on batches (see :class:`adv_wrappers.vector.BatchedFreeze`).
+            do not act on batches (see :class:`adv_wrappers.vector.BatchedFreeze`); bad
+            ``scenarios`` (see :class:`adv_wrappers.vector.ScenarioStack`).
     """
+    from adv_wrappers.vector import ScenarioStack
+
+    if scenarios is None:
+        return _vector_env(env_fn, num_envs, backend, device, state)
+    if isinstance(scenarios, (str, bytes, Mapping)) or not isinstance(scenarios, Sequence):
+        raise InvalidArgumentError(
+            f"scenarios must be a list of scenario dicts or None; got {scenarios!r}"
+        )
+    copies = num_envs * max(len(scenarios), 1)
+    return ScenarioStack(_vector_env(env_fn, copies, backend, device, state), scenarios)
+
+
+def _vector_env(
+    env_fn: Callable[[], ParallelEnv], num_envs: int, backend: str, device: Any, state: bool
+) -> Any:
     from adv_wrappers.vector import BatchedFreeze, BatchedVectorEnv
     from adv_wrappers.vector import make_vector_env as pettingzoo_vector_env
 

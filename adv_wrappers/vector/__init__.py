@@ -180,6 +180,7 @@ from pettingzoo import ParallelEnv
 from adv_wrappers.errors import InvalidArgumentError, VectorEnvStateError
 from adv_wrappers.vector._batched import BatchedVectorEnv
 from adv_wrappers.vector._batched_frozen import BatchedFreeze
+from adv_wrappers.vector._scenarios import ScenarioStack, stacked_agent_id
 from adv_wrappers.vector._subproc import SubprocParallelVectorEnv
 from adv_wrappers.vector._sync import SyncParallelVectorEnv, check_num_envs
 
@@ -187,10 +188,12 @@ __all__ = [
     "BACKENDS",
     "BatchedFreeze",
     "BatchedVectorEnv",
+    "ScenarioStack",
     "SubprocParallelVectorEnv",
     "SyncParallelVectorEnv",
     "VectorEnvStateError",
     "make_vector_env",
+    "stacked_agent_id",
 ]
 
 BACKENDS = ("sync", "subproc")
