@@ -13,7 +13,13 @@ from adv_wrappers.errors import InvalidArgumentError, VectorEnvStateError
 from adv_wrappers.state_perturbation import StatePerturbationWrapper
 from adv_wrappers.vector._batched_perturbation import BatchedStatePerturbation
 from adv_wrappers.vector._batched_threat import BatchedActionThreat
-from adv_wrappers.vector._layout import Layout, LayoutAttributes, describe, per_copy_options
+from adv_wrappers.vector._layout import (
+    Layout,
+    LayoutAttributes,
+    check_action_shape,
+    describe,
+    per_copy_options,
+)
 
 
 class BatchedVectorEnv(LayoutAttributes):
@@ -192,14 +198,7 @@ class BatchedVectorEnv(LayoutAttributes):
         return threat.observations(obs, state, layout.obs_shape, layout.obs_dtype)
 
     def _check_actions(self, actions: Any) -> np.ndarray:
-        actions = np.asarray(actions)
-        shape = (self.num_envs, self.num_agents, *self._layout.action_shape)
-        if actions.shape != shape:
-            raise InvalidArgumentError(
-                f"actions must have shape [num_envs, num_agents, ...] = {shape}; got "
-                f"{actions.shape}"
-            )
-        return actions
+        return check_action_shape(actions, self.num_envs, self._layout)
 
     def step(
         self, actions: Any

@@ -20,7 +20,12 @@ from gymnasium import spaces
 from adv_wrappers.core import seeded_rng
 from adv_wrappers.errors import InvalidArgumentError, UnknownAgentError
 from adv_wrappers.vector._batched_threat import LazyCopies
-from adv_wrappers.vector._layout import Layout, LayoutAttributes
+from adv_wrappers.vector._layout import (
+    Layout,
+    LayoutAttributes,
+    actions_below,
+    check_action_shape,
+)
 
 
 def _frozen_infos(below: Sequence, rows: dict[str, Any], e: int) -> dict[Any, Any] | None:
@@ -181,27 +186,15 @@ class BatchedFreeze(LayoutAttributes):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every copy: the outside agents' ``actions`` (this layer's agent axis) and the
         frozen agents' own; the outputs of the sync backend over ``freeze_v0`` copies."""
-        actions = np.asarray(actions)
-        layout = self._layout
-        shape = (self.num_envs, self.num_agents, *layout.action_shape)
-        if actions.shape != shape:
-            raise InvalidArgumentError(
-                f"actions must have shape [num_envs, num_agents, ...] = {shape}; got "
-                f"{actions.shape}"
-            )
+        actions = check_action_shape(actions, self.num_envs, self._layout)
         envs = self.envs
-        inner_shape = (self.num_envs, envs.num_agents, *envs._layout.action_shape)
-        dtype = np.result_type(actions.dtype, np.float32) if len(inner_shape) == 3 else np.int64
-        inner = np.zeros(inner_shape, dtype=dtype)
-        if len(inner_shape) == 3:
-            inner[:, self._out_cols, : actions.shape[2]] = actions
-        else:
-            inner[:, self._out_cols] = actions
+        inner = actions_below(envs, actions, (slice(None), self._out_cols))
+        boxes = inner.ndim == 3
         for (agent, col), size in zip(self._frozen, self._inner_sizes, strict=True):
             rows = self._inner_alive[:, col]
             if rows.any():
                 act = self._act(agent, col, size, rows)
-                if len(inner_shape) == 3:
+                if boxes:
                     act = np.asarray(act).reshape(int(rows.sum()), -1)
                     inner[rows, col, : act.shape[1]] = act
                 else:

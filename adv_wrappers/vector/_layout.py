@@ -300,6 +300,33 @@ class LayoutAttributes:
         self.action_nvec = layout.action_nvec
 
 
+def check_action_shape(actions: Any, num_envs: int, layout: Layout) -> np.ndarray:
+    """``actions`` as an array of shape ``[num_envs, num_agents, *action_shape]`` (typed error
+    naming the expected shape otherwise)."""
+    actions = np.asarray(actions)
+    shape = (num_envs, layout.num_agents, *layout.action_shape)
+    if actions.shape != shape:
+        raise InvalidArgumentError(
+            f"actions must have shape [num_envs, num_agents, ...] = {shape}; got {actions.shape}"
+        )
+    return actions
+
+
+def actions_below(envs: Any, actions: np.ndarray, index: tuple) -> np.ndarray:
+    """The action array of the vector env ``envs`` under a layer: zeros (padding, never
+    read where no agent acts), with the layer's ``actions`` at ``index`` (an index of its
+    ``[E, A]`` axes); Box actions fill each row's first columns."""
+    layout = envs._layout
+    shape = (envs.num_envs, envs.num_agents, *layout.action_shape)
+    boxes = len(shape) == 3
+    below = np.zeros(shape, dtype=np.result_type(actions.dtype, np.float32) if boxes else np.int64)
+    if boxes:
+        below[tuple(index) + (slice(None, actions.shape[2]),)] = actions
+    else:
+        below[index] = actions
+    return below
+
+
 def describe(env: Any, where: str) -> tuple[tuple[Any, ...], dict, dict]:
     """``(possible_agents, observation spaces, action spaces)`` of one copy."""
     if isinstance(env, AECEnv):

@@ -30,7 +30,13 @@ import numpy as np
 
 from adv_wrappers.errors import InvalidArgumentError, UnknownAgentError
 from adv_wrappers.vector._batched_threat import LazyCopies
-from adv_wrappers.vector._layout import SCHEDULE_KEY, Layout, LayoutAttributes
+from adv_wrappers.vector._layout import (
+    SCHEDULE_KEY,
+    Layout,
+    LayoutAttributes,
+    actions_below,
+    check_action_shape,
+)
 
 SEPARATOR = "/"
 """Between a scenario's name and its agent's ID in the renamed agent IDs."""
@@ -272,23 +278,9 @@ class ScenarioStack(LayoutAttributes):
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every sub-copy with its agents' entries of ``actions`` (``[C, A, ...]``)."""
-        actions = np.asarray(actions)
-        layout = self._layout
-        shape = (self.num_envs, self.num_agents, *layout.action_shape)
-        if actions.shape != shape:
-            raise InvalidArgumentError(
-                f"actions must have shape [num_envs, num_agents, ...] = {shape}; got "
-                f"{actions.shape}"
-            )
-        envs = self.envs
-        below_shape = (envs.num_envs, envs.num_agents, *envs._layout.action_shape)
-        dtype = np.result_type(actions.dtype, np.float32) if len(below_shape) == 3 else np.int64
-        below = np.zeros(below_shape, dtype=dtype)
-        if len(below_shape) == 3:
-            below[self._rows, self._cols, : actions.shape[2]] = actions
-        else:
-            below[self._rows, self._cols] = actions
-        obs, rewards, terms, truncs, infos = envs.step(below)
+        actions = check_action_shape(actions, self.num_envs, self._layout)
+        below = actions_below(self.envs, actions, (self._rows, self._cols))
+        obs, rewards, terms, truncs, infos = self.envs.step(below)
         reset = np.asarray(infos["reset"])
         self._check_below(infos["alive"], reset)
         out: dict[str, Any] = {key: self._gather(infos[key]) for key in _MASKS}
