@@ -326,7 +326,7 @@ if __name__ == "__main__":
             },
             global_step,
         )
-        run.update_progress(global_step, stats.recent_return)
+        run.update_progress(global_step, stats.recent_return, scenarios=len(scenarios or [1]))
 
         if iteration % args.checkpoint_every == 0 or iteration == args.num_iterations:
             checkpointer.save(

@@ -359,6 +359,9 @@ def test_stacked_attackers_learn_every_scenario(defender, tmp_path):
         "victim=agent_1,attacked=agent_0/agent_0_adversary",
     ]
     assert record["args"]["total_timesteps"] == 8000  # per scenario
+    # the run's progress.json counts both scenarios' steps (what the reports' monitor sums)
+    progress = json.loads(only("runs/*/stacked/runs/*/progress.json", tmp_path).read_text())
+    assert progress["global_step"] == progress["total_timesteps"] == 2 * 8000
     for r in results:
         assert r["clean"][0] == 100.0
         assert r["attacked"][0] <= 5.0, (r["scenario"], r["attacked"])

@@ -150,12 +150,16 @@ class Run:
                 self.writer.add_scalar(tag, value, global_step)
         self.writer.flush()
 
-    def update_progress(self, global_step: int, episodic_return: float | None = None) -> None:
+    def update_progress(
+        self, global_step: int, episodic_return: float | None = None, *, scenarios: int = 1
+    ) -> None:
         """Move the progress bar to ``global_step``; show SPS and the recent return.
 
         Also writes ``progress.json`` in the run folder (``global_step``, ``total_timesteps``,
         ``sps``), which a script running trainers as subprocesses (``robustness_report.py``)
-        reads to show overall progress.
+        reads to show overall progress. A run of ``scenarios`` stacked scenarios
+        (``ippo.py --scenarios``) counts ``global_step`` per scenario; the file counts the
+        environment steps of all of them (``global_step * scenarios``).
         """
         sps = self.sps(global_step)
         postfix = {"SPS": sps}
@@ -163,7 +167,11 @@ class Run:
             postfix["return"] = round(float(episodic_return), 2)  # type: ignore[assignment]
         self.progress.set_postfix(postfix, refresh=False)
         self.progress.update(global_step - self.progress.n)
-        progress = {"global_step": global_step, "total_timesteps": self.progress.total, "sps": sps}
+        progress = {
+            "global_step": global_step * scenarios,
+            "total_timesteps": self.progress.total * scenarios,
+            "sps": sps * scenarios,
+        }
         tmp = self.dir / "progress.json.tmp"
         tmp.write_text(json.dumps(progress))
         tmp.replace(self.dir / "progress.json")
