@@ -9,7 +9,9 @@ wrapper with its adversary slot *exposed*, so the only agents left outside are t
 adversaries, and ``ippo.py`` (run as a subprocess, the defenders given with ``--frozen``)
 trains them with PPO on the reward the wrapper pays them: minus the victims' reward. This
 file has no PPO of its own. One run attacks one or several *scenarios*, trained one after
-the other from the same seed (each is exactly what a run of that scenario alone would give):
+the other from the same seed (each is exactly what a run of that scenario alone would give),
+or, with ``--stack-scenarios``, side by side in one ``ippo.py`` run (``ippo.py --scenarios``:
+each scenario its own networks and copies; k-corruption and Byzantine scenarios):
 
 * ``k_corruption_v0`` (Nika et al. (TMLR 2024)): a victim and a subset K of at most k other
   agents; ``--victim all`` and no ``--attacked`` give every victim and every K of size
