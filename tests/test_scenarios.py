@@ -202,3 +202,31 @@ def test_stacked_scenarios_refuse_bad_input():
     with pytest.raises(InvalidArgumentError, match="global state"):
         make_vector_env(make_env(CN, {}, {"name": "k_corruption_v0", "kwargs": {"k": 1}}), 1,
                         state=True, scenarios=plan)  # fmt: skip
+
+
+def test_stacked_agents_with_smaller_observations_drop_the_padding():
+    """Keep-away's agents observe 8 and 19 values; the vector env below pads every row to 19.
+    A stack of the scenario whose only adversary observes 8 values gives rows of 8: the first
+    8 columns of that agent's padded row, over 30 steps of the real env."""
+    plan = [{"name": "victim=agent_0,attacked=adversary_0", "agents": ["adversary_0_adversary"],
+             "options": {"victim": "agent_0", "attacked": ["adversary_0"]}}]  # fmt: skip
+    frozen = {"adversary_0": "random", "agent_0": "random"}
+    env_fn = make_env("adv/keep_away-v0", {}, {"name": "k_corruption_v0", "kwargs": {"k": 1}},
+                      frozen=frozen)  # fmt: skip
+    stack = make_vector_env(env_fn, 2, "batched", scenarios=plan)
+    below = make_vector_env(env_fn, 2, "batched")
+    assert below.single_observation_space.shape == (19,)
+    col = below.agents.index("adversary_0_adversary")
+    obs, infos = stack.reset(seed=4)
+    obs_below, _ = below.reset(seed=4, options={"episode_schedule": {
+        "victim": [["agent_0"]] * 2, "attacked": [[["adversary_0"]]] * 2}})  # fmt: skip
+    assert obs.shape == (2, 1, 8) and stack.single_observation_space.shape == (8,)
+    assert stack.action_nvec.tolist() == [5]
+    for t in range(30):
+        np.testing.assert_array_equal(obs[:, 0], obs_below[:, col, :8], err_msg=f"t={t}")
+        assert not obs_below[:, col, 8:].any()  # only padding was dropped
+        actions = np.full((2, 1), t % 5, dtype=np.int64)  # Discrete(5) actions
+        full = np.zeros((2, below.num_agents), dtype=np.int64)
+        full[:, col] = actions[:, 0]
+        obs = stack.step(actions)[0]
+        obs_below = below.step(full)[0]

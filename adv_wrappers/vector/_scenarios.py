@@ -36,6 +36,7 @@ from adv_wrappers.vector._layout import (
     LayoutAttributes,
     actions_below,
     check_action_shape,
+    flat_size,
 )
 
 SEPARATOR = "/"
@@ -163,12 +164,10 @@ class ScenarioStack(LayoutAttributes):
             agents += renamed.values()
             sources += [index[a] for a in own]
             owners += [s] * len(own)
-        self._sources = np.array(sources, dtype=np.int64)
-        self._owners = np.array(owners, dtype=np.int64)
         # out[c, m] = below[rows[c, m], cols[c, m]]
         copies = np.arange(self.num_envs)[:, None]
-        self._rows = copies * num_scenarios + self._owners[None, :]
-        self._cols = np.broadcast_to(self._sources, self._rows.shape)
+        self._rows = copies * num_scenarios + np.array(owners, dtype=np.int64)[None, :]
+        self._cols = np.broadcast_to(np.array(sources, dtype=np.int64), self._rows.shape)
         allowed = np.zeros((envs.num_envs, len(envs.agents)), dtype=np.bool_)
         allowed[self._rows, self._cols] = True
         self._foreign = ~allowed
@@ -184,11 +183,9 @@ class ScenarioStack(LayoutAttributes):
         }
         self._expose(Layout(agents, self.observation_spaces, self.action_spaces))
         self.state_space = None
-        below = envs._layout
-        self._obs_width = (
-            None if self._layout.obs_shape == below.obs_shape else self._layout.obs_shape[-1]
-        )
-        self._names = [[(a, new) for a, new in renamed.items()] for renamed in self.scenario_agents]
+        # fewer agents may need less padding (or none): below, rows are flat and padded
+        shape = self._layout.obs_shape
+        self._obs_shape = None if shape == envs._layout.obs_shape else shape
 
     @property
     def alive(self) -> np.ndarray:
@@ -200,7 +197,10 @@ class ScenarioStack(LayoutAttributes):
 
     def _obs(self, obs: np.ndarray) -> np.ndarray:
         out = self._gather(obs)
-        return out if self._obs_width is None else np.ascontiguousarray(out[..., : self._obs_width])
+        if self._obs_shape is None:
+            return out
+        size = flat_size(self._obs_shape)
+        return np.ascontiguousarray(out[..., :size]).reshape(*out.shape[:2], *self._obs_shape)
 
     def _check_below(self, alive: np.ndarray, reset: np.ndarray | None = None) -> None:
         foreign = alive & self._foreign
@@ -228,12 +228,12 @@ class ScenarioStack(LayoutAttributes):
         def build(c: int) -> dict[str, Any] | None:
             merged: dict[str, Any] = {}
             found = False
-            for s, names in enumerate(self._names):
+            for s, renamed in enumerate(self.scenario_agents):
                 inner = below[c * self.num_scenarios + s]
                 if inner is None:
                     continue
                 found = True
-                for a, new in names:
+                for a, new in renamed.items():
                     if a in inner:
                         merged[new] = inner[a]
             return merged if found else None
