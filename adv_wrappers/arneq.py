@@ -329,7 +329,7 @@ def robust_best_values(
 
     best = greedy(np.zeros(num_states))[1]
     for _ in range(10_000):
-        values, _ = _evaluate_against_worst(best, rewards, transitions, gamma)
+        values = _evaluate_against_worst(best, rewards, transitions, gamma)[0]
         improved, candidate = greedy(values)
         if (improved - values).max() <= tol:
             return values, best
