@@ -10,7 +10,8 @@ run in one batched matrix product (``adv_wrappers.train.networks``); losses are 
 agents, so every agent's network gets exactly the gradient of its own PPO loss
 (``adv_wrappers.train.ppo.ppo_update``). With ``--frozen`` some agents act inside the env
 with fixed policies (``freeze_v0``) and only the others are trained: ``attack.py`` trains its
-attackers this way, against frozen defenders.
+attackers this way, against frozen defenders. ``--init-policies`` starts agents from trained
+policies (``convergence_check.py`` continues a defender's training this way).
 """
 
 import json
@@ -34,6 +35,7 @@ from adv_wrappers.train.envs import (
     make_vector_env,
 )
 from adv_wrappers.train.networks import ActorSpec, MLPActor, stack_agents, stacked_mlp
+from adv_wrappers.train.policy import load_actor_members
 from adv_wrappers.train.ppo import ppo_update
 from adv_wrappers.train.rollout import EpisodeStats, Rollout, env_action, gae, trajectory_ends
 
@@ -106,6 +108,15 @@ class Args:
     """partial control: an exposed adversary's policy loss counts only the steps at which the
     wrapper executed its action (`info["partial_control"]["adversary_acted"]`); its value
     loss uses every step. `attack.py` sets it for `partial_control_v0`"""
+    init_policies: str = "{}"
+    """start trained agents' actors from checkpoint policies, as a JSON dict agent -> policy
+    reference `{"checkpoint": PATH, "agent": ID}` (the architecture must match; critics and
+    the optimizer start fresh; ignored by `--resume`). `convergence_check.py` continues a
+    defender's training this way"""
+    critic_warmup_iterations: int = 0
+    """the first this many iterations update only the critics (the actors are held), so that a
+    run started from `--init-policies` improves its policies against a fitted baseline (all
+    of them: the actors stay as they started)"""
 
     # Algorithm specific arguments
     total_timesteps: int = 500000
@@ -229,6 +240,16 @@ if __name__ == "__main__":
         obs_dim, action_space, envs.num_agents, args.share_parameters, args.hidden_sizes,
         own_columns,
     )  # fmt: skip
+    if not 0 <= args.critic_warmup_iterations <= args.num_iterations:
+        raise InvalidArgumentError(
+            f"--critic-warmup-iterations must be in [0, {args.num_iterations}] (the run's "
+            f"iterations); got {args.critic_warmup_iterations}"
+        )
+    init_policies = json.loads(args.init_policies)
+    if init_policies and not resume:  # (a resumed run restores its own weights)
+        init_env = env_fn()  # the policies must fit the trained agents' spaces there
+        load_actor_members(agent.actor, envs.agents, init_policies, init_env)
+        init_env.close()
     agent = agent.to(device)
     optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)
     checkpointer = Checkpointer(
@@ -297,6 +318,7 @@ if __name__ == "__main__":
 
         # flatten the batch (the agent axis stays: every agent learns from its own samples)
         b = rollout.flatten(advantages, returns)
+        agent.actor.requires_grad_(iteration > args.critic_warmup_iterations)
 
         # Optimizing the policy and value network (adv_wrappers.train.ppo: CleanRL's epochs
         # and minibatches, per-agent masked losses, per-agent gradient clipping)

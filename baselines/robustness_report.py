@@ -24,12 +24,22 @@ and ``attack/attack.log`` in each job's folder. ``--from-results`` re-tabulates 
 report's ``results.json`` (e.g. ``docs/robustness_report.json``) without running anything.
 ``--ray`` runs every job as a Ray task on a local instance, ``--ray-address`` on an existing
 cluster (``adv_wrappers.train.fanout``; the ``ray`` extra).
+
+Table 1's full protocol (``--preset paper``) adds: attacks with 1 and 2 adversaries (``--k 1
+2``); a plateau check of every attacker's training curve; one long attack (800K steps) on
+each method's worst scenario of the first seed, to show what the shorter budget costs; and
+the convergence check of Fig. 5 for the ART rows (``convergence_check.py``). With
+``--results DIR`` each finished (method, seed) also writes its summary to
+``DIR/<method>_seed<s>.json``: small files to commit as they land, so that a grid spread over
+several sessions and machines skips what is done.
 """
 
 import dataclasses
 import json
+import math
 import os
 import shlex
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +48,7 @@ from typing import Literal
 import numpy as np
 import tyro
 
+from adv_wrappers import adversary_id
 from adv_wrappers.train.envs import make_env
 from adv_wrappers.train.fanout import run_jobs
 from adv_wrappers.train.jobs import (
@@ -45,11 +56,13 @@ from adv_wrappers.train.jobs import (
     Monitor,
     attack_or_resume,
     iqm_ci,
+    logged_scalars,
     mean_se,
     plot_intervals,
+    run_logged,
     train_or_resume,
 )
-from adv_wrappers.vector import make_vector_env
+from adv_wrappers.vector import make_vector_env, stacked_agent_id
 
 BASELINES = Path(__file__).resolve().parent
 ENV_ID = "adv/independent_spread-v0"
@@ -59,16 +72,23 @@ METHODS = {
     "naive": ("Naive", "ippo.py", []),
     "fixed_k1": ("Fixed-K(k=1)", "art.py", ["--k", "1", "--fixed-subset", "agent_1"]),
     "art_k1": ("ART(k=1)", "art.py", ["--k", "1"]),
-    "art_k2": ("ART(k=2)", "art.py", ["--k", "2"]),
+    # omega over the subsets of size exactly 2: Table 1 calls Fixed-K(k=2) "equivalent to
+    # ART(k=2)", which holds only then (docs/robustness_report.md)
+    "art_k2": ("ART(k=2)", "art.py", ["--k", "2", "--omega-support", "exactly_k"]),
 }
-# Nika et al. (TMLR 2024), Table 1, Independent Spread: (no adversary, 1 adversary), mean and
-# standard error over 5 seeds.
+CHECKED = ("art_k1", "art_k2")  # the rows of Fig. 5's convergence check (ART)
+# Nika et al. (TMLR 2024), Table 1, Independent Spread: no adversary, then 1 and 2
+# adversaries; mean and standard error over 5 seeds.
 PAPER_TABLE1 = {
-    "naive": ((-34.0, 1.9), (-493.2, 11.2)),
-    "fixed_k1": ((-142.8, 24.5), (-271.2, 31.0)),
-    "art_k1": ((-123.4, 11.7), (-190.2, 13.3)),
-    "art_k2": ((-148.0, 15.1), (-201.4, 11.7)),
+    "naive": ((-34.0, 1.9), {1: (-493.2, 11.2), 2: (-480.8, 16.1)}),
+    "fixed_k1": ((-142.8, 24.5), {1: (-271.2, 31.0), 2: (-290.8, 36.6)}),
+    "art_k1": ((-123.4, 11.7), {1: (-190.2, 13.3), 2: (-242.0, 33.4)}),
+    "art_k2": ((-148.0, 15.1), {1: (-201.4, 11.7), 2: (-213.6, 9.9)}),
 }
+# An attacker has plateaued when its mean training return over the last PLATEAU_WINDOW of its
+# steps exceeds the mean over the PLATEAU_WINDOW before by less than PLATEAU_TOLERANCE of
+# the latter's magnitude (its return is minus its victim's).
+PLATEAU_WINDOW, PLATEAU_TOLERANCE = 0.2, 0.05
 PRESETS = {
     "quick": dict(
         methods=("naive", "art_k1"),
@@ -79,10 +99,15 @@ PRESETS = {
     ),  # fmt: skip
     "paper": dict(
         methods=tuple(METHODS),
-        seeds=(1, 2, 3),
+        seeds=(1, 2, 3, 4, 5),
         train_timesteps=800_000,
-        attack_timesteps=800_000,
+        attack_timesteps=200_000,
+        k=(1, 2),
         eval_episodes=100,
+        train_flags="--vector-backend batched",
+        attack_flags="--stack-scenarios --vector-backend batched",
+        long_attack_timesteps=800_000,
+        convergence_check=True,
     ),  # fmt: skip
 }
 
@@ -102,8 +127,21 @@ class Args:
     """environment steps of every defender's training"""
     attack_timesteps: int = 48_000
     """environment steps of every attacker (one per victim and subset)"""
-    k: int = 1
-    """the number of agents every attacker corrupts"""
+    k: tuple[int, ...] = (1,)
+    """the numbers of agents the attackers corrupt: every defender is attacked at each (every
+    victim x every subset of exactly k others)"""
+    env_kwargs: str = "{}"
+    """keyword arguments of Independent Spread for every run, as a JSON dict (e.g.
+    `{"max_cycles": 100}`, the episode length T)"""
+    results: str = ""
+    """also write every finished (method, seed)'s summary to `<results>/<method>_seed<s>.json`
+    and skip the (method, seed) whose file exists (its set-up must match): commit them"""
+    long_attack_timesteps: int = 0
+    """also attack each method's worst k=1 scenario of the first seed once more, for this many
+    steps, one scenario alone (0: not)"""
+    convergence_check: bool = False
+    """run Fig. 5's convergence check (`convergence_check.py`, victim agent_0, its worst k=1
+    scenario) on every ART defender"""
     eval_episodes: int = 50
     """episodes of every evaluation (clean and under attack), seeded"""
     jobs: int = 2
@@ -124,24 +162,130 @@ class Args:
     into `--workdir` without running anything; its methods, seeds and k replace the flags"""
 
 
+def attack_folder(k):
+    """The folder of a defender's attack with k adversaries (k = 1: `attack/`)."""
+    return "attack" if k == 1 else f"attack_k{k}"
+
+
+def setup_of(args, method, seed):
+    """What a (method, seed)'s summary depends on: a committed one is reused only if equal."""
+    return {
+        "env_id": ENV_ID, "env_kwargs": json.loads(args.env_kwargs), "method": method,
+        "seed": seed, "train_timesteps": args.train_timesteps,
+        "attack_timesteps": args.attack_timesteps, "k": list(args.k),
+        "eval_episodes": args.eval_episodes, "train_flags": args.train_flags,
+        "attack_flags": args.attack_flags,
+        "long_attack_timesteps": args.long_attack_timesteps if seed == args.seeds[0] else 0,
+        "convergence_check": args.convergence_check and method in CHECKED,
+    }  # fmt: skip
+
+
+def committed(args, method, seed):
+    """The summary in ``--results`` for this (method, seed), if any (``SystemExit`` if it was
+    made with another set-up)."""
+    if not args.results:
+        return None
+    path = Path(args.results) / f"{method}_seed{seed}.json"
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    if saved["setup"] != setup_of(args, method, seed):
+        raise SystemExit(
+            f"{path} was made with another set-up: {saved['setup']}; this report's is "
+            f"{setup_of(args, method, seed)} (use another --results folder)"
+        )
+    return saved["summary"]
+
+
 def train_and_attack(args, method, seed, stage):
-    """Train one defender and attack it (each step skipped if done); return its results."""
+    """Train one defender and attack it (each step skipped if done); return its summary."""
+    name = f"{method}/seed{seed}"
+    done = committed(args, method, seed)
+    if done is not None:
+        stage[name] = "done"
+        print(f"skipped: {method} seed {seed} (its summary is in {args.results})", flush=True)
+        return done
     cwd = Path(args.workdir) / method / f"seed{seed}"
-    stage[f"{method}/seed{seed}"] = "training"
+    stage[name] = "training"
     _, script, flags = METHODS[method]
     defender = train_or_resume(BASELINES / script, cwd, [
-        "--env-id", ENV_ID, "--seed", str(seed), "--exp-name", method,
-        "--total-timesteps", str(args.train_timesteps), *flags, *shlex.split(args.train_flags),
+        "--env-id", ENV_ID, "--env-kwargs", args.env_kwargs, "--seed", str(seed),
+        "--exp-name", method, "--total-timesteps", str(args.train_timesteps), *flags,
+        *shlex.split(args.train_flags),
     ])  # fmt: skip
-    stage[f"{method}/seed{seed}"] = "attacking"
-    results = attack_or_resume(BASELINES / "attack.py", cwd, [
-        "--defender", str(defender.resolve()), "--k", str(args.k), "--seed", str(seed),
-        "--total-timesteps", str(args.attack_timesteps), "--eval-episodes",
-        str(args.eval_episodes), *shlex.split(args.attack_flags),
-    ])  # fmt: skip
-    stage[f"{method}/seed{seed}"] = "done"
+    attacks = {}
+    for k in args.k:
+        stage[name] = f"attacking (k={k})"
+        attacks[k] = attack_or_resume(BASELINES / "attack.py", cwd, [
+            "--defender", str(defender.resolve()), "--k", str(k), "--seed", str(seed),
+            "--total-timesteps", str(args.attack_timesteps), "--eval-episodes",
+            str(args.eval_episodes), *shlex.split(args.attack_flags),
+        ], folder=attack_folder(k))  # fmt: skip
+    summary = summarize(attacks)
+    first = args.k[0]
+    if args.long_attack_timesteps and seed == args.seeds[0]:
+        stage[name] = "long attack"
+        worst = next(r for r in attacks[first]["scenarios"]
+                     if r["scenario"] == summary[f"worst_scenario_k{first}"])  # fmt: skip
+        kwargs = worst["threat"]["kwargs"]
+        flags = [f for f in shlex.split(args.attack_flags) if f != "--stack-scenarios"]
+        (long,) = attack_or_resume(BASELINES / "attack.py", cwd, [
+            "--defender", str(defender.resolve()), "--k", str(kwargs["k"]), "--victim",
+            kwargs["victim"], "--attacked", *kwargs["subset"], "--seed", str(seed),
+            "--total-timesteps", str(args.long_attack_timesteps), "--eval-episodes",
+            str(args.eval_episodes), *flags,
+        ], folder="attack_long")["scenarios"]  # fmt: skip
+        summary["long_attack"] = {
+            "scenario": long["scenario"], "timesteps": args.long_attack_timesteps,
+            "attacked": long["attacked"][0], "short": worst["attacked"][0],
+            "plateau": plateau(long),
+        }  # fmt: skip
+    if args.convergence_check and method in CHECKED:
+        stage[name] = "convergence check"
+        attack_run = sorted((cwd / attack_folder(first)).glob("runs/*/attack_results.json"))[-1]
+        run_logged([sys.executable, BASELINES / "convergence_check.py", "--attack",
+                    attack_run.parent.resolve(), "--seed", str(seed), "--eval-episodes",
+                    str(args.eval_episodes)], cwd, "convergence.log")  # fmt: skip
+        check = json.loads(next(attack_run.parent.glob("convergence/*/result.json")).read_text())
+        summary["convergence"] = {key: check[key] for key in (
+            "victim", "scenario", "steps", "warmup_steps", "before", "after", "gain")}  # fmt: skip
+    if args.results:
+        path = Path(args.results) / f"{method}_seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"setup": setup_of(args, method, seed), "summary": summary}
+        path.with_suffix(".tmp").write_text(json.dumps(record, indent=2))
+        path.with_suffix(".tmp").replace(path)
+    stage[name] = "done"
     print(f"done: {method} seed {seed}", flush=True)
-    return results
+    return summary
+
+
+def plateau(result):
+    """The plateau check of one attacker from its training curve: the mean return of its
+    adversaries over the last ``PLATEAU_WINDOW`` of its run and over the window before, the
+    relative gain, and whether it is below ``PLATEAU_TOLERANCE`` (``None`` if not logged)."""
+    attacker = Path(result["attacker"])
+    run_dir = attacker.parent.parent  # runs/<run>/checkpoints/final.safetensors
+    curves = []
+    for j in result["threat"]["kwargs"]["subset"]:
+        for tag in (stacked_agent_id(result["scenario"], adversary_id(j)), adversary_id(j)):
+            steps, values = logged_scalars(run_dir, f"charts/episodic_return/{tag}")
+            if len(values):
+                curves.append((steps, values))
+                break
+    if not curves:
+        return None
+    steps, values = curves[0][0], np.mean([v for _, v in curves], axis=0)
+    end = steps[-1]
+    last = values[steps > end * (1 - PLATEAU_WINDOW)]
+    before = values[
+        (steps > end * (1 - 2 * PLATEAU_WINDOW)) & (steps <= end * (1 - PLATEAU_WINDOW))
+    ]
+    if not len(last) or not len(before):
+        return None
+    gain = (last.mean() - before.mean()) / max(abs(before.mean()), 1e-9)
+    return {"last": float(last.mean()), "before": float(before.mean()), "relative_gain": float(gain),
+            "plateaued": bool(gain < PLATEAU_TOLERANCE)}  # fmt: skip
 
 
 # Environment steps of the whole report per CPU-second, as a fraction of the raw vector env's
@@ -165,20 +309,32 @@ def raw_env_sps(seconds=2.0):
     return steps / (time.perf_counter() - start)
 
 
-def summarize(results):
-    """One defender's attack results -> worst-off agent's clean return, worst attacked one."""
+def summarize(attacks):
+    """One defender's attack results per k -> the worst-off agent's clean return, and per k
+    the worst attacked return, its scenario, every scenario's return and its plateau check."""
+    first = next(iter(attacks.values()))
     clean = {}
-    for r in results["scenarios"]:
+    for r in first["scenarios"]:
         (victim,) = r["victims"]
         clean[victim] = r["clean"][0]
-    worst = min(results["scenarios"], key=lambda r: r["attacked"][0])
-    return {
-        "clean_min": min(clean.values()),
-        "clean_mean": float(np.mean(list(clean.values()))),
-        "attacked_min": worst["attacked"][0],
-        "worst_scenario": worst["scenario"],
-        "scenarios": {r["scenario"]: r["attacked"][0] for r in results["scenarios"]},
-    }
+    summary = {"clean_min": min(clean.values()), "clean_mean": float(np.mean(list(clean.values())))}
+    for k, results in attacks.items():
+        worst = min(results["scenarios"], key=lambda r: r["attacked"][0])
+        summary[f"attacked_min_k{k}"] = worst["attacked"][0]
+        summary[f"worst_scenario_k{k}"] = worst["scenario"]
+        summary[f"scenarios_k{k}"] = {r["scenario"]: r["attacked"][0] for r in results["scenarios"]}
+        summary[f"plateau_k{k}"] = {r["scenario"]: plateau(r) for r in results["scenarios"]}
+    return summary
+
+
+def upgrade(run):
+    """A summary of an earlier version of this script (one k = 1, unsuffixed keys) in
+    today's keys."""
+    if "attacked_min" not in run:
+        return run
+    return {"clean_min": run["clean_min"], "clean_mean": run["clean_mean"],
+            "attacked_min_k1": run["attacked_min"], "worst_scenario_k1": run["worst_scenario"],
+            "scenarios_k1": run["scenarios"]}  # fmt: skip
 
 
 def fmt(m, se):
@@ -189,6 +345,17 @@ def fmt_iqm(iqm, low, high):
     return f"{iqm:.1f}" if np.isnan(low) else f"{iqm:.1f} [{low:.1f}, {high:.1f}]"
 
 
+def paper_cell(method, k):
+    """Table 1's number for this method with k adversaries (k = 0: no adversary)."""
+    clean, attacked = PAPER_TABLE1[method]
+    cell = clean if k == 0 else attacked.get(k)
+    return "–" if cell is None else fmt(*cell)
+
+
+def adversaries(k):
+    return f"{k} adversar{'y' if k == 1 else 'ies'}"
+
+
 if __name__ == "__main__":
     args = tyro.cli(Args)
     if args.preset != "none":  # the preset replaces the defaults; flags given still win
@@ -197,29 +364,50 @@ if __name__ == "__main__":
     finished = None
     if args.from_results:  # a finished report: its runs and set-up, nothing is run
         finished = json.loads(Path(args.from_results).read_text())
-        setup = {f: finished["args"][f] for f in ("methods", "seeds", "k", "train_timesteps",
-                                                  "attack_timesteps", "eval_episodes")}  # fmt: skip
+        fields = ("methods", "seeds", "k", "train_timesteps", "attack_timesteps",
+                  "eval_episodes", "env_kwargs", "long_attack_timesteps", "convergence_check")  # fmt: skip
+        setup = {f: finished["args"][f] for f in fields if f in finished["args"]}
+        setup["k"] = setup["k"] if isinstance(setup["k"], list) else [setup["k"]]
         args = dataclasses.replace(args, **{f: tuple(v) if isinstance(v, list) else v
                                             for f, v in setup.items()})  # fmt: skip
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; known: {list(METHODS)}")
-    n_attacks = 3 * 2 if args.k == 1 else 3
+    n = 3  # Independent Spread's agents
+    if not args.k or any(not 1 <= k < n for k in args.k) or len(set(args.k)) != len(args.k):
+        raise SystemExit(
+            f"--k must be distinct numbers of adversaries in [1, {n - 1}]; got {args.k}"
+        )
+    try:
+        env_kwargs = json.loads(args.env_kwargs)
+        make_env(ENV_ID, env_kwargs)().close()  # the env checks its own arguments
+    except (ValueError, TypeError) as exc:
+        raise SystemExit(
+            f"--env-kwargs must be a JSON dict of the env's arguments: {exc}"
+        ) from None
+    n_attacks = {k: n * math.comb(n - 1, k) for k in args.k}
+    per_defender = sum(n_attacks[k] * args.attack_timesteps for k in args.k)
     print(
-        f"robustness report on {ENV_ID}: methods {list(args.methods)}, seeds {list(args.seeds)}; "
-        f"each defender trained for {args.train_timesteps:,} steps, then attacked by "
-        f"{n_attacks} fresh PPO attackers (every victim x every subset of k={args.k}) of "
-        f"{args.attack_timesteps:,} steps each; {args.eval_episodes} evaluation episodes; "
+        f"robustness report on {ENV_ID} {env_kwargs or ''}: methods {list(args.methods)}, seeds "
+        f"{list(args.seeds)}; each defender trained for {args.train_timesteps:,} steps, then "
+        f"attacked by "
+        + " and ".join(f"{n_attacks[k]} fresh PPO attackers (every victim x every subset of "
+                       f"k={k})" for k in args.k)
+        + f" of {args.attack_timesteps:,} steps each; {args.eval_episodes} evaluation episodes; "
         f"{args.jobs} jobs in parallel; runs in {args.workdir}/",
         flush=True,
-    )
+    )  # fmt: skip
     start = time.time()
     jobs = [(m, s) for m in args.methods for s in args.seeds]
     if finished is not None:
         print(f"re-tabulating {args.from_results} (nothing is run)", flush=True)
-        per_run = {f"{m}/seed{s}": finished["runs"][f"{m}/seed{s}"] for m, s in jobs}
+        per_run = {f"{m}/seed{s}": upgrade(finished["runs"][f"{m}/seed{s}"]) for m, s in jobs}
     else:
-        total = len(jobs) * (args.train_timesteps + n_attacks * args.attack_timesteps)
+        extra = args.long_attack_timesteps * len(args.methods) + sum(
+            0.05 * args.train_timesteps for m in args.methods if m in CHECKED
+            for _ in args.seeds if args.convergence_check
+        )  # fmt: skip
+        total = int(len(jobs) * (args.train_timesteps + per_defender) + extra)
         parallel = min(args.jobs, len(jobs), os.cpu_count() or 1)
         raw = raw_env_sps()
         print(
@@ -234,37 +422,86 @@ if __name__ == "__main__":
             done = run_jobs(lambda job: train_and_attack(args, *job, stage), jobs,
                             workers=args.jobs, ray=args.ray or bool(args.ray_address),
                             ray_address=args.ray_address or None, names=names, stage=stage)  # fmt: skip
-        per_run = {f"{m}/seed{s}": summarize(r) for (m, s), r in zip(jobs, done, strict=True)}
+        per_run = {f"{m}/seed{s}": r for (m, s), r in zip(jobs, done, strict=True)}
 
     # per method: mean ± SE and the IQM [stratified bootstrap 95 % CI] over seeds
+    keys = ["clean_min", *(f"attacked_min_k{k}" for k in args.k)]
     rows, table = {}, []
     for m in args.methods:
         runs = [per_run[f"{m}/seed{s}"] for s in args.seeds]
         rows[m] = {}
-        for key in ("clean_min", "attacked_min"):
+        for key in keys:
             rows[m][key] = mean_se([r[key] for r in runs])
             rows[m][f"{key}_iqm"] = iqm_ci([r[key] for r in runs])
-        paper = PAPER_TABLE1[m] if args.k == 1 else None
-        table.append(
-            f"| {METHODS[m][0]} | {fmt(*rows[m]['clean_min'])} | "
-            f"{fmt_iqm(*rows[m]['clean_min_iqm'])} | {fmt(*rows[m]['attacked_min'])} | "
-            f"{fmt_iqm(*rows[m]['attacked_min_iqm'])} | "
-            + (f"{fmt(*paper[0])} | {fmt(*paper[1])} |" if paper else "– | – |")
-        )
+        cells = [f"{fmt(*rows[m][key])} | {fmt_iqm(*rows[m][f'{key}_iqm'])}" for key in keys]
+        paper = [paper_cell(m, k) for k in (0, *args.k)]
+        table.append(f"| {METHODS[m][0]} | {' | '.join(cells)} | {' | '.join(paper)} |")
+    attacked = "".join(
+        f" under attack (worst victim, k={k}) | under attack: IQM [95 % CI] |" for k in args.k
+    )
+    paper = "".join(f" paper: {adversaries(k)} |" for k in args.k)
+    columns = 3 + 2 * len(args.k) + len(args.k)
     header = (
-        f"| method | clean (worst agent) | clean: IQM [95 % CI] | under attack (worst victim, "
-        f"k={args.k}) | under attack: IQM [95 % CI] | paper: no adversary | paper: 1 adversary "
-        "|\n|---|---|---|---|---|---|---|"
+        f"| method | clean (worst agent) | clean: IQM [95 % CI] |{attacked} paper: no adversary "
+        f"|{paper}\n|{'---|' * (columns + 1)}"
     )
     report = "\n".join([header, *table])
+
+    # the attackers' plateau check, the long attacks and the convergence check
+    extra_tables = []
+    checks = [p for run in per_run.values() for k in args.k
+              for p in run.get(f"plateau_k{k}", {}).values() if p is not None]  # fmt: skip
+    if checks:
+        lines = ["| method | k | attackers plateaued | relative gain over the last window: "
+                 "median (max) |", "|---|---|---|---|"]  # fmt: skip
+        for m in args.methods:
+            for k in args.k:
+                ps = [p for s in args.seeds
+                      for p in per_run[f"{m}/seed{s}"].get(f"plateau_k{k}", {}).values() if p]  # fmt: skip
+                if ps:
+                    gains = [100 * p["relative_gain"] for p in ps]
+                    lines.append(
+                        f"| {METHODS[m][0]} | {k} | {sum(p['plateaued'] for p in ps)} of "
+                        f"{len(ps)} | {np.median(gains):+.1f} % ({max(gains):+.1f} %) |"
+                    )
+        extra_tables.append("\n".join(lines))
+    longs = {m: per_run[f"{m}/seed{args.seeds[0]}"].get("long_attack") for m in args.methods}
+    if any(longs.values()):
+        lines = [
+            f"| method (seed {args.seeds[0]}) | worst scenario | {args.attack_timesteps:,} "
+            f"steps | {args.long_attack_timesteps:,} steps |",
+            "|---|---|---|---|",
+        ]
+        for m, r in longs.items():
+            if r:
+                lines.append(f"| {METHODS[m][0]} | `{r['scenario']}` | {r['short']:.1f} | "
+                             f"{r['attacked']:.1f} |")  # fmt: skip
+        extra_tables.append("\n".join(lines))
+    checked = [m for m in args.methods
+               if all("convergence" in per_run[f"{m}/seed{s}"] for s in args.seeds)]  # fmt: skip
+    if checked:
+        lines = ["| method | victim's gain after 5 % more training: mean ± SE over seeds | "
+                 "per seed (± paired SE over episodes) | paper (Fig. 5) |", "|---|---|---|---|"]  # fmt: skip
+        for m in checked:
+            gains = [per_run[f"{m}/seed{s}"]["convergence"]["gain"] for s in args.seeds]
+            rows[m]["convergence_gain"] = mean_se([g[0] for g in gains])
+            lines.append(
+                f"| {METHODS[m][0]} | {fmt(*rows[m]['convergence_gain'])} | "
+                + ", ".join(f"{g[0]:+.1f} ± {g[1]:.1f}" for g in gains)
+                + " | ≈ 0 |"
+            )
+        extra_tables.append("\n".join(lines))
     minutes = (time.time() - start) / 60
     budget = (
         f"{len(args.seeds)} seed(s) {list(args.seeds)}; defenders {args.train_timesteps:,} steps, "
-        f"attackers {args.attack_timesteps:,} steps x {n_attacks} per defender, "
-        f"{args.eval_episodes} evaluation episodes; mean ± standard error over seeds, and "
-        f"IQM [stratified bootstrap 95 % CI, {IQM_REPS} resamples of the seeds]"
+        f"attackers {args.attack_timesteps:,} steps x "
+        + " + ".join(f"{n_attacks[k]} (k={k})" for k in args.k)
+        + f" per defender, {args.eval_episodes} evaluation episodes; mean ± standard error over "
+        f"seeds, and IQM [stratified bootstrap 95 % CI, {IQM_REPS} resamples of the seeds]"
+        + (f"; env {env_kwargs}" if env_kwargs else "")
     )
-    print(f"\n{report}\n\nBudget: {budget}. Wall time {minutes:.1f} min (finished steps skipped).")
+    body = "\n\n".join([report, *extra_tables])
+    print(f"\n{body}\n\nBudget: {budget}. Wall time {minutes:.1f} min (finished steps skipped).")
     if args.preset == "quick" and finished is None:
         print(
             "This is a small budget for a quarter-hour run, not the paper's: the paper-scale "
@@ -273,9 +510,10 @@ if __name__ == "__main__":
     out = Path(args.workdir)
     out.mkdir(parents=True, exist_ok=True)
     summary = {"env_id": ENV_ID, "args": vars(args), "budget": budget, "rows": rows,
-               "runs": per_run, "paper": PAPER_TABLE1}  # fmt: skip
+               "runs": per_run, "paper": {m: [c, {str(k): v for k, v in a.items()}]
+                                          for m, (c, a) in PAPER_TABLE1.items()}}  # fmt: skip
     (out / "results.json").write_text(json.dumps(summary, indent=2))
-    (out / "report.md").write_text(report + f"\n\nBudget: {budget}.\n")
+    (out / "report.md").write_text(body + f"\n\nBudget: {budget}.\n")
     if args.plot:
         import matplotlib
 
@@ -284,36 +522,37 @@ if __name__ == "__main__":
 
         fig, ax = plt.subplots(figsize=(6, 3.5))
         x = np.arange(len(args.methods))
-        for offset, key, label in (
-            (-0.2, "clean_min", "clean"),
-            (0.2, "attacked_min", "under attack"),
-        ):
+        width = 0.8 / len(keys)
+        for i, key in enumerate(keys):
             means = [rows[m][key][0] for m in args.methods]
             errs = [0 if np.isnan(rows[m][key][1]) else rows[m][key][1] for m in args.methods]
-            ax.bar(x + offset, means, 0.4, yerr=errs, label=label, capsize=3)
+            label = "clean" if key == "clean_min" else f"k={key.rsplit('k', 1)[1]}"
+            ax.bar(x + (i - (len(keys) - 1) / 2) * width, means, width, yerr=errs, label=label,
+                   capsize=3)  # fmt: skip
         ax.set_xticks(x, [METHODS[m][0] for m in args.methods])
         ax.set_ylabel("return of the worst-off agent")
-        ax.set_title(f"{ENV_ID}, fresh attackers with k={args.k}")
+        ax.set_title(f"{ENV_ID}, fresh attackers")
         ax.legend()
         fig.tight_layout()
         fig.savefig(out / "robustness.png", dpi=120)
-        # both summaries side by side: mean ± SE (bar: mean - SE to mean + SE) and IQM [CI]
+        # every summary side by side: mean ± SE (bar: mean - SE to mean + SE) and IQM [CI]
         estimates = {}
         for m in args.methods:
             estimates[METHODS[m][0]] = [
                 t
-                for key in ("clean_min", "attacked_min")
+                for key in keys
                 for t in (
                     (rows[m][key][0], rows[m][key][0] - rows[m][key][1],
                      rows[m][key][0] + rows[m][key][1]),
                     rows[m][f"{key}_iqm"],
                 )
             ]  # fmt: skip
+        names = [("clean" if key == "clean_min" else f"k={key.rsplit('k', 1)[1]}") for key in keys]
         plot_intervals(
             out / "robustness_iqm.png", estimates,
-            ["clean: mean ± SE", "clean: IQM, 95 % CI", "attacked: mean ± SE",
-             "attacked: IQM, 95 % CI"],
-            xlabel=f"return of the worst-off agent ({len(args.seeds)} seeds)", sharex=[0, 0, 1, 1],
+            [f"{name}: {what}" for name in names for what in ("mean ± SE", "IQM, 95 % CI")],
+            xlabel=f"return of the worst-off agent ({len(args.seeds)} seeds)",
+            sharex=[i for i in range(len(keys)) for _ in range(2)],
         )  # fmt: skip
         print(f"plots: {out / 'robustness.png'}, {out / 'robustness_iqm.png'}")
     print(f"results: {out / 'results.json'}, {out / 'report.md'}")

@@ -77,8 +77,16 @@ ROWS = {
     "maddpg": ("MADDPG (clean)", "maddpg.py", None),
     # RMA3C with the GDA code's settings instead of the text's (docs/samg_report.md)
     "rma3c_code": ("RMA3C (alternating GDA, adversary lr 0.01)", "rma3c.py", "own chi"),
+    # the two settings of rma3c_code one at a time
+    "rma3c_alt": ("RMA3C (alternating GDA)", "rma3c.py", "own chi"),
+    "rma3c_lr": ("RMA3C (adversary lr 0.01)", "rma3c.py", "own chi"),
 }
-ROW_FLAGS = {"rma3c_code": "--gda alternating --adversary-learning-rate 0.01"}
+ROW_FLAGS = {
+    "rma3c_code": "--gda alternating --adversary-learning-rate 0.01",
+    "rma3c_alt": "--gda alternating",
+    "rma3c_lr": "--adversary-learning-rate 0.01",
+}
+ABLATIONS = ("maddpg", "rma3c_code", "rma3c_alt", "rma3c_lr")
 ENVS = {
     "cn": ("adv/cooperative_navigation-v0", {}),
     # exchange target moves and speaks: one Discrete(50) action (5 moves x 10 words) here,
@@ -133,8 +141,9 @@ class Args:
     (keep-away)"""
     rows: tuple[str, ...] = ()
     """the rows (`rma3c`, `maddpg_n`, `m3ddpg_n`, `mappo_n`, `maddpg_chi`, `m3ddpg_chi`,
-    `mappo_chi`; outside the paper's tables: `maddpg`, clean MADDPG, and `rma3c_code`, RMA3C
-    with the settings of the authors' GDA code); default: the table's (Table 4: the paper's
+    `mappo_chi`; outside the paper's tables: `maddpg`, clean MADDPG, `rma3c_code`, RMA3C
+    with the settings of the authors' GDA code, and `rma3c_alt` / `rma3c_lr`, one of those
+    two settings each); default: the table's (Table 4: the paper's
     rows; Table 5: RMA3C and the chi* rows; the game: `rma3c`, `maddpg`, `maddpg_n`)"""
     seeds: tuple[int, ...] = (1, 2, 3)
     """one run of every row per seed"""
@@ -500,7 +509,7 @@ def report(args, results):
 if __name__ == "__main__":
     args = tyro.cli(Args)
     default_rows = {
-        "4": tuple(r for r in ROWS if r not in ("maddpg", "rma3c_code")),
+        "4": tuple(r for r in ROWS if r not in ABLATIONS),
         "5": ("rma3c", "maddpg_chi", "m3ddpg_chi", "mappo_chi"),
         "game": ("rma3c", "maddpg", "maddpg_n"),
     }

@@ -15,7 +15,7 @@ world: a point mass with damping, soft collision forces), the scenario is this m
 | Actions | `Discrete(5)`: 0 no-op, 1 left (-x), 2 right (+x), 3 down (-y), 4 up (+y); each adds an acceleration of 5 in that direction for one step. With `continuous_actions=True`: `Box(0, 1, (5,), float32)`, the acceleration is `5 * (a[2] - a[1], a[4] - a[3])` (mpe2's convention) |
 | Observations | `Box(-inf, inf, (2N + 4,), float32)`, see the layout below |
 | State | `Box(-inf, inf, (6N,), float32)`: the positions of all agents (`2N`), their velocities (`2N`), then the positions of the landmarks (`2N`, landmark `i` is agent `i`'s), all absolute and in agent order |
-| Rewards | agent `i`: `-‖p_i - l_i‖ - collision_penalty * #{j ≠ i : ‖p_i - p_j‖ < 0.3}` (agents are discs of radius 0.15) |
+| Rewards | agent `i`: `-‖p_i - l_i‖ - collision_penalty * C_i`, where `C_i = #{j ≠ i : ‖p_i - p_j‖ < 0.3}` (agents are discs of radius 0.15) with `collision_count="per_agent"` (default), or `C_i = 1` if that set is not empty (else 0) with `collision_count="per_step"` |
 | Episode | `max_cycles` steps (default 25), then every agent is truncated; no early termination |
 | Kind | general-sum: each agent has its own reward |
 
@@ -41,7 +41,8 @@ replace.
 | argument | default | allowed values |
 |---|---|---|
 | `N` | `3` | int >= 1: number of agents (and of landmarks) |
-| `collision_penalty` | `10.0` | finite float >= 0: paid once per other agent in contact, per step |
+| `collision_penalty` | `10.0` | finite float >= 0: the penalty of a collision |
+| `collision_count` | `"per_agent"` | `"per_agent"`: the penalty is paid once per other agent in contact, per step; `"per_step"`: once per step in contact with any other agent |
 | `max_cycles` | `25` | int >= 1: episode length in steps |
 | `continuous_actions` | `False` | bool: `Box(0, 1, (5,))` actions instead of `Discrete(5)` |
 | `render_mode` | `None` | `None`, `"rgb_array"` (a `(700, 700, 3)` uint8 frame) or `"human"` |
@@ -75,15 +76,18 @@ Example:
   scenario), because actions change the velocity and without it the observation is not Markov.
 - The paper gives neither the number of agents nor the episode length; the defaults (3 agents,
   25 steps) are those of MPE's Spread, which the paper modifies.
-- The paper does not say how often the collision penalty is paid; here it is per other agent
-  in contact, per step (two overlapping agents each pay 10 at every step they overlap).
+- The paper does not say how often the collision penalty is paid. By default it is per other
+  agent in contact, per step (two overlapping agents each pay 10 at every step they overlap);
+  `collision_count="per_step"` pays it once per step however many agents touch. The two
+  differ only when three or more agents are in contact.
 - Landmark assignment is fixed (agent `i` to landmark `i`); since landmarks are placed
   independently and uniformly, a random assignment would give the same distribution of
   episodes.
 
 ## Version History
 
-- v0: initial release.
+- v0: initial release; later the `collision_count` argument added (default `"per_agent"`:
+  the rewards of the initial release).
 """
 
 from __future__ import annotations
@@ -95,12 +99,19 @@ from mpe2._mpe_utils.core import Agent, Landmark, World
 from mpe2._mpe_utils.scenario import BaseScenario
 from mpe2._mpe_utils.simple_env import SimpleEnv
 
-from adv_envs._checks import check_bool, check_float, check_int, check_render_mode
+from adv_envs._checks import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_render_mode,
+)
 from adv_envs._mpe import entry_points
 
 NAME = "independent_spread_v0"
 RENDER_MODES = (None, "rgb_array", "human")
 AGENT_SIZE = 0.15
+COLLISION_COUNTS = ("per_agent", "per_step")
 
 # ------------------------------------------------------------------ scenario
 
@@ -120,8 +131,9 @@ _PALETTE = np.array(
 class Scenario(BaseScenario):
     """Independent Spread on mpe2's particle world: agent ``i`` goes to landmark ``i``."""
 
-    def __init__(self, collision_penalty: float = 10.0) -> None:
+    def __init__(self, collision_penalty: float = 10.0, collision_count: str = "per_agent"):
         self.collision_penalty = collision_penalty
+        self.collision_count = collision_count
 
     def make_world(self, N: int = 3) -> World:
         world = World()
@@ -155,10 +167,12 @@ class Scenario(BaseScenario):
         return bool(np.linalg.norm(a.state.p_pos - b.state.p_pos) < a.size + b.size)
 
     def collisions(self, agent: Agent, world: World) -> int:
-        """How many other agents ``agent`` is in contact with."""
-        return sum(
+        """How many collisions ``agent`` pays for: the other agents it is in contact with
+        (``collision_count="per_agent"``), or 1 if there is any (``"per_step"``)."""
+        contacts = sum(
             1 for other in world.agents if other is not agent and self.is_collision(agent, other)
         )
+        return min(contacts, 1) if self.collision_count == "per_step" else contacts
 
     def landmark_of(self, agent: Agent, world: World) -> Landmark:
         return world.landmarks[world.agents.index(agent)]
@@ -193,9 +207,11 @@ class raw_env(SimpleEnv, EzPickle):
         max_cycles: int = 25,
         continuous_actions: bool = False,
         render_mode: str | None = None,
+        collision_count: str = "per_agent",
     ) -> None:
         N = check_int(N, "N")
         collision_penalty = check_float(collision_penalty, "collision_penalty", low=0.0)
+        collision_count = check_choice(collision_count, "collision_count", COLLISION_COUNTS)
         max_cycles = check_int(max_cycles, "max_cycles")
         continuous_actions = check_bool(continuous_actions, "continuous_actions")
         render_mode = check_render_mode(render_mode)
@@ -206,8 +222,9 @@ class raw_env(SimpleEnv, EzPickle):
             max_cycles=max_cycles,
             continuous_actions=continuous_actions,
             render_mode=render_mode,
+            collision_count=collision_count,
         )
-        scenario = Scenario(collision_penalty=collision_penalty)
+        scenario = Scenario(collision_penalty=collision_penalty, collision_count=collision_count)
         SimpleEnv.__init__(
             self,
             scenario=scenario,
@@ -225,6 +242,7 @@ class raw_env(SimpleEnv, EzPickle):
         }
         self.N = N
         self.collision_penalty = collision_penalty
+        self.collision_count = collision_count
         self.state_space = spaces.Box(-np.inf, np.inf, (6 * N,), np.float32)
 
     def state(self) -> np.ndarray:

@@ -55,6 +55,8 @@ def _cases() -> list[tuple[str, dict]]:
     # non-default sizes and weights
     cases += [
         ("adv/independent_spread-v0", {"N": 5, "collision_penalty": 2.5}),
+        # the heap of episode 1 puts 3+ agents in contact: where the two counts differ
+        ("adv/independent_spread-v0", {"N": 5, "collision_count": "per_step"}),
         ("adv/cooperative_navigation-v0", {"N": 6, "local_ratio": 0.3}),
         ("adv/exchange_target-v0", {"local_ratio": 0.2, "max_cycles": 10}),
         ("adv/physical_deception-v0", {"N": 4, "continuous_actions": True}),
@@ -173,6 +175,23 @@ def test_equals_pettingzoo(env_id, kwargs):
     assert max_world <= ATOL_64
     if getattr(env, "collide", False):
         assert contacts > 0, "the contact forces were never exercised"
+
+
+@pytest.mark.parametrize(("count", "paid"), [("per_agent", 20.0), ("per_step", 10.0)])
+def test_independent_spread_collision_count_hand_placed(count, paid):
+    """agent_0 touches agents 1 and 2 (the scene of test_env_mpe's hand-placed rewards): it
+    pays the penalty twice per_agent and once per_step; the batched env as the PettingZoo one."""
+    from tests.test_env_mpe import noop_step, place
+
+    pz = _pettingzoo("adv/independent_spread-v0", collision_count=count)
+    pz.reset(seed=1)
+    place(pz, [(0.0, 0.0), (0.25, 0.0), (-0.25, 0.0)], [(0.0, 1.0), (1.0, 0.0), (-1.0, -1.0)])
+    env = batched.make("adv/independent_spread-v0", 1, seed=0, collision_count=count)
+    env.load_from_pettingzoo(0, pz)
+    rewards = env.step(torch.zeros((1, 3), dtype=torch.int64))[1][0]
+    want = noop_step(pz)[1]
+    assert want["agent_0"] == pytest.approx(-1.0 - paid, abs=1e-6)
+    assert rewards.tolist() == pytest.approx([want[a] for a in pz.possible_agents], abs=1e-6)
 
 
 def test_equivalence_can_fail():

@@ -136,6 +136,26 @@ def test_independent_spread_collision_penalty_argument():
     assert noop_step(free)[1]["agent_0"] == pytest.approx(-0.5, abs=TOL)
 
 
+def test_independent_spread_collision_count_argument():
+    """``collision_count="per_step"``: the penalty once per step in contact with anyone; the
+    hand-placed scenes of the default's test, rewards computed by hand."""
+    env = independent_spread.parallel_env(collision_count="per_step")
+    assert env.unwrapped.collision_count == "per_step"
+    env.reset(seed=1)  # agent_0 touches agents 1 and 2: it pays 10 once (per_agent: 20)
+    place(env, [(0.0, 0.0), (0.25, 0.0), (-0.25, 0.0)], [(0.0, 1.0), (1.0, 0.0), (-1.0, -1.0)])
+    obs, rewards, *_ = noop_step(env)
+    assert rewards["agent_0"] == pytest.approx(-1.0 - 10.0, abs=TOL)
+    assert rewards["agent_1"] == pytest.approx(-0.75 - 10.0, abs=TOL)
+    assert rewards["agent_2"] == pytest.approx(-dist((-0.25, 0.0), (-1.0, -1.0)) - 10.0, abs=TOL)
+    env.reset(seed=0)  # one pair: the same as per_agent
+    place(env, [(0.0, 0.0), (0.2, 0.0), (0.9, 0.9)], [(0.3, 0.4), (0.2, 0.0), (0.9, 0.1)])
+    obs, rewards, *_ = noop_step(env)
+    assert [rewards[a] for a in env.agents] == pytest.approx([-10.5, -10.0, -0.8], abs=TOL)
+    for bad in ("per_contact", 1, None):
+        with pytest.raises(InvalidArgumentError, match="collision_count must be one of"):
+            independent_spread.parallel_env(collision_count=bad)
+
+
 def test_independent_spread_observation_and_state_layout():
     env = independent_spread.parallel_env()
     env.reset(seed=0)

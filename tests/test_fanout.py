@@ -131,7 +131,7 @@ def test_robustness_report_on_ray_matches_threads_and_resumes(tmp_path, local_ra
         ray_results["runs"]
         == json.loads((tmp_path / "threads" / "results.json").read_text())["runs"]
     )
-    assert len(ray_results["runs"]["naive/seed1"]["scenarios"]) == 1  # agent_0, K of 2
+    assert len(ray_results["runs"]["naive/seed1"]["scenarios_k2"]) == 1  # agent_0, K of 2
 
     # rerun on this test's instance (joined by address): nothing is trained or attacked again
     files = sorted((tmp_path / "ray").glob("naive/seed1/**/*.safetensors"))

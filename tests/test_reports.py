@@ -12,6 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from adv_wrappers.train import read_record
+
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "baselines" / "robustness_report.py"
 BENCHMARK = ROOT / "baselines" / "benchmark_sps.py"
@@ -38,19 +42,19 @@ def test_robustness_report_trains_attacks_tabulates_and_resumes(tmp_path):
     out = run(REPORT, *flags, cwd=tmp_path)
     assert "estimate: 1,600 environment steps" in out  # 2 x (200 + 6 x 100)
     assert "| Naive |" in out and "| Fixed-K(k=1) |" in out and "-493.2 ± 11.2" in out
-    assert "attackers 100 steps x 6 per defender" in out
+    assert "attackers 100 steps x 6 (k=1) per defender" in out
     assert "| under attack: IQM [95 % CI] |" in out  # one seed: the IQM without an interval
     report = tmp_path / "report"
     results = json.loads((report / "results.json").read_text())
     for run_name in ("naive/seed1", "fixed_k1/seed1"):
         summary = results["runs"][run_name]
-        assert len(summary["scenarios"]) == 6  # 3 victims x 2 attacked agents
-        assert summary["attacked_min"] == min(summary["scenarios"].values())
+        assert len(summary["scenarios_k1"]) == 6  # 3 victims x 2 attacked agents
+        assert summary["attacked_min_k1"] == min(summary["scenarios_k1"].values())
     assert (report / "robustness.png").stat().st_size > 0
     assert (report / "robustness_iqm.png").stat().st_size > 0
     for row in results["rows"].values():  # one seed: the IQM is the value, no interval
-        iqm, low, high = row["attacked_min_iqm"]
-        assert iqm == row["attacked_min"][0] and low != low and high != high
+        iqm, low, high = row["attacked_min_k1_iqm"]
+        assert iqm == row["attacked_min_k1"][0] and low != low and high != high
     assert (report / "report.md").read_text().startswith("| method |")
     # a rerun skips every finished step and re-tabulates the same numbers
     attack_json = next(report.glob("naive/seed1/attack/runs/*/attack_results.json"))
@@ -83,6 +87,60 @@ def test_robustness_report_trains_attacks_tabulates_and_resumes(tmp_path):
     assert rerun["rows"] == results["rows"] and rerun["runs"] == results["runs"]
 
 
+def test_full_protocol_attacks_at_every_k_checks_and_resumes_from_committed_results(tmp_path):
+    """Table 1's full protocol on a tiny grid: attacks with 1 and 2 adversaries, the plateau
+    check, the long attack and Fig. 5's convergence check; every (method, seed)'s summary is
+    written to --results, and a report in a new workdir (another machine) reuses them without
+    training anything and prints the same tables."""
+    results = tmp_path / "committed"
+    flags = [
+        "--preset", "none", "--methods", "naive", "art_k1", "--k", "1", "2",
+        "--train-timesteps", "200", "--attack-timesteps", "100", "--eval-episodes", "2",
+        "--long-attack-timesteps", "200", "--convergence-check", "--results", str(results),
+        f"--train-flags={TINY} --eval-episodes 1", f"--attack-flags={TINY}", "--no-plot",
+        "--env-kwargs", '{"max_cycles": 10}',
+    ]  # fmt: skip
+    out = run(REPORT, "--workdir", str(tmp_path / "a"), *flags, cwd=tmp_path)
+    # 2 defenders x (200 + (6 + 3) x 100) + 2 long attacks x 200 + 5 % of 200 for ART
+    assert "estimate: 2,610 environment steps" in out
+    assert "| paper: 1 adversary | paper: 2 adversaries |" in out
+    assert "| under attack (worst victim, k=2) |" in out
+    assert "-480.8 ± 16.1" in out and "-242.0 ± 33.4" in out  # Table 1's 2-adversary column
+    assert sorted(p.name for p in results.iterdir()) == ["art_k1_seed1.json", "naive_seed1.json"]
+    for method in ("naive", "art_k1"):
+        record = json.loads((results / f"{method}_seed1.json").read_text())
+        assert record["setup"]["env_kwargs"] == {"max_cycles": 10}
+        summary = record["summary"]
+        assert len(summary["scenarios_k1"]) == 6 and len(summary["scenarios_k2"]) == 3
+        assert summary["attacked_min_k2"] == min(summary["scenarios_k2"].values())
+        assert set(summary["plateau_k1"]) == set(summary["scenarios_k1"])
+        long = summary["long_attack"]
+        assert long["scenario"] == summary["worst_scenario_k1"] and long["timesteps"] == 200
+        assert long["short"] == summary["attacked_min_k1"]
+    check = json.loads((results / "art_k1_seed1.json").read_text())["summary"]["convergence"]
+    assert check["victim"] == "agent_0" and check["steps"] == 100 and check["warmup_steps"] == 200
+    assert check["gain"][0] == pytest.approx(check["after"][0] - check["before"][0])
+    assert "convergence" not in json.loads((results / "naive_seed1.json").read_text())["summary"]
+    assert "| ART(k=1) | " in out and "| ≈ 0 |" in out  # the Fig. 5 table
+    defender = next((tmp_path / "a").glob("naive/seed1/runs/*/checkpoints/final.safetensors"))
+    assert read_record(defender)["env_kwargs"] == {"max_cycles": 10}
+
+    # another machine: a fresh workdir, the committed summaries; nothing is trained
+    again = run(REPORT, "--workdir", str(tmp_path / "b"), *flags, cwd=tmp_path)
+    assert not list((tmp_path / "b").glob("*/seed1/runs"))
+    table = (tmp_path / "a" / "report.md").read_text().split("\n\nBudget")[0]
+    assert (tmp_path / "b" / "report.md").read_text().split("\n\nBudget")[0] == table
+    assert table.count("\n|") >= 10 and "skipped: naive seed 1" in again
+    # a different set-up is refused rather than mixed in
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    other = [f if f != "100" else "300" for f in flags]  # another attack budget
+    result = subprocess.run(
+        [sys.executable, str(REPORT), "--workdir", str(tmp_path / "c"), *other], cwd=tmp_path,
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0 and "was made with another set-up" in result.stderr
+
+
 def test_robustness_report_retabulates_committed_results_with_iqm(tmp_path):
     """`--from-results` rebuilds the docs' table from docs/robustness_report.json (3 seeds)
     without running anything: mean ± SE as committed, and the IQM with its stratified
@@ -97,7 +155,7 @@ def test_robustness_report_retabulates_committed_results_with_iqm(tmp_path):
     ) in out
     rows = json.loads((tmp_path / "r" / "results.json").read_text())["rows"]
     assert (
-        rows["art_k1"]["attacked_min"]
+        rows["art_k1"]["attacked_min_k1"]
         == json.loads(committed.read_text())["rows"]["art_k1"]["attacked_min"]
     )
     assert (tmp_path / "r" / "robustness_iqm.png").stat().st_size > 0

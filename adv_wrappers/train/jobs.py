@@ -100,23 +100,25 @@ def train_or_resume(script: Path, cwd: Path, flags: Sequence[str], log: str = "t
     return final
 
 
-def attack_results(cwd: Path) -> dict[str, Any] | None:
-    """``attack.py``'s summary in ``cwd/attack`` (``None`` before it exists)."""
-    found = sorted((cwd / "attack").glob("runs/*/attack_results.json"))
+def attack_results(cwd: Path, folder: str = "attack") -> dict[str, Any] | None:
+    """``attack.py``'s summary in ``cwd/folder`` (``None`` before it exists)."""
+    found = sorted((cwd / folder).glob("runs/*/attack_results.json"))
     return json.loads(found[-1].read_text()) if found else None
 
 
-def attack_or_resume(script: Path, cwd: Path, flags: Sequence[str]) -> dict[str, Any]:
-    """Run ``script`` (``baselines/attack.py``) in ``cwd/attack`` unless it finished; an
+def attack_or_resume(
+    script: Path, cwd: Path, flags: Sequence[str], folder: str = "attack"
+) -> dict[str, Any]:
+    """Run ``script`` (``baselines/attack.py``) in ``cwd/folder`` unless it finished; an
     attack that was stopped keeps its finished scenarios (``--resume``). Returns its
     summary."""
-    if attack_results(cwd) is None:
-        started = sorted((cwd / "attack").glob("runs/*/attack_args.json"))
+    if attack_results(cwd, folder) is None:
+        started = sorted((cwd / folder).glob("runs/*/attack_args.json"))
         if started:
             flags = ["--resume", str(started[-1].parent.resolve())]
-        run_logged([sys.executable, script, *flags], cwd / "attack", "attack.log")
-    results = attack_results(cwd)
-    assert results is not None, f"attack.py ended without results in {cwd / 'attack'}"
+        run_logged([sys.executable, script, *flags], cwd / folder, "attack.log")
+    results = attack_results(cwd, folder)
+    assert results is not None, f"attack.py ended without results in {cwd / folder}"
     return results
 
 

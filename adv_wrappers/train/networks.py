@@ -39,8 +39,9 @@ Change logs:
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -498,6 +499,38 @@ class MLPActor(nn.Module):
             k: v[member : member + 1].detach().clone().contiguous()
             for k, v in self.state_dict().items()
         }
+
+    @torch.no_grad()
+    def load_member_(
+        self, member: int, spec: ActorSpec, state_dict: Mapping[str, torch.Tensor]
+    ) -> None:
+        """Overwrite member ``member`` with a one-member actor's weights (the inverse of
+        :meth:`member_state_dict`), e.g. an exported policy to continue training from.
+
+        Raises:
+            InvalidArgumentError: ``member`` out of range; ``spec`` differs from this actor's
+                (the agent one-hot aside), or ``state_dict`` does not fit it.
+        """
+        if not 0 <= member < self.members:
+            raise InvalidArgumentError(f"member must be in [0, {self.members}); got {member}")
+        mine = dataclasses.replace(self.spec, agent_one_hot=None)
+        if dataclasses.replace(spec, agent_one_hot=None) != mine:
+            raise InvalidArgumentError(
+                f"the policy's architecture {spec} differs from the actor's {self.spec}"
+            )
+        own = self.state_dict()
+        if set(state_dict) != set(own):
+            raise InvalidArgumentError(
+                f"the policy's tensors {sorted(state_dict)} are not the actor's {sorted(own)}"
+            )
+        for key, value in state_dict.items():
+            if tuple(value.shape) != (1, *own[key].shape[1:]):
+                raise InvalidArgumentError(
+                    f"tensor {key!r} has shape {tuple(value.shape)}; a member's is "
+                    f"{(1, *own[key].shape[1:])}"
+                )
+        for key, value in state_dict.items():
+            own[key][member].copy_(value[0])
 
 
 def clip_grad_norm_per_member_(

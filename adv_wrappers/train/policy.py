@@ -66,7 +66,7 @@ from adv_wrappers.train._format import (
 )
 from adv_wrappers.train.networks import ActorSpec, MLPActor
 
-__all__ = ["CheckpointPolicy", "load_policy", "read_record"]
+__all__ = ["CheckpointPolicy", "load_actor_members", "load_policy", "read_record"]
 
 
 def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -375,6 +375,51 @@ def load_policy(
             f"checkpoint {str(path)!r}: the weights of policy {key!r} do not fit its "
             f"architecture: {exc}"
         ) from None
+
+
+def load_actor_members(
+    actor: MLPActor, agents: Sequence[str], refs: Mapping[str, Any], env: Any = None
+) -> None:
+    """Start members of a trainer's stacked actor from checkpoint policies.
+
+    Member ``m`` is ``agents[m]`` (one member per agent); ``refs`` maps some of those agents to
+    a policy reference ``{"checkpoint": PATH, "agent": ID}`` (optional ``"name"``: the
+    policy's name in the checkpoint, default ``ID``), whose weights overwrite the member. The
+    rest of the actor is unchanged. With ``env`` the policy must fit the agent's spaces
+    there, as :func:`load_policy` checks.
+
+    Raises:
+        InvalidArgumentError: ``refs`` not such a dict, an agent not in ``agents``, a shared
+            actor (one member for several agents), or a policy whose architecture is not the
+            actor's.
+        CheckpointError: as :func:`load_policy`.
+    """
+    if not isinstance(refs, Mapping):
+        raise InvalidArgumentError(f"init policies must be a dict agent -> reference; got {refs!r}")
+    if refs and actor.members != len(agents):
+        raise InvalidArgumentError(
+            f"init policies need one actor member per agent ({len(agents)}); this actor has "
+            f"{actor.members} (parameter sharing)"
+        )
+    for agent, ref in refs.items():
+        if agent not in agents:
+            raise InvalidArgumentError(
+                f"init policies: {agent!r} is not a trained agent; they are {list(agents)}"
+            )
+        if not (
+            isinstance(ref, Mapping)
+            and isinstance(ref.get("checkpoint"), str)
+            and isinstance(ref.get("agent"), str)
+            and set(ref) <= {"checkpoint", "agent", "name"}
+        ):
+            raise InvalidArgumentError(
+                f"init policies[{agent!r}]: a policy reference is {{'checkpoint': PATH, "
+                f"'agent': ID}} with an optional 'name'; got {ref!r}"
+            )
+        policy = load_policy(
+            ref["checkpoint"], agent=agent, name=ref.get("name", ref["agent"]), env=env
+        )
+        actor.load_member_(list(agents).index(agent), policy.spec, policy.actor.state_dict())
 
 
 def _main(argv: Sequence[str] | None = None) -> int:

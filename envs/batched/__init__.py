@@ -21,8 +21,8 @@ env, validated by it, except ``render_mode``, which must be ``None``):
 =================================  ======================================================
 ID                                 arguments
 =================================  ======================================================
-``adv/independent_spread-v0``      ``N``, ``collision_penalty``, ``max_cycles``,
-                                   ``continuous_actions``
+``adv/independent_spread-v0``      ``N``, ``collision_penalty``, ``collision_count``,
+                                   ``max_cycles``, ``continuous_actions``
 ``adv/cooperative_navigation-v0``  ``N``, ``local_ratio``, ``rewards``, ``max_cycles``,
                                    ``continuous_actions``
 ``adv/exchange_target-v0``         ``local_ratio``, ``rewards``, ``max_cycles``,
@@ -111,6 +111,7 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
     "adv/independent_spread-v0": (
         "N",
         "collision_penalty",
+        "collision_count",
         "max_cycles",
         "continuous_actions",
         "render_mode",

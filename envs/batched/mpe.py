@@ -217,6 +217,7 @@ class IndependentSpread(BatchedMPE):
         max_cycles: int = 25,
         continuous_actions: bool = False,
         render_mode: str | None = None,
+        collision_count: str = "per_agent",
     ) -> None:
         super().__init__(
             num_envs,
@@ -227,14 +228,18 @@ class IndependentSpread(BatchedMPE):
             max_cycles=max_cycles,
             continuous_actions=continuous_actions,
             render_mode=render_mode,
+            collision_count=collision_count,
         )
         self.collision_penalty = float(self._reference.unwrapped.collision_penalty)
+        self.per_step = self._reference.unwrapped.collision_count == "per_step"
 
     def _rewards(self) -> torch.Tensor:
         p = self.s["p_pos"]
         distance = _norm(self.s["l_pos"] - p)  # landmark i is agent i's
         touching = (_norm(p[:, None] - p[None, :]) < self._dist_min) & self._pair
         contacts = touching.sum(dim=1).to(F64)  # [A, B]
+        if self.per_step:  # once per step in contact with anyone
+            contacts = contacts.clamp(max=1.0)
         return -distance - self.collision_penalty * contacts
 
     def _observe(self) -> torch.Tensor:
