@@ -14,7 +14,8 @@ This file does steps 3 and 4 on an ``attack.py`` run of step 2. The continued tr
 ``ippo.py`` (no PPO here): the victim starts from its trained actor (``--init-policies``),
 the other defenders act greedily inside the env (``--frozen``, as ``attack.py`` froze them),
 and the attacker is embedded in ``k_corruption_v0``'s adversary slot (sampling, with its own
-seed, as ``attack.py`` evaluated it). A checkpoint exports actors only, so the victim's
+seed, as ``attack.py`` evaluated it; on the sync backend, as the batched one refuses embedded
+adversaries). A checkpoint exports actors only, so the victim's
 critic starts fresh: the first ``--critic-warmup-iterations`` iterations fit only the critic
 (the actor is held) and are not counted in the 5 %. The continued run uses the defender's
 PPO hyperparameters (the env's App. D preset) at a constant learning rate.
@@ -45,8 +46,11 @@ IPPO = Path(__file__).resolve().parent / "ippo.py"
 PPO_FLAGS = (
     "num_envs", "num_steps", "learning_rate", "gamma", "gae_lambda", "minibatch_size",
     "update_epochs", "norm_adv", "clip_coef", "clip_vloss", "ent_coef", "vf_coef",
-    "max_grad_norm", "target_kl", "hidden_sizes", "vector_backend",
+    "max_grad_norm", "target_kl", "hidden_sizes",
 )  # fmt: skip
+# the continued run embeds the attacker in the threat wrapper, which the batched path refuses
+# (adv_wrappers.vector): it runs on the sync backend whatever the defender's was (40K steps
+# at Table 1's preset)
 
 
 @dataclass
@@ -157,6 +161,7 @@ if __name__ == "__main__":
         "init_policies": json.dumps({victim: {"checkpoint": defender, "agent": victim}}),
         "critic_warmup_iterations": args.critic_warmup_iterations,
         "total_timesteps": warmup + steps, "anneal_lr": False, "eval_episodes": 0,
+        "vector_backend": "sync",
     }) + shlex.split(args.train_flags)  # fmt: skip
     print(
         f"convergence check of {defender}: victim {victim}, scenario {scenario['scenario']}; "

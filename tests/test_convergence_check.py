@@ -118,6 +118,27 @@ def test_critic_warmup_holds_the_actors_exactly(defender, tmp_path):
     assert any(not torch.equal(moved_1[k], init_1[k]) for k in init_1)
 
 
+def test_a_defender_and_attacker_of_the_batched_path(tmp_path):
+    """Table 1's preset trains and attacks on the batched path (stacked scenarios), whose
+    vector env refuses an embedded attacker: the continued run goes to the sync backend and
+    finds the stacked attacker's renamed policy. Tiny budgets: it runs, it records."""
+    tiny = ["--num-envs", "2", "--num-steps", "100", "--update-epochs", "1",
+            "--vector-backend", "batched"]  # fmt: skip
+    train("ippo", tmp_path, "--env-id", "adv/xnor_xor-v0", *tiny, "--total-timesteps", "400",
+          "--eval-episodes", "0")  # fmt: skip
+    defender = only("runs/*/checkpoints/final.safetensors", tmp_path)
+    train("attack", tmp_path, "--defender", str(defender), *tiny, "--total-timesteps", "400",
+          "--stack-scenarios", "--eval-episodes", "2", timeout=180)  # fmt: skip
+    folder = only("runs/*/attack_results.json", tmp_path).parent
+    check(tmp_path, "--attack", str(folder), "--fraction", "0.5", "--critic-warmup-iterations",
+          "1", "--eval-episodes", "2")  # fmt: skip
+    r = json.loads((folder / "convergence" / "agent_0" / "result.json").read_text())
+    assert (r["defender_steps"], r["steps"], r["warmup_steps"]) == (400, 200, 200)
+    record = load_policy(r["continued"], agent="agent_0").record
+    assert record["args"]["vector_backend"] == "sync" and record["global_step"] == 400
+    assert r["episodes"] == 2 and len(r["gain"]) == 2
+
+
 def test_bad_input_is_refused_before_training(attack_run, defender, tmp_path):
     attack_run = copy_of(attack_run, tmp_path)
     result = check(tmp_path, ok=False)
