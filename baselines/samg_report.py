@@ -24,7 +24,8 @@ runs trained alongside, which a defense may have learned to beat without being r
 
 Table 5 (`--table 5`): cooperative navigation with 6 agents; RMA3C and the "w/ chi*" rows
 are trained as above, then every trained policy plays `--eval-episodes` episodes against the
-RMA3C run's well-trained chi* (the same seed's).
+RMA3C run's well-trained chi* (the same seed's), and is attacked by fresh adversaries as in
+Table 4 (a row kept from before that was done gets its fresh adversaries on the next run).
 
 Every step is a subprocess in `<workdir>/<env>/<row>/seed<s>/`, skipped once its result
 exists (an interrupted report continues where it stopped); `--jobs` run in parallel. Each
@@ -401,17 +402,25 @@ def run_row(args, env, row, seed, stage):
     name = f"{env}/{row}/seed{seed}"
     done = kept(args, env, row, seed, ".json")
     if done.exists():
+        result = json.loads(done.read_text())
+        if args.table == "5" and not args.report_only and "fresh_chi" not in result:
+            # kept before Table 5's policies were attacked by fresh adversaries too
+            stage[name] = "evaluating"
+            final = kept(args, env, row, seed, ".safetensors")
+            result |= attack(args, env, row, seed, final)
+            result |= gradient_attack(args, env, row, seed, final)
+            done.write_text(json.dumps(result, indent=1) + "\n")
         stage[name] = "done"
-        return json.loads(done.read_text())
+        return result
     stage[name] = "training"
     final, train_last, agents = trained(args, env, row, seed)
     result = {"row": row, "seed": seed, "train_last": train_last, "agents": agents}
     stage[name] = "evaluating"
     if env == "game":
         result["game"] = game_exact(args, row, seed, final)
-    elif args.table == "5":
-        result |= table5_test(args, env, row, seed, final)
-    else:
+    else:  # Table 5 tests against chi*, and both tables against fresh adversaries
+        if args.table == "5":
+            result |= table5_test(args, env, row, seed, final)
         result |= attack(args, env, row, seed, final)
         result |= gradient_attack(args, env, row, seed, final)
     done.write_text(json.dumps({**result, "settings": settings(args)}, indent=1) + "\n")
@@ -477,7 +486,8 @@ def report(args, results):
         else:
             lines += [f"### {env}: Table 5 (test episodes against the RMA3C run's chi*)", "",
                       "| row | paper | ours: against chi* | ours: last 1000 training episodes "
-                      "| seeds |", "|---|---|---|---|---|"]  # fmt: skip
+                      "| ours: clean | ours: fresh PPO chi | ours: fresh gradient chi | seeds |",
+                      "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for row in args.rows:
             mine = [r for r in rows if r["row"] == row]
             if not mine:
@@ -485,11 +495,11 @@ def report(args, results):
             label = ROWS[row][0]
             train = fmt([r["train_last"] for r in mine])
             seeds = ", ".join(str(r["seed"]) for r in sorted(mine, key=lambda r: r["seed"]))
+            clean = fmt([r["clean"] for r in mine if "clean" in r])
+            fresh = fmt([r["fresh_chi"] for r in mine if "fresh_chi" in r])
+            grad = fmt([r["gradient_chi"] for r in mine if "gradient_chi" in r])
             if args.table == "4":
                 paper = PAPER_TABLE4.get(env, {}).get(row, "-")
-                clean = fmt([r["clean"] for r in mine if "clean" in r])
-                fresh = fmt([r["fresh_chi"] for r in mine if "fresh_chi" in r])
-                grad = fmt([r["gradient_chi"] for r in mine if "gradient_chi" in r])
                 lines.append(
                     f"| {label} | {paper} | {train} | {clean} | {fresh} | {grad} | {seeds} |"
                 )
@@ -497,7 +507,10 @@ def report(args, results):
                 paper = PAPER_TABLE5.get(row)
                 paper_s = f"{paper[0]} ± {paper[1]}" if paper else "-"
                 test = fmt([r["chi_star"] for r in mine if "chi_star" in r])
-                lines.append(f"| {label} | {paper_s} | {test} | {train} | {seeds} |")
+                lines.append(
+                    f"| {label} | {paper_s} | {test} | {train} | {clean} | {fresh} | {grad} "
+                    f"| {seeds} |"
+                )
         lines += [
             "",
             "mean ± 95 % CI (Student's t) over the seeds of each row; one seed: its value",
@@ -533,7 +546,7 @@ if __name__ == "__main__":
     if args.report_only:
         plan = [(e, r, s) for e, r, s in plan if finished(args, e, r, s)]
     per_run = args.train_timesteps + (
-        args.attack_timesteps + args.gradient_attack_timesteps if args.table == "4" else 0
+        args.attack_timesteps + args.gradient_attack_timesteps if args.table != "game" else 0
     )
     names = [f"{e}/{r}/seed{s}" for e, r, s in plan]
     folders = [folder(args, e, r, s) for e, r, s in plan]

@@ -94,12 +94,30 @@ def test_full_protocol_attacks_at_every_k_checks_and_resumes_from_committed_resu
     training anything and prints the same tables."""
     results = tmp_path / "committed"
     flags = [
-        "--preset", "none", "--methods", "naive", "art_k1", "--k", "1", "2",
-        "--train-timesteps", "200", "--attack-timesteps", "100", "--eval-episodes", "2",
-        "--long-attack-timesteps", "200", "--convergence-check", "--results", str(results),
+        "--preset",
+        "none",
+        "--methods",
+        "naive",
+        "art_k1",
+        "--k",
+        "1",
+        "2",
+        "--train-timesteps",
+        "200",
+        "--attack-timesteps",
+        "100",
+        "--eval-episodes",
+        "2",
+        "--long-attack-timesteps",
+        "200",
+        "--convergence-check",
+        "--results",
+        str(results),
         f"--train-flags={TINY} --eval-episodes 1 --vector-backend batched",
-        f"--attack-flags={TINY} --stack-scenarios --vector-backend batched", "--no-plot",
-        "--env-kwargs", '{"max_cycles": 10}',
+        f"--attack-flags={TINY} --stack-scenarios --vector-backend batched",
+        "--no-plot",
+        "--env-kwargs",
+        '{"max_cycles": 10}',
     ]  # fmt: skip  (the paper preset's fast path: batched, attackers stacked)
     out = run(REPORT, "--workdir", str(tmp_path / "a"), *flags, cwd=tmp_path)
     # 2 defenders x (200 + (6 + 3) x 100) + 2 long attacks x 200 + 5 % of 200 for ART

@@ -209,6 +209,52 @@ def test_samg_report_end_to_end(tmp_path):
     assert other.returncode != 0 and "--results" in other.stderr, other.stderr[-3000:]
 
 
+def test_samg_report_table5_tests_against_chi_star_and_fresh_adversaries(tmp_path):
+    """`--table 5` (cooperative navigation with 6 agents), tiny budgets: RMA3C and MADDPG w/
+    chi*, each tested against the RMA3C run's chi* and attacked by fresh adversaries. A kept
+    row without fresh adversaries (made before they were part of Table 5) gets them on the
+    next run without being trained again; `--report-only` leaves it as it is."""
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable, str(REPORT), "--table", "5", "--workdir", "rep", "--results", "kept",
+        "--seeds", "1", "--rows", "rma3c", "maddpg_chi", "--train-timesteps", "1000",
+        "--last-episodes", "10", "--attack-timesteps", "256", "--gradient-attack-timesteps",
+        "300", "--eval-episodes", "2",
+        "--train-flags=--learning-starts 500 --minibatch-size 64 --train-every 50",
+        "--attack-flags=--num-envs 2 --num-steps 64",
+    ]  # fmt: skip
+
+    def report(*extra):
+        result = subprocess.run(
+            [*command, *extra], cwd=tmp_path, capture_output=True, text=True, timeout=900,
+            env={**__import__("os").environ, "WANDB_MODE": "offline"},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    report()
+    keys = ("chi_star", "train_last", "clean", "fresh_chi", "gradient_chi")
+    for row in ("rma3c", "maddpg_chi"):
+        kept = json.loads((tmp_path / "kept" / f"cn6_{row}_seed1.json").read_text())
+        assert kept["agents"] == 6 and np.isfinite([kept[k] for k in keys]).all(), kept
+    table = (tmp_path / "rep" / "samg_report.md").read_text()
+    assert "| RMA3C | -3079.37 ± 16.16 |" in table and "fresh gradient chi" in table
+    # a row kept without its fresh adversaries: --report-only shows it as it is ...
+    path = tmp_path / "kept" / "cn6_maddpg_chi_seed1.json"
+    old = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in old.items()
+                                if k not in ("clean", "fresh_chi", "gradient_chi")}))  # fmt: skip
+    report("--report-only")
+    assert "clean" not in json.loads(path.read_text())
+    # ... and a run fills them in from the finished attacks, training nothing again
+    trained = only("rep/cn6/maddpg_chi/seed1/runs/*/checkpoints/final.safetensors", tmp_path)
+    mtime = trained.stat().st_mtime_ns
+    report()
+    assert json.loads(path.read_text()) == old and trained.stat().st_mtime_ns == mtime
+
+
 def test_discrete_agents_and_observations_of_different_sizes(tmp_path):
     """Keep-away: Discrete agents (beside Box adversaries in one vector env) whose
     observations differ in size (8 and 19, padded to 19). Each exported adversary outputs
