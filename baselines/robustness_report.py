@@ -8,7 +8,11 @@ adversary from scratch against the frozen defenders for every victim i and every
 k other agents, and the table reports, per method, the worst case over victims and subsets
 (mean +- standard error over seeds, and the interquartile mean with its stratified bootstrap
 95 % confidence interval, Agarwal et al., NeurIPS 2021) next to the clean return of the
-worst-off agent.
+worst-off agent. Table 1's other two envs (``--env-id adv/pursuit-v0`` or
+``adv/multi_ant-v0``) are cooperative, so there the victim is the benign team ("the remaining
+agents are victims who have a common reward function"): its mean return, under attackers
+that control the first and the last k pursuers (Pursuit; Fixed-K trains against the first)
+or each leg in turn (Ant, k = 1), the worst of those.
 
 Every step is a subprocess writing into ``<workdir>/<method>/seed<s>/`` and is skipped when
 its result already exists, so an interrupted report continues where it stopped (and a
@@ -65,26 +69,81 @@ from adv_wrappers.train.jobs import (
 from adv_wrappers.vector import make_vector_env, stacked_agent_id
 
 BASELINES = Path(__file__).resolve().parent
-ENV_ID = "adv/independent_spread-v0"
+SPREAD, PURSUIT, ANT = "adv/independent_spread-v0", "adv/pursuit-v0", "adv/multi_ant-v0"
 
-# method -> (label, trainer, flags); Fixed-K's K for agent i is {agent_{i+1 mod 3}}
-METHODS = {
-    "naive": ("Naive", "ippo.py", []),
-    "fixed_k1": ("Fixed-K(k=1)", "art.py", ["--k", "1", "--fixed-subset", "agent_1"]),
-    "art_k1": ("ART(k=1)", "art.py", ["--k", "1"]),
-    # omega over the subsets of size exactly 2: Table 1 calls Fixed-K(k=2) "equivalent to
-    # ART(k=2)", which holds only then (docs/robustness_report.md)
-    "art_k2": ("ART(k=2)", "art.py", ["--k", "2", "--omega-support", "exactly_k"]),
+
+def pursuers(k):
+    return ["pursuer_" + str(i) for i in range(k)]
+
+
+# Table 1's three environments. Per env: method -> (label, trainer, flags), with Fixed-K
+# trained against one fixed subset; the victim (`agent`: every agent in turn, the worst
+# case; `team`: "the remaining agents are victims who have a common reward function"); the
+# subsets a test-time attacker controls; and Table 1's numbers: method -> ((mean, SE) with
+# no adversary, {k: (mean, SE) with k adversaries}), over 5 seeds.
+TABLE1 = {
+    SPREAD: {
+        "methods": {
+            "naive": ("Naive", "ippo.py", []),
+            # Fixed-K's K for agent i is {agent_{i+1 mod 3}}
+            "fixed_k1": ("Fixed-K(k=1)", "art.py", ["--k", "1", "--fixed-subset", "agent_1"]),
+            "art_k1": ("ART(k=1)", "art.py", ["--k", "1"]),
+            # omega over the subsets of size exactly 2: Table 1 calls Fixed-K(k=2) "equivalent
+            # to ART(k=2)", which holds only then (docs/robustness_report.md)
+            "art_k2": ("ART(k=2)", "art.py", ["--k", "2", "--omega-support", "exactly_k"]),
+        },
+        "victim": "agent",
+        "subsets": "all",  # every victim x every subset of exactly k others
+        "paper": {
+            "naive": ((-34.0, 1.9), {1: (-493.2, 11.2), 2: (-480.8, 16.1)}),
+            "fixed_k1": ((-142.8, 24.5), {1: (-271.2, 31.0), 2: (-290.8, 36.6)}),
+            "art_k1": ((-123.4, 11.7), {1: (-190.2, 13.3), 2: (-242.0, 33.4)}),
+            "art_k2": ((-148.0, 15.1), {1: (-201.4, 11.7), 2: (-213.6, 9.9)}),
+        },
+    },
+    PURSUIT: {
+        "methods": {
+            "naive": ("Naive", "ippo.py", []),
+            **{
+                f"fixed_k{k}": (
+                    f"Fixed-K(k={k})",
+                    "art.py",
+                    ["--k", str(k), "--fixed-subset", *pursuers(k)],
+                )
+                for k in (1, 2, 4)
+            },
+            **{f"art_k{k}": (f"ART(k={k})", "art.py", ["--k", str(k)]) for k in (1, 2, 4)},
+        },  # fmt: skip
+        "victim": "team",
+        # "a specific subset of agents with cardinality k": the first k pursuers (Fixed-K's
+        # training subset) and the last k (one it never met); the worse of the two
+        "subsets": "first_last",
+        "paper": {
+            "naive": ((40.7, 3.1), {1: (34.4, 1.2), 2: (32.3, 1.9), 4: (-2.0, 2.3)}),
+            "fixed_k1": ((37.6, 2.8), {1: (35.7, 4.1), 2: (30.9, 2.8), 4: (8.5, 2.7)}),
+            "fixed_k2": ((29.2, 10.5), {1: (26.3, 10.3), 2: (25.7, 9.8), 4: (17.1, 3.3)}),
+            "fixed_k4": ((25.89, 7.24), {1: (23.82, 7.50), 2: (16.97, 8.12), 4: (6.21, 6.27)}),
+            "art_k1": ((47.3, 1.3), {1: (50.6, 1.8), 2: (48.1, 1.9), 4: (26.0, 4.3)}),
+            "art_k2": ((42.6, 3.7), {1: (37.4, 1.7), 2: (36.4, 2.4), 4: (21.0, 4.0)}),
+            "art_k4": ((35.6, 4.3), {1: (32.8, 1.5), 2: (34.0, 1.6), 4: (19.3, 2.0)}),
+        },
+    },
+    ANT: {
+        "methods": {
+            "naive": ("Naive", "ippo.py", []),
+            "fixed_k1": ("Fixed-K(k=1)", "art.py", ["--k", "1", "--fixed-subset", "agent_0"]),
+            "art_k1": ("ART(k=1)", "art.py", ["--k", "1"]),
+        },
+        "victim": "team",
+        "subsets": "all",  # every leg in turn (k = 1 only: Table 1)
+        "paper": {
+            "naive": ((327.5, 48.9), {1: (2.2, 10.7)}),
+            "fixed_k1": ((229.0, 30.0), {1: (29.5, 14.8)}),
+            "art_k1": ((181.9, 25.4), {1: (58.2, 6.7)}),
+        },
+    },
 }
-CHECKED = ("art_k1", "art_k2")  # the rows of Fig. 5's convergence check (ART)
-# Nika et al. (TMLR 2024), Table 1, Independent Spread: no adversary, then 1 and 2
-# adversaries; mean and standard error over 5 seeds.
-PAPER_TABLE1 = {
-    "naive": ((-34.0, 1.9), {1: (-493.2, 11.2), 2: (-480.8, 16.1)}),
-    "fixed_k1": ((-142.8, 24.5), {1: (-271.2, 31.0), 2: (-290.8, 36.6)}),
-    "art_k1": ((-123.4, 11.7), {1: (-190.2, 13.3), 2: (-242.0, 33.4)}),
-    "art_k2": ((-148.0, 15.1), {1: (-201.4, 11.7), 2: (-213.6, 9.9)}),
-}
+CHECKED = ("art_k1", "art_k2")  # the rows of Fig. 5's convergence check (ART, Spread)
 # An attacker has plateaued when its mean training return over the last PLATEAU_WINDOW of its
 # steps exceeds the mean over the PLATEAU_WINDOW before by less than PLATEAU_TOLERANCE of
 # the latter's magnitude (its return is minus its victim's).
@@ -98,7 +157,7 @@ PRESETS = {
         eval_episodes=50,
     ),  # fmt: skip
     "paper": dict(
-        methods=tuple(METHODS),
+        methods=tuple(TABLE1[SPREAD]["methods"]),
         seeds=(1, 2, 3, 4, 5),
         train_timesteps=800_000,
         attack_timesteps=200_000,
@@ -113,6 +172,15 @@ PRESETS = {
         convergence_check=True,
     ),  # fmt: skip
 }
+# `--preset paper` with `--env-id` Pursuit or Ant: Table 1's protocol there (App. D: 10M and
+# 13M steps; attackers with "the same hyperparameters"). No batched env: the PettingZoo path.
+PAPER_PRESETS = {
+    PURSUIT: dict(methods=tuple(TABLE1[PURSUIT]["methods"]), seeds=(1, 2, 3, 4, 5),
+                  train_timesteps=10_000_000, attack_timesteps=10_000_000, k=(1, 2, 4),
+                  eval_episodes=100),
+    ANT: dict(methods=tuple(TABLE1[ANT]["methods"]), seeds=(1, 2, 3, 4, 5),
+              train_timesteps=13_000_000, attack_timesteps=13_000_000, k=(1,), eval_episodes=100),
+}  # fmt: skip
 
 
 @dataclass
@@ -120,10 +188,14 @@ class Args:
     preset: Literal["quick", "paper", "none"] = "quick"
     """`quick` (the README's main job, ~22 CPU-minutes), `paper` (Table 1's protocol) or `none`; a
     preset replaces the defaults of methods, seeds, budgets and episodes (flags still win)"""
+    env_id: Literal["adv/independent_spread-v0", "adv/pursuit-v0", "adv/multi_ant-v0"] = SPREAD
+    """Table 1's environment: Independent Spread (the worst victim), Pursuit or multi-agent
+    Ant (the benign team is the victim); with `--preset paper` it picks that env's protocol"""
     workdir: str = "runs/robustness_report"
     """where every run goes (`<workdir>/<method>/seed<s>/`); finished steps are skipped"""
     methods: tuple[str, ...] = ("naive", "art_k1")
-    """the defenses to train (`naive`, `fixed_k1`, `art_k1`, `art_k2`)"""
+    """the defenses to train (Spread: `naive`, `fixed_k1`, `art_k1`, `art_k2`; Pursuit adds
+    `fixed_k2`, `fixed_k4`, `art_k4`; Ant: `naive`, `fixed_k1`, `art_k1`)"""
     seeds: tuple[int, ...] = (1,)
     """one defender (and its attackers) per seed"""
     train_timesteps: int = 200_000
@@ -131,11 +203,12 @@ class Args:
     attack_timesteps: int = 48_000
     """environment steps of every attacker (one per victim and subset)"""
     k: tuple[int, ...] = (1,)
-    """the numbers of agents the attackers corrupt: every defender is attacked at each (every
-    victim x every subset of exactly k others)"""
+    """the numbers of agents the attackers corrupt: every defender is attacked at each (Spread:
+    every victim x every subset of exactly k others; Pursuit: the first and the last k
+    pursuers; Ant: every leg)"""
     env_kwargs: str = "{}"
-    """keyword arguments of Independent Spread for every run, as a JSON dict (e.g.
-    `{"max_cycles": 100}`, the episode length T)"""
+    """keyword arguments of the env for every run, as a JSON dict (e.g. `{"max_cycles":
+    100}`, Independent Spread's episode length T)"""
     results: str = ""
     """also write every finished (method, seed)'s summary to `<results>/<method>_seed<s>.json`
     and skip the (method, seed) whose file exists (its set-up must match): commit them"""
@@ -144,7 +217,7 @@ class Args:
     steps, one scenario alone (0: not)"""
     convergence_check: bool = False
     """run Fig. 5's convergence check (`convergence_check.py`, victim agent_0, its worst k=1
-    scenario) on every ART defender"""
+    scenario) on every ART defender (Independent Spread)"""
     eval_episodes: int = 50
     """episodes of every evaluation (clean and under attack), seeded"""
     jobs: int = 2
@@ -170,10 +243,21 @@ def attack_folder(k):
     return "attack" if k == 1 else f"attack_k{k}"
 
 
+def attack_plan(args, agents, k):
+    """The attack.py calls of one defender at k adversaries: (folder, victim/subset flags)."""
+    table = TABLE1[args.env_id]
+    if table["subsets"] == "all":
+        victim = [] if table["victim"] == "agent" else ["--victim", "team"]
+        return [(attack_folder(k), victim)]
+    first, last = agents[:k], agents[-k:]
+    return [(f"{attack_folder(k)}_{'+'.join(subset)}", ["--victim", "team", "--attacked", *subset])
+            for subset in (first, last)]  # fmt: skip
+
+
 def setup_of(args, method, seed):
     """What a (method, seed)'s summary depends on: a committed one is reused only if equal."""
     return {
-        "env_id": ENV_ID, "env_kwargs": json.loads(args.env_kwargs), "method": method,
+        "env_id": args.env_id, "env_kwargs": json.loads(args.env_kwargs), "method": method,
         "seed": seed, "train_timesteps": args.train_timesteps,
         "attack_timesteps": args.attack_timesteps, "k": list(args.k),
         "eval_episodes": args.eval_episodes, "train_flags": args.train_flags,
@@ -210,20 +294,23 @@ def train_and_attack(args, method, seed, stage):
         return done
     cwd = Path(args.workdir) / method / f"seed{seed}"
     stage[name] = "training"
-    _, script, flags = METHODS[method]
+    _, script, flags = TABLE1[args.env_id]["methods"][method]
     defender = train_or_resume(BASELINES / script, cwd, [
-        "--env-id", ENV_ID, "--env-kwargs", args.env_kwargs, "--seed", str(seed),
+        "--env-id", args.env_id, "--env-kwargs", args.env_kwargs, "--seed", str(seed),
         "--exp-name", method, "--total-timesteps", str(args.train_timesteps), *flags,
         *shlex.split(args.train_flags),
     ])  # fmt: skip
     attacks = {}
+    agents = make_env(args.env_id, json.loads(args.env_kwargs))().possible_agents
     for k in args.k:
         stage[name] = f"attacking (k={k})"
-        attacks[k] = attack_or_resume(BASELINES / "attack.py", cwd, [
-            "--defender", str(defender.resolve()), "--k", str(k), "--seed", str(seed),
-            "--total-timesteps", str(args.attack_timesteps), "--eval-episodes",
-            str(args.eval_episodes), *shlex.split(args.attack_flags),
-        ], folder=attack_folder(k))  # fmt: skip
+        attacks[k] = {"scenarios": []}
+        for folder, victim in attack_plan(args, agents, k):  # every call's scenarios together
+            attacks[k]["scenarios"] += attack_or_resume(BASELINES / "attack.py", cwd, [
+                "--defender", str(defender.resolve()), "--k", str(k), *victim, "--seed",
+                str(seed), "--total-timesteps", str(args.attack_timesteps), "--eval-episodes",
+                str(args.eval_episodes), *shlex.split(args.attack_flags),
+            ], folder=folder)["scenarios"]  # fmt: skip
     summary = summarize(attacks)
     first = args.k[0]
     if args.long_attack_timesteps and seed == args.seeds[0]:
@@ -234,7 +321,7 @@ def train_and_attack(args, method, seed, stage):
         flags = [f for f in shlex.split(args.attack_flags) if f != "--stack-scenarios"]
         (long,) = attack_or_resume(BASELINES / "attack.py", cwd, [
             "--defender", str(defender.resolve()), "--k", str(kwargs["k"]), "--victim",
-            kwargs["victim"], "--attacked", *kwargs["subset"], "--seed", str(seed),
+            kwargs["victim"] or "team", "--attacked", *kwargs["subset"], "--seed", str(seed),
             "--total-timesteps", str(args.long_attack_timesteps), "--eval-episodes",
             str(args.eval_episodes), *flags,
         ], folder="attack_long")["scenarios"]  # fmt: skip
@@ -304,25 +391,28 @@ REPORT_FRACTION = 0.18
 REPORT_FRACTION_BATCHED = 0.46
 
 
-def raw_env_sps(seconds=2.0):
+def raw_env_sps(env_id, env_kwargs, seconds=2.0):
     """Steps/s of the bare vector env (8 copies, random actions) on this machine, now."""
-    with make_vector_env(make_env(ENV_ID), 8) as envs:
+    with make_vector_env(make_env(env_id, env_kwargs), 8) as envs:
         envs.reset(seed=0)
-        rng = np.random.default_rng(0)
+        space = envs.single_action_space
+        space.seed(0)
         steps, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
-            envs.step(rng.integers(0, 5, size=(8, envs.num_agents)))
+            envs.step(np.stack([[space.sample() for _ in range(envs.num_agents)]
+                                for _ in range(8)]))  # fmt: skip
             steps += 8
     return steps / (time.perf_counter() - start)
 
 
 def summarize(attacks):
-    """One defender's attack results per k -> the worst-off agent's clean return, and per k
+    """One defender's attack results per k -> the worst-off victim's clean return (the team's,
+    per subset K: the agents outside K), and per k
     the worst attacked return, its scenario, every scenario's return and its plateau check."""
     first = next(iter(attacks.values()))
-    clean = {}
+    clean = {}  # victim (the team: per subset K, the agents outside K) -> its clean return
     for r in first["scenarios"]:
-        (victim,) = r["victims"]
+        victim = r["victims"][0] if r["victims"] else r["scenario"]
         clean[victim] = r["clean"][0]
     summary = {"clean_min": min(clean.values()), "clean_mean": float(np.mean(list(clean.values())))}
     for k, results in attacks.items():
@@ -352,9 +442,9 @@ def fmt_iqm(iqm, low, high):
     return f"{iqm:.1f}" if np.isnan(low) else f"{iqm:.1f} [{low:.1f}, {high:.1f}]"
 
 
-def paper_cell(method, k):
+def paper_cell(env_id, method, k):
     """Table 1's number for this method with k adversaries (k = 0: no adversary)."""
-    clean, attacked = PAPER_TABLE1[method]
+    clean, attacked = TABLE1[env_id]["paper"][method]
     cell = clean if k == 0 else attacked.get(k)
     return "–" if cell is None else fmt(*cell)
 
@@ -366,40 +456,56 @@ def adversaries(k):
 if __name__ == "__main__":
     args = tyro.cli(Args)
     if args.preset != "none":  # the preset replaces the defaults; flags given still win
-        default = dataclasses.replace(Args(), preset=args.preset, **PRESETS[args.preset])
+        preset = PRESETS[args.preset]
+        if args.preset == "paper" and args.env_id != SPREAD:
+            preset = PAPER_PRESETS[args.env_id]
+        default = dataclasses.replace(Args(), preset=args.preset, env_id=args.env_id, **preset)
         args = tyro.cli(Args, default=default)
     finished = None
     if args.from_results:  # a finished report: its runs and set-up, nothing is run
         finished = json.loads(Path(args.from_results).read_text())
-        fields = ("methods", "seeds", "k", "train_timesteps", "attack_timesteps",
+        fields = ("env_id", "methods", "seeds", "k", "train_timesteps", "attack_timesteps",
                   "eval_episodes", "env_kwargs", "long_attack_timesteps", "convergence_check")  # fmt: skip
         setup = {f: finished["args"][f] for f in fields if f in finished["args"]}
         setup["k"] = setup["k"] if isinstance(setup["k"], list) else [setup["k"]]
         args = dataclasses.replace(args, **{f: tuple(v) if isinstance(v, list) else v
                                             for f, v in setup.items()})  # fmt: skip
+    TABLE = TABLE1[args.env_id]
+    METHODS = TABLE["methods"]
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
-        raise SystemExit(f"unknown methods {unknown}; known: {list(METHODS)}")
-    n = 3  # Independent Spread's agents
-    if not args.k or any(not 1 <= k < n for k in args.k) or len(set(args.k)) != len(args.k):
-        raise SystemExit(
-            f"--k must be distinct numbers of adversaries in [1, {n - 1}]; got {args.k}"
-        )
+        raise SystemExit(f"unknown methods {unknown} for {args.env_id}; known: {list(METHODS)}")
     try:
         env_kwargs = json.loads(args.env_kwargs)
-        make_env(ENV_ID, env_kwargs)().close()  # the env checks its own arguments
+        agents = make_env(args.env_id, env_kwargs)().possible_agents  # the env checks them
     except (ValueError, TypeError) as exc:
         raise SystemExit(
             f"--env-kwargs must be a JSON dict of the env's arguments: {exc}"
         ) from None
-    n_attacks = {k: n * math.comb(n - 1, k) for k in args.k}
+    n = len(agents)
+    if not args.k or any(not 1 <= k < n for k in args.k) or len(set(args.k)) != len(args.k):
+        raise SystemExit(
+            f"--k must be distinct numbers of adversaries in [1, {n - 1}]; got {args.k}"
+        )
+    if args.convergence_check and args.env_id != SPREAD:
+        raise SystemExit(
+            f"--convergence-check runs on {SPREAD} (a per-agent victim); not on {args.env_id}"
+        )
+    if TABLE["victim"] == "agent":  # every victim x every subset of exactly k others
+        n_attacks = {k: n * math.comb(n - 1, k) for k in args.k}
+        whom = "every victim x every subset of"
+    elif TABLE["subsets"] == "all":  # the team, every subset of exactly k agents
+        n_attacks = {k: math.comb(n, k) for k in args.k}
+        whom = "the benign team; every subset of"
+    else:  # the team, the first and the last k agents
+        n_attacks = {k: 2 for k in args.k}
+        whom = "the benign team; the first and the last"
     per_defender = sum(n_attacks[k] * args.attack_timesteps for k in args.k)
     print(
-        f"robustness report on {ENV_ID} {env_kwargs or ''}: methods {list(args.methods)}, seeds "
-        f"{list(args.seeds)}; each defender trained for {args.train_timesteps:,} steps, then "
-        f"attacked by "
-        + " and ".join(f"{n_attacks[k]} fresh PPO attackers (every victim x every subset of "
-                       f"k={k})" for k in args.k)
+        f"robustness report on {args.env_id} {env_kwargs or ''}: methods {list(args.methods)}, "
+        f"seeds {list(args.seeds)}; each defender trained for {args.train_timesteps:,} steps, "
+        f"then attacked by "
+        + " and ".join(f"{n_attacks[k]} fresh PPO attackers ({whom} k={k})" for k in args.k)
         + f" of {args.attack_timesteps:,} steps each; {args.eval_episodes} evaluation episodes; "
         f"{args.jobs} jobs in parallel; runs in {args.workdir}/",
         flush=True,
@@ -417,7 +523,7 @@ if __name__ == "__main__":
         )  # fmt: skip
         total = int(len(jobs) * (args.train_timesteps + per_defender) + extra)
         parallel = min(args.jobs, len(jobs), os.cpu_count() or 1)
-        raw = raw_env_sps()
+        raw = raw_env_sps(args.env_id, env_kwargs)
         batched = all("batched" in shlex.split(f) for f in (args.train_flags, args.attack_flags))
         fraction = REPORT_FRACTION_BATCHED if batched else REPORT_FRACTION
         print(
@@ -445,15 +551,17 @@ if __name__ == "__main__":
             rows[m][key] = mean_se([r[key] for r in runs])
             rows[m][f"{key}_iqm"] = iqm_ci([r[key] for r in runs])
         cells = [f"{fmt(*rows[m][key])} | {fmt_iqm(*rows[m][f'{key}_iqm'])}" for key in keys]
-        paper = [paper_cell(m, k) for k in (0, *args.k)]
+        paper = [paper_cell(args.env_id, m, k) for k in (0, *args.k)]
         table.append(f"| {METHODS[m][0]} | {' | '.join(cells)} | {' | '.join(paper)} |")
+    team = None if TABLE["victim"] == "agent" else "team"
+    worst = "worst victim" if team is None else "team, worst K"
     attacked = "".join(
-        f" under attack (worst victim, k={k}) | under attack: IQM [95 % CI] |" for k in args.k
+        f" under attack ({worst}, k={k}) | under attack: IQM [95 % CI] |" for k in args.k
     )
     paper = "".join(f" paper: {adversaries(k)} |" for k in args.k)
     columns = 3 + 2 * len(args.k) + len(args.k)
     header = (
-        f"| method | clean (worst agent) | clean: IQM [95 % CI] |{attacked} paper: no adversary "
+        f"| method | clean ({'worst agent' if team is None else 'team, worst K'}) | clean: IQM [95 % CI] |{attacked} paper: no adversary "
         f"|{paper}\n|{'---|' * (columns + 1)}"
     )
     report = "\n".join([header, *table])
@@ -520,9 +628,9 @@ if __name__ == "__main__":
         )
     out = Path(args.workdir)
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"env_id": ENV_ID, "args": vars(args), "budget": budget, "rows": rows,
+    summary = {"env_id": args.env_id, "args": vars(args), "budget": budget, "rows": rows,
                "runs": per_run, "paper": {m: [c, {str(k): v for k, v in a.items()}]
-                                          for m, (c, a) in PAPER_TABLE1.items()}}  # fmt: skip
+                                          for m, (c, a) in TABLE["paper"].items()}}  # fmt: skip
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     (out / "report.md").write_text(body + f"\n\nBudget: {budget}.\n")
     if args.plot:
@@ -541,8 +649,8 @@ if __name__ == "__main__":
             ax.bar(x + (i - (len(keys) - 1) / 2) * width, means, width, yerr=errs, label=label,
                    capsize=3)  # fmt: skip
         ax.set_xticks(x, [METHODS[m][0] for m in args.methods])
-        ax.set_ylabel("return of the worst-off agent")
-        ax.set_title(f"{ENV_ID}, fresh attackers")
+        ax.set_ylabel("return of the worst-off agent" if team is None else "the team's return")
+        ax.set_title(f"{args.env_id}, fresh attackers")
         ax.legend()
         fig.tight_layout()
         fig.savefig(out / "robustness.png", dpi=120)
@@ -562,7 +670,8 @@ if __name__ == "__main__":
         plot_intervals(
             out / "robustness_iqm.png", estimates,
             [f"{name}: {what}" for name in names for what in ("mean ± SE", "IQM, 95 % CI")],
-            xlabel=f"return of the worst-off agent ({len(args.seeds)} seeds)",
+            xlabel=f"{'return of the worst-off agent' if team is None else 'the team return'} "
+            f"({len(args.seeds)} seeds)",
             sharex=[i for i in range(len(keys)) for _ in range(2)],
         )  # fmt: skip
         print(f"plots: {out / 'robustness.png'}, {out / 'robustness_iqm.png'}")

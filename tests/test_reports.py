@@ -160,6 +160,79 @@ def test_full_protocol_attacks_at_every_k_checks_and_resumes_from_committed_resu
     assert result.returncode != 0 and "was made with another set-up" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env_id", "methods", "k", "subsets"),
+    [
+        # Pursuit: the first and the last k pursuers; Fixed-K(k=2) trained against the first 2
+        ("adv/pursuit-v0", ["naive", "fixed_k2"], ["1", "2"],
+         {1: [("pursuer_0",), ("pursuer_7",)],
+          2: [("pursuer_0", "pursuer_1"), ("pursuer_6", "pursuer_7")]}),
+        ("adv/multi_ant-v0", ["art_k1"], ["1"],  # Ant: every leg
+         {1: [("agent_0",), ("agent_1",), ("agent_2",), ("agent_3",)]}),
+    ],
+)  # fmt: skip
+def test_robustness_report_attacks_the_team_in_pursuit_and_ant(
+    tmp_path, env_id, methods, k, subsets
+):
+    """Table 1's Pursuit and Ant rows: the benign team is the victim, attacked by the
+    subsets its env prescribes; the report's worst case is over those, with the paper's
+    numbers beside it."""
+    flags = [
+        "--preset", "none", "--env-id", env_id, "--workdir", str(tmp_path / "r"), "--methods",
+        *methods, "--k", *k, "--train-timesteps", "200", "--attack-timesteps", "100",
+        "--eval-episodes", "2", "--env-kwargs", '{"max_cycles": 10}', "--no-plot",
+        f"--train-flags={TINY} --eval-episodes 1", f"--attack-flags={TINY}",
+    ]  # fmt: skip
+    out = run(REPORT, *flags, cwd=tmp_path)
+    attackers = sum(len(s) for s in subsets.values())
+    assert f"estimate: {len(methods) * (200 + attackers * 100):,} environment steps" in out
+    assert "| clean (team, worst K) |" in out and "(team, worst K, k=1)" in out
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    paper = {"adv/pursuit-v0": ("40.7 ± 3.1", "25.7 ± 9.8"), "adv/multi_ant-v0": ("181.9 ± 25.4",
+             "58.2 ± 6.7")}[env_id]  # fmt: skip
+    assert all(cell in out for cell in paper)  # Naive clean / Fixed-K(2) or ART(1) attacked
+    for method in methods:
+        summary = results["runs"][f"{method}/seed1"]
+        for kk, expected in subsets.items():
+            scenarios = summary[f"scenarios_k{kk}"]
+            assert sorted(scenarios) == sorted(
+                f"victim=team,attacked={'+'.join(s)}" for s in expected
+            )
+            assert summary[f"attacked_min_k{kk}"] == min(scenarios.values())
+        assert summary["clean_min"] <= summary["clean_mean"]
+    for kk, expected in subsets.items():  # every subset was attacked by its own fresh attacker
+        for subset in expected:
+            (result,) = (tmp_path / "r").glob(
+                f"{methods[0]}/seed1/attack*/runs/*/victim=team,attacked={'+'.join(subset)}"
+                "/result.json"
+            )
+            record = json.loads(result.read_text())
+            assert record["victims"] is None and record["threat"]["kwargs"] == {
+                "k": kk, "victim": None, "subset": list(subset)}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--env-id", "adv/multi_ant-v0", "--methods", "fixed_k4"],
+         "unknown methods ['fixed_k4'] for adv/multi_ant-v0; known: ['naive', 'fixed_k1', 'art_k1']"),
+        (["--env-id", "adv/pursuit-v0", "--k", "8"],
+         "--k must be distinct numbers of adversaries in [1, 7]; got (8,)"),
+        (["--env-id", "adv/pursuit-v0", "--convergence-check"],
+         "--convergence-check runs on adv/independent_spread-v0 (a per-agent victim); not on "
+         "adv/pursuit-v0"),
+    ],
+)  # fmt: skip
+def test_robustness_report_refuses_what_an_env_does_not_have(tmp_path, flags, message):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    result = subprocess.run(
+        [sys.executable, str(REPORT), "--preset", "none", "--workdir", str(tmp_path), *flags],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0 and message in result.stderr
+    assert not list(tmp_path.iterdir())  # refused before anything ran
+
+
 def test_robustness_report_retabulates_committed_results_with_iqm(tmp_path):
     """`--from-results` rebuilds the docs' table from docs/robustness_report.json (3 seeds)
     without running anything: mean ± SE as committed, and the IQM with its stratified
