@@ -529,7 +529,8 @@ if __name__ == "__main__":
         print(
             f"estimate: {total:,} environment steps; this machine steps the raw env at "
             f"{raw:,.0f} steps/s now, a report runs at ~{fraction} of that per core "
-            f"{'on the batched path ' if batched else ''}(docs/robustness_report.md), "
+            f"{'on the batched path ' if batched else ''}(docs/robustness_report.md"
+            f"{'' if args.env_id == SPREAD else '; measured on Independent Spread'}), "
             f"{parallel} at a time: about {total / (raw * fraction * parallel) / 60:.0f} min "
             f"(progress every 30 s)",
             flush=True,
