@@ -114,7 +114,7 @@ TABLE1 = {
                 for k in (1, 2, 4)
             },
             **{f"art_k{k}": (f"ART(k={k})", "art.py", ["--k", str(k)]) for k in (1, 2, 4)},
-        },  # fmt: skip
+        },
         "victim": "team",
         # "a specific subset of agents with cardinality k": the first k pursuers (Fixed-K's
         # training subset) and the last k (one it never met); the worse of the two
