@@ -244,6 +244,13 @@ def attack_folder(k):
     return "attack" if k == 1 else f"attack_k{k}"
 
 
+def env_agents(env_id, env_kwargs):
+    """The env's possible agents (building it checks ``env_kwargs``)."""
+    env = make_env(env_id, env_kwargs)()
+    env.close()
+    return list(env.possible_agents)
+
+
 def attack_plan(args, agents, k):
     """The attack.py calls of one defender at k adversaries: (folder, victim/subset flags)."""
     table = TABLE1[args.env_id]
@@ -302,7 +309,7 @@ def train_and_attack(args, method, seed, stage):
         *shlex.split(args.train_flags),
     ])  # fmt: skip
     attacks = {}
-    agents = make_env(args.env_id, json.loads(args.env_kwargs))().possible_agents
+    agents = env_agents(args.env_id, json.loads(args.env_kwargs))
     for k in args.k:
         stage[name] = f"attacking (k={k})"
         attacks[k] = {"scenarios": []}
@@ -480,7 +487,7 @@ if __name__ == "__main__":
         raise SystemExit(f"unknown methods {unknown} for {args.env_id}; known: {list(METHODS)}")
     try:
         env_kwargs = json.loads(args.env_kwargs)
-        agents = make_env(args.env_id, env_kwargs)().possible_agents  # the env checks them
+        agents = env_agents(args.env_id, env_kwargs)
     except (ValueError, TypeError) as exc:
         raise SystemExit(
             f"--env-kwargs must be a JSON dict of the env's arguments: {exc}"
