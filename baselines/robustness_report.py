@@ -292,8 +292,11 @@ def committed(args, method, seed):
     return saved["summary"]
 
 
-def train_and_attack(args, method, seed, stage):
-    """Train one defender and attack it (each step skipped if done); return its summary."""
+def train_and_attack(args, method, seed, stage, agents):
+    """Train one defender and attack it (each step skipped if done); return its summary.
+    ``agents`` are the env's possible agents, listed once by the caller: this runs on a thread,
+    and building an MPE env there is not safe (mpe2 sets up pygame fonts in its constructor,
+    and two threads doing so at once crash the process)."""
     name = f"{method}/seed{seed}"
     done = committed(args, method, seed)
     if done is not None:
@@ -309,7 +312,6 @@ def train_and_attack(args, method, seed, stage):
         *shlex.split(args.train_flags),
     ])  # fmt: skip
     attacks = {}
-    agents = env_agents(args.env_id, json.loads(args.env_kwargs))
     for k in args.k:
         stage[name] = f"attacking (k={k})"
         attacks[k] = {"scenarios": []}
@@ -547,7 +549,7 @@ if __name__ == "__main__":
         )
         names = [f"{m}/seed{s}" for m, s in jobs]
         with Monitor(args.workdir, total, names) as stage:  # threads, or one Ray task per job
-            done = run_jobs(lambda job: train_and_attack(args, *job, stage), jobs,
+            done = run_jobs(lambda job: train_and_attack(args, *job, stage, agents), jobs,
                             workers=args.jobs, ray=args.ray or bool(args.ray_address),
                             ray_address=args.ray_address or None, names=names, stage=stage)  # fmt: skip
         per_run = {f"{m}/seed{s}": r for (m, s), r in zip(jobs, done, strict=True)}

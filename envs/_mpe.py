@@ -3,6 +3,7 @@ the check of their ``rewards`` argument (mpe2's reward scale or the original MPE
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,27 @@ def check_rewards(value: Any) -> str:
     if not isinstance(value, str) or value not in REWARD_SCALES:
         raise InvalidArgumentError(f"rewards must be one of {REWARD_SCALES}, got {value!r}")
     return value
+
+
+PYGAME_LOCK = threading.RLock()
+"""Held while an MPE env is built or closed. mpe2's envs set up pygame's fonts in their
+constructor and call ``pygame.quit()`` in ``close()``; pygame is not thread-safe, and two
+threads doing either at once crash the process (``malloc(): ... corrupted``, or pygame's
+segfault handler). Threads that build envs (a report's job threads, a thread pool of
+evaluations) are serialised here; rendering from several threads is still unsafe."""
+
+
+class PygameLocked:
+    """The first base of every MPE raw env: its construction and ``close()`` hold
+    :data:`PYGAME_LOCK`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        with PYGAME_LOCK:
+            super().__init__(*args, **kwargs)
+
+    def close(self) -> None:
+        with PYGAME_LOCK:
+            super().close()  # type: ignore[misc]
 
 
 def mpe_aec(raw: Any):

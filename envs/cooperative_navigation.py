@@ -71,7 +71,7 @@ from mpe2.simple_spread import simple_spread
 
 from adv_envs._checks import check_bool, check_float, check_int, check_render_mode
 from adv_envs._errors import InvalidArgumentError
-from adv_envs._mpe import check_rewards, entry_points
+from adv_envs._mpe import PygameLocked, check_rewards, entry_points
 
 NAME = "cooperative_navigation_v0"
 
@@ -93,7 +93,7 @@ def original_rewards(world: World) -> dict[str, float]:
     return {agent.name: shared for agent in world.agents}
 
 
-class raw_env(simple_spread.raw_env):
+class raw_env(PygameLocked, simple_spread.raw_env):
     """mpe2's ``simple_spread`` with validated arguments, this env's name and, with
     ``rewards="original"`` (kept as ``reward_scale``), the original MPE rewards."""
 

@@ -77,7 +77,7 @@ from mpe2.simple_reference import simple_reference
 
 from adv_envs._checks import check_bool, check_float, check_int, check_render_mode
 from adv_envs._errors import InvalidArgumentError
-from adv_envs._mpe import check_rewards, entry_points
+from adv_envs._mpe import PygameLocked, check_rewards, entry_points
 
 NAME = "exchange_target_v0"
 
@@ -97,7 +97,7 @@ def original_rewards(world: World) -> dict[str, float]:
     return {agent.name: shared for agent in world.agents}
 
 
-class raw_env(simple_reference.raw_env):
+class raw_env(PygameLocked, simple_reference.raw_env):
     """mpe2's ``simple_reference`` with validated arguments, this env's name and, with
     ``rewards="original"`` (kept as ``reward_scale``), the original MPE rewards."""
 

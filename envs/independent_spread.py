@@ -106,7 +106,7 @@ from adv_envs._checks import (
     check_int,
     check_render_mode,
 )
-from adv_envs._mpe import entry_points
+from adv_envs._mpe import PYGAME_LOCK, PygameLocked, entry_points
 
 NAME = "independent_spread_v0"
 RENDER_MODES = (None, "rgb_array", "human")
@@ -197,7 +197,7 @@ class Scenario(BaseScenario):
 # ------------------------------------------------------------------ env
 
 
-class raw_env(SimpleEnv, EzPickle):
+class raw_env(PygameLocked, SimpleEnv, EzPickle):
     """The AEC Independent Spread env without the order/bounds wrappers (see the module docs)."""
 
     def __init__(
@@ -225,14 +225,15 @@ class raw_env(SimpleEnv, EzPickle):
             collision_count=collision_count,
         )
         scenario = Scenario(collision_penalty=collision_penalty, collision_count=collision_count)
-        SimpleEnv.__init__(
-            self,
-            scenario=scenario,
-            world=scenario.make_world(N),
-            render_mode=render_mode,
-            max_cycles=max_cycles,
-            continuous_actions=continuous_actions,
-        )
+        with PYGAME_LOCK:  # mpe2 sets up pygame here (not thread-safe)
+            SimpleEnv.__init__(
+                self,
+                scenario=scenario,
+                world=scenario.make_world(N),
+                render_mode=render_mode,
+                max_cycles=max_cycles,
+                continuous_actions=continuous_actions,
+            )
         # an instance dict: mpe2 writes its names into the class-level SimpleEnv.metadata
         self.metadata = {
             "name": NAME,

@@ -68,12 +68,12 @@ from gymnasium.utils import EzPickle
 from mpe2.simple_push import simple_push
 
 from adv_envs._checks import check_bool, check_int, check_render_mode
-from adv_envs._mpe import check_rewards, entry_points
+from adv_envs._mpe import PygameLocked, check_rewards, entry_points
 
 NAME = "keep_away_v0"
 
 
-class raw_env(simple_push.raw_env):
+class raw_env(PygameLocked, simple_push.raw_env):
     """mpe2's ``simple_push`` with validated arguments and this env's name.
 
     ``rewards`` is kept as ``reward_scale``; mpe2's rewards are the original MPE code's here,

@@ -73,12 +73,12 @@ from gymnasium.utils import EzPickle
 from mpe2.simple_adversary import simple_adversary
 
 from adv_envs._checks import check_bool, check_int, check_render_mode
-from adv_envs._mpe import check_rewards, entry_points
+from adv_envs._mpe import PygameLocked, check_rewards, entry_points
 
 NAME = "physical_deception_v0"
 
 
-class raw_env(simple_adversary.raw_env):
+class raw_env(PygameLocked, simple_adversary.raw_env):
     """mpe2's ``simple_adversary`` with validated arguments, this env's name and, with
     ``rewards="original"`` (kept as ``reward_scale``), the original MPE rewards."""
 
