@@ -63,6 +63,7 @@ from adv_wrappers.stealth import state_shift
 from adv_wrappers.train import load_policy, read_record
 from adv_wrappers.train.config import PAPER_000_PRESETS, args_from_dict, cli_flags, parse_args
 from adv_wrappers.train.envs import evaluate, make_env, victims_return
+from adv_wrappers.train.jobs import mean_se
 from adv_wrappers.train.tracking import run_name
 from adv_wrappers.vector import stacked_agent_id
 
@@ -490,11 +491,6 @@ def train_attacker(args, env_kwargs, scenario, folder, stack=None):
     if code != 0:
         raise SystemExit(f"attack.py: training the attacker of {scenario.name} failed ({code})")
     return sorted(folder.glob("runs/*/checkpoints/final.safetensors"))[-1]
-
-
-def mean_se(x):
-    x = np.asarray(x, dtype=np.float64)
-    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
 
 
 def parse(argv):
