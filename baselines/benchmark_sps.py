@@ -21,7 +21,9 @@ one run are reported):
   *scenario steps* per second (the steps each scenario's attacker trains on, summed over
   the scenarios);
 
-and prints (and with ``--output`` writes) Markdown tables of medians and ratios.
+and prints (and with ``--output`` writes) Markdown tables of medians and ratios. Every
+trainer row runs on the CPU (``--no-cuda``); with ``--cuda`` each is measured on CUDA too
+(rows marked ``[CUDA]``), its ratio still to the raw simulator on the CPU.
 """
 
 import json
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 import tyro
 
 import adv_envs  # noqa: F401  (registers adv/ envs)
@@ -66,6 +69,12 @@ class Args:
     """also measure the attack protocol (a defender is trained first, for a few seconds)"""
     attack_timesteps: int = 12_000
     """steps per scenario of every attack run (a multiple of the preset's batch)"""
+    rows: tuple[str, ...] = ()
+    """measure only the rows whose name starts with one of these (and the raw env, always);
+    empty: every row. E.g. `--rows "ippo.py (30 epochs" "attack.py"`"""
+    cuda: bool = False
+    """also measure every trainer row on CUDA (`--cuda`, rows marked [CUDA]); the other rows
+    run with `--no-cuda`, also on a machine with a GPU"""
     output: str | None = None
     """write the Markdown tables here (e.g. docs/trainer_sps.md)"""
 
@@ -83,13 +92,15 @@ def raw_sps(env_id, num_envs, steps, seed=0):
     return steps * num_envs / elapsed
 
 
-def trainer_sps(script, env_id, timesteps, extra=(), flags="", eval_episodes=0):
+def trainer_sps(script, env_id, timesteps, extra=(), flags="", eval_episodes=0, cuda=False):
+    """A trainer's steady-state steps/s (on CUDA with ``cuda``, else on the CPU even where a
+    GPU is: the trainers' own default is CUDA when there is one)."""
     with tempfile.TemporaryDirectory() as cwd:
         env = {**os.environ, "WANDB_MODE": "offline"}
         subprocess.run(
             [sys.executable, str(BASELINES / script), "--env-id", env_id, "--total-timesteps",
              str(timesteps), "--eval-episodes", str(eval_episodes), "--checkpoint-every", "1000",
-             *shlex.split(flags), *extra],
+             "--cuda" if cuda else "--no-cuda", *shlex.split(flags), *extra],
             cwd=cwd, env=env, check=True, capture_output=True,
         )  # fmt: skip
         # the trainer's own log (attack.py: that of its one ippo.py run, a level below)
@@ -126,73 +137,70 @@ def defender(env_id, directory, timesteps, flags=""):
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    if args.cuda and not torch.cuda.is_available():  # (a trainer's --cuda falls back to the CPU)
+        raise SystemExit("--cuda: torch sees no CUDA device here")
     preset = PAPER_000_PRESETS[args.env_id]
     num_envs, epochs = preset["num_envs"], preset["update_epochs"]
-    configs = {
-        "raw vector env, random actions": lambda: raw_sps(args.env_id, num_envs, args.raw_steps),
-        f"ippo.py ({epochs} epochs)": lambda: trainer_sps(
-            "ippo.py", args.env_id, args.timesteps, flags=args.trainer_flags
-        ),
-        f"ippo.py ({epochs} epochs, --vector-backend batched)": lambda: trainer_sps(
-            "ippo.py",
-            args.env_id,
-            args.timesteps,
-            ["--vector-backend", "batched"],
-            args.trainer_flags,
-        ),
-        # (the preset's flags first, so that --trainer-flags win)
-        "ippo.py throughput preset (batched, not the paper's)": lambda: trainer_sps(
-            "ippo.py",
-            args.env_id,
-            args.throughput_timesteps,
-            flags=f"{shlex.join(cli_flags(THROUGHPUT_PRESETS[args.env_id]))} {args.trainer_flags}",
-        ),
-        "ippo.py (1 epoch)": lambda: trainer_sps(
-            "ippo.py", args.env_id, args.timesteps, ["--update-epochs", "1"], args.trainer_flags
-        ),
-        f"art.py k=1 ({epochs} epochs)": lambda: trainer_sps(
-            "art.py", args.env_id, args.timesteps, flags=args.trainer_flags
-        ),
-        "art.py k=1 (1 epoch)": lambda: trainer_sps(
-            "art.py", args.env_id, args.timesteps, ["--update-epochs", "1"], args.trainer_flags
-        ),
-        f"art.py k=1 ({epochs} epochs, --vector-backend batched)": lambda: trainer_sps(
-            "art.py",
-            args.env_id,
-            args.timesteps,
-            ["--vector-backend", "batched"],
-            args.trainer_flags,
-        ),
-        "art.py k=1 throughput preset (batched, not the paper's)": lambda: trainer_sps(
-            "art.py",
-            args.env_id,
-            args.throughput_timesteps,
-            flags=f"{shlex.join(cli_flags(THROUGHPUT_PRESETS[args.env_id]))} {args.trainer_flags}",
-        ),
-    }
+    raw_row = "raw vector env, random actions"
+    configs = {raw_row: lambda: raw_sps(args.env_id, num_envs, args.raw_steps)}
     scenarios = {}  # attack rows -> scenarios per run
     if args.attack:
         workdir = tempfile.TemporaryDirectory(prefix="benchmark_sps_")  # removed at exit
         path = defender(args.env_id, workdir.name, args.attack_timesteps, args.trainer_flags)
         n = len(make_env(args.env_id)().possible_agents)
-        one = ["--victim", "agent_0", "--attacked", "agent_1"]
-        for label, extra, count in [
-            ("1 scenario per run", one, 1),
-            ("1 scenario per run, --vector-backend batched", [*one, "--vector-backend", "batched"], 1),
-            (f"{n * (n - 1)} scenarios stacked", ["--stack-scenarios"], n * (n - 1)),
-            (f"{n * (n - 1)} scenarios stacked, --vector-backend batched",
-             ["--stack-scenarios", "--vector-backend", "batched"], n * (n - 1)),
-        ]:  # fmt: skip
-            name = f"attack.py k=1, {label}"
-            scenarios[name] = count
-            configs[name] = lambda extra=extra, count=count: count * trainer_sps(
-                "attack.py", args.env_id, args.attack_timesteps,
-                ["--defender", path, *extra], args.trainer_flags, eval_episodes=1,
-            )  # fmt: skip
-    if args.compile:
-        configs[f"ippo.py ({epochs} epochs, --compile)"] = lambda: trainer_sps(
-            "ippo.py", args.env_id, args.timesteps, ["--compile"], args.trainer_flags
+    for cuda in (False, True) if args.cuda else (False,):
+        tag = " [CUDA]" if cuda else ""
+
+        def trainer(script, timesteps, extra=(), flags=args.trainer_flags, cuda=cuda, **kw):
+            return lambda: trainer_sps(script, args.env_id, timesteps, extra, flags, cuda=cuda,
+                                       **kw)  # fmt: skip
+
+        # (the preset's flags first, so that --trainer-flags win)
+        throughput = (
+            f"{shlex.join(cli_flags(THROUGHPUT_PRESETS[args.env_id]))} {args.trainer_flags}"
         )
+        batched = ["--vector-backend", "batched"]
+        rows = {
+            f"ippo.py ({epochs} epochs)": trainer("ippo.py", args.timesteps),
+            f"ippo.py ({epochs} epochs, --vector-backend batched)": trainer(
+                "ippo.py", args.timesteps, batched
+            ),
+            "ippo.py throughput preset (batched, not the paper's)": trainer(
+                "ippo.py", args.throughput_timesteps, flags=throughput
+            ),
+            "ippo.py (1 epoch)": trainer("ippo.py", args.timesteps, ["--update-epochs", "1"]),
+            f"art.py k=1 ({epochs} epochs)": trainer("art.py", args.timesteps),
+            "art.py k=1 (1 epoch)": trainer("art.py", args.timesteps, ["--update-epochs", "1"]),
+            f"art.py k=1 ({epochs} epochs, --vector-backend batched)": trainer(
+                "art.py", args.timesteps, batched
+            ),
+            "art.py k=1 throughput preset (batched, not the paper's)": trainer(
+                "art.py", args.throughput_timesteps, flags=throughput
+            ),
+        }
+        configs |= {name + tag: row for name, row in rows.items()}
+        if args.attack:
+            one = ["--victim", "agent_0", "--attacked", "agent_1"]
+            for label, extra, count in [
+                ("1 scenario per run", one, 1),
+                ("1 scenario per run, --vector-backend batched", [*one, *batched], 1),
+                (f"{n * (n - 1)} scenarios stacked", ["--stack-scenarios"], n * (n - 1)),
+                (f"{n * (n - 1)} scenarios stacked, --vector-backend batched",
+                 ["--stack-scenarios", *batched], n * (n - 1)),
+            ]:  # fmt: skip
+                name = f"attack.py k=1, {label}{tag}"
+                scenarios[name] = count
+                run = trainer("attack.py", args.attack_timesteps, ["--defender", path, *extra],
+                              eval_episodes=1)  # fmt: skip
+                configs[name] = lambda run=run, count=count: count * run()
+        if args.compile:
+            configs[f"ippo.py ({epochs} epochs, --compile){tag}"] = trainer(
+                "ippo.py", args.timesteps, ["--compile"]
+            )
+    if args.rows:
+        configs = {name: measure for name, measure in configs.items()
+                   if name == raw_row or name.startswith(args.rows)}  # fmt: skip
+        scenarios = {name: count for name, count in scenarios.items() if name in configs}
     samples = {name: [] for name in configs}
     for r in range(args.rounds):
         for name, measure in configs.items():
@@ -207,11 +215,11 @@ if __name__ == "__main__":
           if name not in scenarios),
     ]  # fmt: skip
     if scenarios:
-        base = medians["attack.py k=1, 1 scenario per run"]
+        base = medians.get("attack.py k=1, 1 scenario per run", float("nan"))
         lines += [
             "",
             f"| attack protocol, k = 1 ({num_envs} copies per scenario) | scenario steps/s "
-            f"(median of {args.rounds}) | ÷ one scenario per run (sync) |",
+            f"(median of {args.rounds}) | ÷ one scenario per run (sync, CPU) |",
             "|---|---|---|",
             *(f"| {name} | {medians[name]:,.0f} | {medians[name] / base:.2f} |"
               for name in scenarios),

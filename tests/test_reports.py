@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from adv_wrappers.train import read_record
 
@@ -286,6 +287,26 @@ def test_trainer_throughput_benchmark(tmp_path):
         "| attack.py k=1, 6 scenarios stacked, --vector-backend batched",
     ]
     assert rows[0].endswith("| 1.00 |") and rows[9].endswith("| 1.00 |")
+
+
+def test_trainer_throughput_benchmark_measures_only_the_rows_asked_for(tmp_path):
+    out = run(
+        BENCHMARK, "--timesteps", "1200", "--raw-steps", "20", "--rounds", "1", "--no-compile",
+        "--no-attack", "--rows", "ippo.py (1 epoch)", "art.py k=1 (1",
+        "--trainer-flags=--num-envs 8 --num-steps 50 --minibatch-size 50", cwd=tmp_path,
+    )  # fmt: skip
+    rows = [line.split(" | ")[0] for line in out.splitlines() if line.startswith("| ")]
+    assert rows[1:] == ["| raw vector env, random actions", "| ippo.py (1 epoch)",
+                        "| art.py k=1 (1 epoch)"]  # fmt: skip
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
+def test_trainer_throughput_benchmark_refuses_cuda_rows_without_cuda(tmp_path):
+    # a trainer's --cuda falls back to the CPU, so rows marked [CUDA] would be CPU figures
+    result = subprocess.run([sys.executable, str(BENCHMARK), "--cuda"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1
+    assert "--cuda: torch sees no CUDA device here" in result.stderr
 
 
 BYZANTINE = ROOT / "baselines" / "byzantine_report.py"
