@@ -65,6 +65,7 @@ from adv_wrappers.train.jobs import (
     mean_se,
     plot_intervals,
     run_logged,
+    run_seconds,
     train_or_resume,
 )
 from adv_wrappers.vector import make_vector_env, stacked_agent_id
@@ -349,6 +350,7 @@ def train_and_attack(args, method, seed, stage, agents):
         check = json.loads(next(attack_run.parent.glob("convergence/*/result.json")).read_text())
         summary["convergence"] = {key: check[key] for key in (
             "victim", "scenario", "steps", "warmup_steps", "before", "after", "gain")}  # fmt: skip
+    summary["compute_seconds"] = run_seconds(cwd)  # its runs' TensorBoard spans
     if args.results:
         path = Path(args.results) / f"{method}_seed{seed}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -624,6 +626,14 @@ if __name__ == "__main__":
             )
         extra_tables.append("\n".join(lines))
     minutes = (time.time() - start) / 60
+    seconds = [r["compute_seconds"] for r in per_run.values() if "compute_seconds" in r]
+    compute = (
+        f" Compute: {sum(seconds) / 3600:.1f} core-hours, from the TensorBoard spans of the "
+        f"runs of {len(seconds)} of the {len(per_run)} (method, seed) jobs (one core each: "
+        f"about {sum(seconds) / 3600 / args.jobs:.1f} h of wall time at --jobs {args.jobs})."
+        if seconds
+        else ""
+    )
     budget = (
         f"{len(args.seeds)} seed(s) {list(args.seeds)}; defenders {args.train_timesteps:,} steps, "
         f"attackers {args.attack_timesteps:,} steps x "
@@ -633,7 +643,10 @@ if __name__ == "__main__":
         + (f"; env {env_kwargs}" if env_kwargs else "")
     )
     body = "\n\n".join([report, *extra_tables])
-    print(f"\n{body}\n\nBudget: {budget}. Wall time {minutes:.1f} min (finished steps skipped).")
+    print(
+        f"\n{body}\n\nBudget: {budget}. Wall time {minutes:.1f} min (finished steps "
+        f"skipped).{compute}"
+    )
     if args.preset == "quick" and finished is None:
         print(
             "This is a small budget for a quarter-hour run, not the paper's: the paper-scale "
@@ -645,7 +658,7 @@ if __name__ == "__main__":
                "runs": per_run, "paper": {m: [c, {str(k): v for k, v in a.items()}]
                                           for m, (c, a) in TABLE["paper"].items()}}  # fmt: skip
     (out / "results.json").write_text(json.dumps(summary, indent=2))
-    (out / "report.md").write_text(body + f"\n\nBudget: {budget}.\n")
+    (out / "report.md").write_text(body + f"\n\nBudget: {budget}.{compute}\n")
     if args.plot:
         import matplotlib
 

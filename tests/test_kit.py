@@ -249,3 +249,29 @@ def test_steps_done_counts_the_given_folders_only(tmp_path):
     assert steps_done(tmp_path) == 123
     assert steps_done([tmp_path / "a", tmp_path / "c"]) == 103
     assert steps_done(str(tmp_path / "b")) == 20
+
+
+def test_run_seconds_sums_the_span_of_every_event_file(tmp_path):
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    from adv_wrappers.train.jobs import run_seconds
+
+    def write(path, times):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            writer = RecordWriter(f)
+            for t in times:
+                writer.write(Event(wall_time=t, step=0).SerializeToString())
+            writer.flush()
+
+    # a run killed and resumed (two files: the 900 s between them are not counted), a second
+    # run, and a file of one event (a run killed at once: 0 s)
+    write(tmp_path / "runs/a/events.out.tfevents.1.host.1.0", [1000.0, 1010.0, 1012.5])
+    write(tmp_path / "runs/a/events.out.tfevents.2.host.2.0", [1912.5, 1920.0])
+    write(tmp_path / "attack/runs/b/events.out.tfevents.3.host.3.0", [50.0, 80.25])
+    write(tmp_path / "attack/convergence/c/events.out.tfevents.4.host.4.0", [0.0, 100.0])
+    write(tmp_path / "runs/d/events.out.tfevents.5.host.5.0", [7.0])
+    assert run_seconds(tmp_path) == 12.5 + 7.5 + 30.25 + 100.0
+    assert run_seconds(tmp_path, exclude=["convergence"]) == 12.5 + 7.5 + 30.25
+    assert run_seconds(tmp_path / "missing") == 0.0

@@ -52,6 +52,8 @@ def test_robustness_report_trains_attacks_tabulates_and_resumes(tmp_path):
         summary = results["runs"][run_name]
         assert len(summary["scenarios_k1"]) == 6  # 3 victims x 2 attacked agents
         assert summary["attacked_min_k1"] == min(summary["scenarios_k1"].values())
+        assert summary["compute_seconds"] > 0  # the TensorBoard spans of its runs
+    assert "from the TensorBoard spans of the runs of 2 of the 2 (method, seed) jobs" in out
     assert (report / "robustness.png").stat().st_size > 0
     assert (report / "robustness_iqm.png").stat().st_size > 0
     for row in results["rows"].values():  # one seed: the IQM is the value, no interval

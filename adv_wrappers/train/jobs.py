@@ -46,6 +46,7 @@ __all__ = [
     "mean_se",
     "plot_intervals",
     "run_logged",
+    "run_seconds",
     "steps_done",
     "train_or_resume",
 ]
@@ -387,3 +388,28 @@ def logged_scalars(run_dir: str | os.PathLike[str], tag: str) -> tuple[np.ndarra
         return np.zeros(0, np.int64), np.zeros(0)
     events = sorted(accumulator.Scalars(tag), key=lambda e: e.step)
     return np.array([e.step for e in events]), np.array([e.value for e in events])
+
+
+def run_seconds(folder: str | os.PathLike[str], exclude: Sequence[str] = ()) -> float:
+    """The seconds that the trainer runs under ``folder`` ran: for every TensorBoard event file
+    below it, from its first event (written when the run's logger starts) to its last, summed.
+
+    A resumed run writes a new event file, so the time between a kill and its resume is not
+    counted; nor are each process's start-up before its logger and its last steps after the
+    last event (a final evaluation). Runs side by side on several cores add up: the result is
+    compute time, not wall time. ``exclude``: skip the files with one of these folder names in
+    their path below ``folder``.
+    """
+    from tensorboard.backend.event_processing.event_file_loader import (  # type: ignore[import-untyped]
+        EventFileLoader,
+    )
+
+    total = 0.0
+    root = Path(folder)
+    for path in sorted(root.rglob("events.out.tfevents.*")):
+        if set(path.relative_to(root).parts[:-1]) & set(exclude):
+            continue
+        times = [event.wall_time for event in EventFileLoader(str(path)).Load()]
+        if times:
+            total += max(times) - min(times)
+    return total
