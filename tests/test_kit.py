@@ -275,3 +275,21 @@ def test_run_seconds_sums_the_span_of_every_event_file(tmp_path):
     assert run_seconds(tmp_path) == 12.5 + 7.5 + 30.25 + 100.0
     assert run_seconds(tmp_path, exclude=["convergence"]) == 12.5 + 7.5 + 30.25
     assert run_seconds(tmp_path / "missing") == 0.0
+
+
+def test_the_monitor_eta_forgets_a_pause_once_it_is_a_window_back():
+    from collections import deque
+
+    from adv_wrappers.train.jobs import Monitor
+
+    # 10 steps/s for 1000 s, a pause of 1000 s, then 10 steps/s again; a 1200 s window
+    samples = deque([(0.0, 0), (500.0, 5000), (1000.0, 10000)])
+    assert Monitor.recent_rate(samples, 1200.0) == 10.0  # the whole run so far
+    samples.append((2000.0, 10000))  # the pause: the window reaches back to t = 500
+    assert Monitor.recent_rate(samples, 1200.0) == 5000 / 1500
+    assert [t for t, _ in samples] == [500.0, 1000.0, 2000.0]
+    samples.extend([(2500.0, 15000), (3000.0, 20000)])
+    assert Monitor.recent_rate(samples, 1200.0) == 10000 / 2000  # the pause still inside
+    samples.append((3300.0, 23000))  # now a window back from the end of the pause
+    assert Monitor.recent_rate(samples, 1200.0) == 10.0
+    assert Monitor.recent_rate(deque([(5.0, 7)]), 1200.0) == 0.0  # one sample: no rate yet

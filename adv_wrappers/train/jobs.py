@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -148,11 +149,15 @@ class Monitor:
         total: the environment steps of the whole report.
         jobs: the jobs' names (shown as ``name: stage``).
         every: seconds between lines.
+        window: the ETA extrapolates the steps/s of the last ``window`` seconds (of the whole
+            run until then), so that a pause or a spell of other work on the machine stops
+            counting once it is that far back.
     """
 
     def __init__(self, workdir: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                 total: int, jobs: Sequence[str], every: float = 30.0) -> None:  # fmt: skip
-        self.workdir, self.total, self.every = workdir, total, every
+                 total: int, jobs: Sequence[str], every: float = 30.0,
+                 window: float = 1200.0) -> None:  # fmt: skip
+        self.workdir, self.total, self.every, self.window = workdir, total, every, window
         self.stage: dict[str, str] = {job: "waiting" for job in jobs}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -164,12 +169,25 @@ class Monitor:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
 
+    @staticmethod
+    def recent_rate(samples: deque[tuple[float, int]], window: float) -> float:
+        """Steps/s between the oldest of ``samples`` (``(time, steps done)``, in time order)
+        that is at least ``window`` seconds before the newest, or the first, and the newest;
+        the older samples are dropped."""
+        now, done = samples[-1]
+        while len(samples) > 2 and samples[1][0] <= now - window:
+            samples.popleft()
+        then, before = samples[0]
+        return (done - before) / (now - then) if now > then else 0.0
+
     def _loop(self) -> None:
-        start, first = time.time(), steps_done(self.workdir)
+        start = time.time()
+        samples = deque([(start, steps_done(self.workdir))])
         while not self._stop.wait(self.every):
             done = steps_done(self.workdir)
-            elapsed = time.time() - start
-            rate = (done - first) / elapsed
+            samples.append((time.time(), done))
+            elapsed = samples[-1][0] - start
+            rate = self.recent_rate(samples, self.window)
             eta = f"ETA {(self.total - done) / rate / 60:.1f} min" if rate > 0 else "ETA -"
             jobs = ", ".join(f"{name}: {what}" for name, what in self.stage.items())
             print(
