@@ -24,6 +24,12 @@ Both policies are then evaluated greedily in the same env on the same seeded epi
 the gain's standard error is over paired episodes. The result goes to
 ``<attack run>/convergence/<victim>/result.json``; a finished check is skipped and a killed
 one resumes its ``ippo.py`` run from its last checkpoint.
+
+The gain is measured against the attacker the victim trained against. ``--reattack`` also
+trains a fresh attacker of the same scenario against the continued policy (``attack.py``, the
+attack run's budget and backend, on a checkpoint that combines the defender's policies with
+the victim's continued one) and reports the victim's return under it: whether the gain
+survives an attacker that knows the new policy, or was only learned against the old one.
 """
 
 import json
@@ -36,12 +42,14 @@ import tyro
 from adv_wrappers import adversary_id
 from adv_wrappers.errors import InvalidArgumentError
 from adv_wrappers.train import load_policy, read_record
+from adv_wrappers.train.checkpoint import read_policies, save_policies
 from adv_wrappers.train.config import cli_flags
 from adv_wrappers.train.envs import evaluate, make_env, victims_return
-from adv_wrappers.train.jobs import mean_se, train_or_resume
+from adv_wrappers.train.jobs import attack_or_resume, mean_se, train_or_resume
 from adv_wrappers.vector import stacked_agent_id
 
 IPPO = Path(__file__).resolve().parent / "ippo.py"
+ATTACK = Path(__file__).resolve().parent / "attack.py"
 # the defender's PPO hyperparameters that the continued ippo.py run takes over
 PPO_FLAGS = (
     "num_envs", "num_steps", "learning_rate", "gamma", "gae_lambda", "minibatch_size",
@@ -74,6 +82,11 @@ class Args:
     """seed of the continued training and of the evaluation episodes"""
     train_flags: str = ""
     """extra flags of the continued `ippo.py` run, as one string (e.g. `"--num-steps 50"`)"""
+    reattack: bool = False
+    """also train a fresh attacker of the same scenario against the continued policy (the
+    attack run's steps and vector backend) and report the victim's return under it"""
+    attack_flags: str = ""
+    """extra flags of that `attack.py` run, as one string (tests use tiny batches)"""
 
 
 def attack_summary(path):
@@ -136,9 +149,9 @@ if __name__ == "__main__":
     scenario = pick_scenario(results, victim, args.scenario)
     out = folder / "convergence" / victim
     done = out / "result.json"
-    if done.exists():
+    if done.exists() and (not args.reattack or "reattack" in json.loads(done.read_text())):
         print(done.read_text())
-        raise SystemExit(0)
+        raise SystemExit(0)  # (a check without its re-attack: only that runs, below)
 
     # the continued training: the defender's own PPO hyperparameters, at a constant rate
     trained = record.get("args") or {}
@@ -182,13 +195,34 @@ if __name__ == "__main__":
         evaluate(env_fn, policies, args.eval_episodes, args.seed), [victim], agents
     )
     gain = mean_se(after - before)  # the standard error over paired episodes
+    reattack = None
+    if args.reattack:  # a fresh attacker of the same scenario against the continued policy
+        policies, spaces = read_policies(defender)
+        policies[victim] = read_policies(continued, [victim])[0][victim]
+        combined = save_policies(
+            out / "defender_continued.safetensors", policies, env_id=env_id, spaces=spaces,
+            env_kwargs=env_kwargs, threat=record.get("threat"), algorithm=record.get("algorithm"),
+            extra={"convergence_check": {"defender": defender, "continued": str(continued),
+                                         "victim": victim}},
+        )  # fmt: skip
+        attack_args = results["args"]  # the attack compared with: its budget and backend
+        subset = scenario["threat"]["kwargs"]["subset"]
+        (fresh,) = attack_or_resume(ATTACK, out, [
+            "--defender", str(combined.resolve()), "--k", str(len(subset)), "--victim", victim,
+            "--attacked", *subset, "--seed", str(args.seed), "--total-timesteps",
+            str(attack_args["total_timesteps"]), "--vector-backend",
+            attack_args["vector_backend"], "--eval-episodes", str(args.eval_episodes),
+            *shlex.split(args.attack_flags),
+        ], folder="reattack")["scenarios"]  # fmt: skip
+        reattack = {"timesteps": attack_args["total_timesteps"], "attacker": fresh["attacker"],
+                    "attacked": fresh["attacked"], "clean": fresh["clean"]}  # fmt: skip
     result = {
         "defender": defender, "victim": victim, "scenario": scenario["scenario"],
         "attacker": scenario["attacker"], "continued": str(continued.resolve()),
         "defender_steps": defender_steps, "steps": steps, "warmup_steps": warmup,
         "episodes": args.eval_episodes, "before": list(mean_se(before)),
         "after": list(mean_se(after)), "gain": list(gain),
-        "args": asdict(args),
+        **({"reattack": reattack} if reattack else {}), "args": asdict(args),
     }  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     done.with_suffix(".tmp").write_text(json.dumps(result, indent=2))
@@ -196,5 +230,8 @@ if __name__ == "__main__":
     print(
         f"victim {victim}: {result['before'][0]:.2f} before, {result['after'][0]:.2f} after "
         f"{steps:,} more steps; gain {gain[0]:+.2f} ± {gain[1]:.2f} (paired SE, "
-        f"{args.eval_episodes} episodes)\nresult: {done}"
-    )
+        f"{args.eval_episodes} episodes)"
+        + (f"; against a fresh attacker trained on the continued policy "
+           f"({reattack['timesteps']:,} steps): {reattack['attacked'][0]:.2f}" if reattack else "")
+        + f"\nresult: {done}"
+    )  # fmt: skip

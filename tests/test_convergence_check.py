@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from adv_wrappers.train import load_policy
+from adv_wrappers.train import load_policy, read_record
 from tests.test_trainers import XNOR_FLAGS, only, train
 
 CHECK = ["--critic-warmup-iterations", "1", "--eval-episodes", "20"]
@@ -82,6 +82,36 @@ def test_continued_training_gains_against_the_fixed_attacker(seed, attack_run, d
     # a finished check is not run again
     again = check(tmp_path, "--attack", str(folder / "attack_results.json"), *CHECK)
     assert json.loads(again.stdout) == r and json.loads(done.read_text()) == r
+
+
+def test_reattack_trains_a_fresh_attacker_against_the_continued_policy(
+    attack_run, defender, tmp_path
+):
+    """A finished check, run again with --reattack: only the re-attack runs. Its defender is
+    the original one with the victim's continued policy, bit for bit, and its attacker gets
+    the attack run's budget (8,000 steps) on the same scenario."""
+    folder = copy_of(attack_run, tmp_path)
+    flags = ["--attack", str(folder), "--fraction", "0.5", *CHECK]
+    check(tmp_path, *flags)
+    done = folder / "convergence" / "agent_0" / "result.json"
+    first = json.loads(done.read_text())
+    result = check(tmp_path, *flags, "--reattack", f"--attack-flags={' '.join(XNOR_FLAGS[2:-2])}")
+    r = json.loads(done.read_text())
+    same = [k for k in first if k != "args"]
+    assert {k: r[k] for k in same} == {k: first[k] for k in same}  # (not redone: the same)
+    assert r["args"]["reattack"] and r["reattack"]["timesteps"] == 8000
+    combined = folder / "convergence" / "agent_0" / "defender_continued.safetensors"
+    for agent, source in (("agent_0", r["continued"]), ("agent_1", str(defender))):
+        got, want = actor(combined, agent), actor(Path(source), agent)
+        assert sorted(got) == sorted(want) and all(torch.equal(got[k], want[k]) for k in want)
+    (fresh,) = json.loads(
+        only("reattack/runs/*/attack_results.json", folder / "convergence" / "agent_0").read_text()
+    )["scenarios"]
+    assert fresh["scenario"] == "victim=agent_0,attacked=agent_1"
+    assert fresh["episodes"] == 20 and r["reattack"]["attacked"] == fresh["attacked"]
+    assert read_record(fresh["attacker"])["global_step"] == 8000
+    assert f"against a fresh attacker trained on the continued policy (8,000 steps): " \
+           f"{fresh['attacked'][0]:.2f}" in result.stdout  # fmt: skip
 
 
 def actor(path: Path, agent: str) -> dict[str, torch.Tensor]:

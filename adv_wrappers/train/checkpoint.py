@@ -83,10 +83,12 @@ import torch
 
 from adv_wrappers.errors import CheckpointError, InvalidArgumentError
 from adv_wrappers.train._format import (
+    check_policy_tensors,
     git_commit,
     jsonable,
     open_checkpoint,
     package_versions,
+    policy_from_record,
     read_tensors,
     spaces_record,
     write_checkpoint,
@@ -100,6 +102,7 @@ __all__ = [
     "capture_rng_state",
     "export_policies",
     "load_training_state",
+    "read_policies",
     "restore_rng_state",
     "save_policies",
     "strip_training",
@@ -268,6 +271,37 @@ def save_policies(
         "training": None,
     }
     return write_checkpoint(path, record, tensors)
+
+
+def read_policies(
+    path: str | os.PathLike[str], names: Sequence[str] | None = None
+) -> tuple[dict[str, ExportedPolicy], dict[str, tuple[gymnasium.Space, gymnasium.Space]]]:
+    """A checkpoint's policies as :class:`ExportedPolicy`, what :func:`save_policies` takes,
+    and their agents' ``(observation_space, action_space)``: e.g. to combine the policies of
+    several checkpoints into one (``convergence_check.py --reattack-timesteps``).
+
+    Args:
+        path: the checkpoint.
+        names: the policies to read (``record["policies"]`` lists them; default: all).
+
+    Raises:
+        CheckpointError: missing, truncated or corrupt file; no policy of one of ``names``;
+            a policy whose record and tensors disagree (checked before anything is read).
+    """
+    record, handle = open_checkpoint(path)
+    names = list(record.get("policies") or {}) if names is None else list(names)
+    specs = {name: policy_from_record(path, record, name) for name in names}
+    for name, (_, spec, _, _) in specs.items():
+        check_policy_tensors(path, handle, name, spec)
+    tensors = read_tensors(path, record, handle)
+    policies: dict[str, ExportedPolicy] = {}
+    spaces: dict[str, tuple[gymnasium.Space, gymnasium.Space]] = {}
+    for name, (agent, spec, observation_space, action_space) in specs.items():
+        prefix = f"policies/{name}/"
+        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        policies[name] = ExportedPolicy(agent, spec, state)
+        spaces[agent] = (observation_space, action_space)
+    return policies, spaces
 
 
 def strip_training(
