@@ -28,8 +28,9 @@ one resumes its ``ippo.py`` run from its last checkpoint.
 The gain is measured against the attacker the victim trained against. ``--reattack`` also
 trains a fresh attacker of the same scenario against the continued policy (``attack.py``, the
 attack run's budget and backend, on a checkpoint that combines the defender's policies with
-the victim's continued one) and reports the victim's return under it: whether the gain
-survives an attacker that knows the new policy, or was only learned against the old one.
+the victim's continued one), and one the same way against the original defender, and reports
+the victim's return under each: whether the gain survives an attacker that knows the new
+policy, against a baseline of the same protocol (two attackers of one scenario can differ).
 """
 
 import json
@@ -149,7 +150,9 @@ if __name__ == "__main__":
     scenario = pick_scenario(results, victim, args.scenario)
     out = folder / "convergence" / victim
     done = out / "result.json"
-    if done.exists() and (not args.reattack or "reattack" in json.loads(done.read_text())):
+    if done.exists() and (
+        not args.reattack or "original" in json.loads(done.read_text()).get("reattack", {})
+    ):
         print(done.read_text())
         raise SystemExit(0)  # (a check without its re-attack: only that runs, below)
 
@@ -207,15 +210,24 @@ if __name__ == "__main__":
         )  # fmt: skip
         attack_args = results["args"]  # the attack compared with: its budget and backend
         subset = scenario["threat"]["kwargs"]["subset"]
-        (fresh,) = attack_or_resume(ATTACK, out, [
-            "--defender", str(combined.resolve()), "--k", str(len(subset)), "--victim", victim,
-            "--attacked", *subset, "--seed", str(args.seed), "--total-timesteps",
-            str(attack_args["total_timesteps"]), "--vector-backend",
-            attack_args["vector_backend"], "--eval-episodes", str(args.eval_episodes),
-            *shlex.split(args.attack_flags),
-        ], folder="reattack")["scenarios"]  # fmt: skip
-        reattack = {"timesteps": attack_args["total_timesteps"], "attacker": fresh["attacker"],
-                    "attacked": fresh["attacked"], "clean": fresh["clean"]}  # fmt: skip
+
+        def fresh_attack(defender_path, where):
+            """A fresh attacker of the scenario against ``defender_path`` (in ``out/where``)."""
+            (fresh,) = attack_or_resume(ATTACK, out, [
+                "--defender", str(Path(defender_path).resolve()), "--k", str(len(subset)),
+                "--victim", victim, "--attacked", *subset, "--seed", str(args.seed),
+                "--total-timesteps", str(attack_args["total_timesteps"]), "--vector-backend",
+                attack_args["vector_backend"], "--eval-episodes", str(args.eval_episodes),
+                *shlex.split(args.attack_flags),
+            ], folder=where)["scenarios"]  # fmt: skip
+            return {key: fresh[key] for key in ("attacker", "attacked", "clean")}
+
+        # the same protocol on the original defender too: a paired baseline, since two
+        # attackers of one scenario can differ by more than the gain
+        reattack = {"timesteps": attack_args["total_timesteps"],
+                    "continued": fresh_attack(combined, "reattack"),
+                    "original": fresh_attack(defender, "reattack_original")}  # fmt: skip
+
     result = {
         "defender": defender, "victim": victim, "scenario": scenario["scenario"],
         "attacker": scenario["attacker"], "continued": str(continued.resolve()),
@@ -231,7 +243,8 @@ if __name__ == "__main__":
         f"victim {victim}: {result['before'][0]:.2f} before, {result['after'][0]:.2f} after "
         f"{steps:,} more steps; gain {gain[0]:+.2f} ± {gain[1]:.2f} (paired SE, "
         f"{args.eval_episodes} episodes)"
-        + (f"; against a fresh attacker trained on the continued policy "
-           f"({reattack['timesteps']:,} steps): {reattack['attacked'][0]:.2f}" if reattack else "")
+        + (f"; fresh attackers of {reattack['timesteps']:,} steps: "
+           f"{reattack['continued']['attacked'][0]:.2f} against the continued policy, "
+           f"{reattack['original']['attacked'][0]:.2f} against the original" if reattack else "")
         + f"\nresult: {done}"
     )  # fmt: skip

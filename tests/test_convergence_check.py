@@ -88,8 +88,9 @@ def test_reattack_trains_a_fresh_attacker_against_the_continued_policy(
     attack_run, defender, tmp_path
 ):
     """A finished check, run again with --reattack: only the re-attack runs. Its defender is
-    the original one with the victim's continued policy, bit for bit, and its attacker gets
-    the attack run's budget (8,000 steps) on the same scenario."""
+    the original one with the victim's continued policy, bit for bit; its attacker, and one
+    trained the same way against the original defender, get the attack run's budget (8,000
+    steps) on the same scenario."""
     folder = copy_of(attack_run, tmp_path)
     flags = ["--attack", str(folder), "--fraction", "0.5", *CHECK]
     check(tmp_path, *flags)
@@ -104,14 +105,20 @@ def test_reattack_trains_a_fresh_attacker_against_the_continued_policy(
     for agent, source in (("agent_0", r["continued"]), ("agent_1", str(defender))):
         got, want = actor(combined, agent), actor(Path(source), agent)
         assert sorted(got) == sorted(want) and all(torch.equal(got[k], want[k]) for k in want)
-    (fresh,) = json.loads(
-        only("reattack/runs/*/attack_results.json", folder / "convergence" / "agent_0").read_text()
-    )["scenarios"]
-    assert fresh["scenario"] == "victim=agent_0,attacked=agent_1"
-    assert fresh["episodes"] == 20 and r["reattack"]["attacked"] == fresh["attacked"]
-    assert read_record(fresh["attacker"])["global_step"] == 8000
-    assert f"against a fresh attacker trained on the continued policy (8,000 steps): " \
-           f"{fresh['attacked'][0]:.2f}" in result.stdout  # fmt: skip
+    out = folder / "convergence" / "agent_0"
+    for where, defended in (("reattack", combined), ("reattack_original", defender)):
+        results = json.loads(only(f"{where}/runs/*/attack_results.json", out).read_text())
+        assert results["defender"] == str(defended.resolve())
+        (fresh,) = results["scenarios"]
+        assert fresh["scenario"] == "victim=agent_0,attacked=agent_1" and fresh["episodes"] == 20
+        assert read_record(fresh["attacker"])["global_step"] == 8000
+        key = "continued" if where == "reattack" else "original"
+        assert r["reattack"][key] == {k: fresh[k] for k in ("attacker", "attacked", "clean")}
+    assert (
+        f"fresh attackers of 8,000 steps: {r['reattack']['continued']['attacked'][0]:.2f} "
+        f"against the continued policy, {r['reattack']['original']['attacked'][0]:.2f} "
+        "against the original" in result.stdout
+    )
 
 
 def actor(path: Path, agent: str) -> dict[str, torch.Tensor]:
