@@ -216,8 +216,9 @@ if __name__ == "__main__":
             (fresh,) = attack_or_resume(ATTACK, out, [
                 "--defender", str(Path(defender_path).resolve()), "--k", str(len(subset)),
                 "--victim", victim, "--attacked", *subset, "--seed", str(args.seed),
-                "--total-timesteps", str(attack_args["total_timesteps"]), "--vector-backend",
-                attack_args["vector_backend"], "--eval-episodes", str(args.eval_episodes),
+                "--total-timesteps", str(attack_args["total_timesteps"]),
+                "--vector-backend", attack_args.get("vector_backend", "sync"),
+                "--eval-episodes", str(args.eval_episodes),
                 *shlex.split(args.attack_flags),
             ], folder=where)["scenarios"]  # fmt: skip
             return {key: fresh[key] for key in ("attacker", "attacked", "clean")}
