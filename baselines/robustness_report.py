@@ -66,6 +66,7 @@ from adv_wrappers.train.jobs import (
     plot_intervals,
     run_logged,
     run_seconds,
+    say,
     train_or_resume,
 )
 from adv_wrappers.vector import make_vector_env, stacked_agent_id
@@ -302,7 +303,7 @@ def train_and_attack(args, method, seed, stage, agents):
     done = committed(args, method, seed)
     if done is not None:
         stage[name] = "done"
-        print(f"skipped: {method} seed {seed} (its summary is in {args.results})", flush=True)
+        say(f"skipped: {method} seed {seed} (its summary is in {args.results})")
         return done
     cwd = Path(args.workdir) / method / f"seed{seed}"
     stage[name] = "training"
@@ -358,7 +359,7 @@ def train_and_attack(args, method, seed, stage, agents):
         path.with_suffix(".tmp").write_text(json.dumps(record, indent=2))
         path.with_suffix(".tmp").replace(path)
     stage[name] = "done"
-    print(f"done: {method} seed {seed}", flush=True)
+    say(f"done: {method} seed {seed}")
     return summary
 
 

@@ -293,3 +293,32 @@ def test_the_monitor_eta_forgets_a_pause_once_it_is_a_window_back():
     samples.append((3300.0, 23000))  # now a window back from the end of the pause
     assert Monitor.recent_rate(samples, 1200.0) == 10.0
     assert Monitor.recent_rate(deque([(5.0, 7)]), 1200.0) == 0.0  # one sample: no rate yet
+
+
+SAY_THREADS = """
+import sys, threading
+from adv_wrappers.train.jobs import say
+sys.setswitchinterval(1e-6)  # switch threads as often as possible: a race shows at once
+
+def job(t):
+    for i in range(2000):
+        say(f"thread {t} line {i} " + "x" * 40)
+
+threads = [threading.Thread(target=job, args=(t,)) for t in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+"""
+
+
+def test_lines_said_from_several_threads_never_run_together():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", SAY_THREADS], capture_output=True, text=True, check=True
+    ).stdout
+    lines = out.splitlines()
+    expected = {f"thread {t} line {i} " + "x" * 40 for t in range(4) for i in range(2000)}
+    assert len(lines) == 8000 and set(lines) == expected  # every line whole, none merged

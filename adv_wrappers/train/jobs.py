@@ -10,6 +10,7 @@ when its result exists, so an interrupted report continues where it stopped:
 * :func:`attack_or_resume` - ``attack.py`` in ``<folder>/attack``, the same way.
 * :func:`steps_done` and :class:`Monitor` - overall progress from every run's
   ``progress.json``, printed every 30 s with an ETA.
+* :func:`say` - one line to stdout from any of a report's threads, never interleaved.
 * :func:`mean_se` and :func:`mean_ci95` - summaries over seeds (and agents).
 * :func:`iqm_ci` - the interquartile mean and its stratified bootstrap 95 % CI (rliable), and
   :func:`plot_intervals`, point estimates with their intervals (rliable's style).
@@ -48,9 +49,21 @@ __all__ = [
     "plot_intervals",
     "run_logged",
     "run_seconds",
+    "say",
     "steps_done",
     "train_or_resume",
 ]
+
+
+_SAY_LOCK = threading.Lock()
+
+
+def say(line: str) -> None:
+    """Print ``line`` and flush, as one write under a lock: ``print`` writes the text and its
+    newline separately, so lines printed by two job threads at once can run together."""
+    with _SAY_LOCK:
+        sys.stdout.write(f"{line}\n")
+        sys.stdout.flush()
 
 
 def run_logged(cmd: Sequence[Any], cwd: Path, log: str) -> None:
@@ -190,10 +203,9 @@ class Monitor:
             rate = self.recent_rate(samples, self.window)
             eta = f"ETA {(self.total - done) / rate / 60:.1f} min" if rate > 0 else "ETA -"
             jobs = ", ".join(f"{name}: {what}" for name, what in self.stage.items())
-            print(
+            say(
                 f"[{elapsed / 60:5.1f} min] {100 * done / self.total:3.0f}% of "
-                f"{self.total / 1e3:,.0f}K steps | {jobs} | {eta}",
-                flush=True,
+                f"{self.total / 1e3:,.0f}K steps | {jobs} | {eta}"
             )
 
 
