@@ -322,3 +322,24 @@ def test_lines_said_from_several_threads_never_run_together():
     lines = out.splitlines()
     expected = {f"thread {t} line {i} " + "x" * 40 for t in range(4) for i in range(2000)}
     assert len(lines) == 8000 and set(lines) == expected  # every line whole, none merged
+
+
+def test_the_cpu_tanh_is_tanh_forward_and_backward():
+    from adv_wrappers.train.networks import Tanh
+
+    x = torch.cat([torch.linspace(-20.0, 20.0, 40_001), torch.tensor([-1e-8, 0.0, 1e-8])])
+    x = x.requires_grad_()
+    reference = x.detach().clone().requires_grad_()
+    y, expected = Tanh()(x), torch.tanh(reference)
+    # float32: within 2 ulp-scale of torch.tanh, exactly +-1 where tanh saturates
+    assert torch.allclose(y, expected, rtol=0, atol=2.5e-7)
+    assert y[0] == -1.0 and y[40_000] == 1.0 and y[40_002] == 0.0
+    weights = torch.randn_like(x)
+    (y * weights).sum().backward()
+    (expected * weights).sum().backward()
+    assert torch.allclose(x.grad, reference.grad, rtol=0, atol=1e-6 * weights.abs().max().item())
+    with torch.no_grad():  # the inference path (no autograd node) gives the same values
+        assert torch.equal(Tanh()(x.detach()), y.detach())
+    x64 = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(Tanh(), (x64,))  # and its backward is tanh's derivative
+    assert torch.autograd.gradgradcheck(Tanh(), (x64,))
