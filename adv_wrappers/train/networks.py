@@ -68,6 +68,7 @@ __all__ = [
     "stacked_mlp",
 ]
 
+
 class _TanhFromSigmoid(torch.autograd.Function):
     """``tanh(x)`` computed as ``2 sigmoid(2x) - 1``, with tanh's own backward from the output."""
 
