@@ -70,12 +70,16 @@ __all__ = [
 ]
 
 
+def _tanh_from_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(x * 2).mul_(2).sub_(1)
+
+
 class _TanhFromSigmoid(torch.autograd.Function):
     """``tanh(x)`` computed as ``2 sigmoid(2x) - 1``, with tanh's own backward from the output."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        y = torch.sigmoid(x * 2).mul_(2).sub_(1)
+        y = _tanh_from_sigmoid(x)
         ctx.save_for_backward(y)
         return y
 
@@ -101,7 +105,7 @@ class Tanh(nn.Module):
             return torch.tanh(x)
         if x.requires_grad:
             return _TanhFromSigmoid.apply(x)
-        return torch.sigmoid(x * 2).mul_(2).sub_(1)
+        return _tanh_from_sigmoid(x)
 
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": Tanh, "relu": nn.ReLU}
