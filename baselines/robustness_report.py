@@ -324,6 +324,9 @@ def train_and_attack(args, method, seed, stage, agents):
                 str(args.eval_episodes), *shlex.split(args.attack_flags),
             ], folder=folder)["scenarios"]  # fmt: skip
     summary = summarize(attacks)
+    own = own_adversaries(defender, summary, args.k)
+    if own:
+        summary["own_adversaries"] = own
     first = args.k[0]
     if args.long_attack_timesteps and seed == args.seeds[0]:
         stage[name] = "long attack"
@@ -389,6 +392,31 @@ def plateau(result):
     gain = (last.mean() - before.mean()) / max(abs(before.mean()), 1e-9)
     return {"last": float(last.mean()), "before": float(before.mean()), "relative_gain": float(gain),
             "plateaued": bool(gain < PLATEAU_TOLERANCE)}  # fmt: skip
+
+
+def own_adversaries(defender, summary, ks):
+    """The adversaries a defender trained against (``art.py``: ART's and Fixed-K's) beside the
+    fresh attackers, for every attacked scenario it also trained against: the victim's mean
+    return over the last ``PLATEAU_WINDOW`` of the defender's training under its own
+    adversaries (``adversary/victim_return/<victim>/<subset>``, omega's batch) and under the
+    fresh attacker over the last ``PLATEAU_WINDOW`` of the attacker's training (minus the
+    plateau check's ``last``). Both are training-time returns, actions sampled; ``own`` above
+    ``fresh`` means the defender trained against weaker adversaries than those that evaluate
+    it. Empty for a defender without adversaries of its own (Naive)."""
+    run_dir = Path(defender).parent.parent  # runs/<run>/checkpoints/final.safetensors
+    own = {}
+    for k in ks:
+        for scenario, check in summary[f"plateau_k{k}"].items():
+            parts = dict(part.split("=", 1) for part in scenario.split(",") if "=" in part)
+            if check is None or set(parts) != {"victim", "attacked"}:
+                continue
+            tag = f"adversary/victim_return/{parts['victim']}/{parts['attacked']}"
+            steps, values = logged_scalars(run_dir, tag)
+            if not len(values):
+                continue
+            last = values[steps > steps[-1] * (1 - PLATEAU_WINDOW)]
+            own[scenario] = {"own": float(last.mean()), "fresh": -check["last"]}
+    return own
 
 
 # Environment steps of the whole report per CPU-second, as a fraction of the raw vector env's
@@ -599,6 +627,23 @@ if __name__ == "__main__":
                         f"| {METHODS[m][0]} | {k} | {sum(p['plateaued'] for p in ps)} of "
                         f"{len(ps)} | {np.median(gains):+.1f} % ({max(gains):+.1f} %) |"
                     )
+        extra_tables.append("\n".join(lines))
+    pairs = {m: [p for s in args.seeds
+                 for p in per_run[f"{m}/seed{s}"].get("own_adversaries", {}).values()]
+             for m in args.methods}  # fmt: skip
+    if any(pairs.values()):
+        lines = ["| method | scenarios it trained against (all seeds) | victim's return under its "
+                 "own adversaries | under the fresh attackers | own - fresh: mean ± SE (min, max) "
+                 "|", "|---|---|---|---|---|"]  # fmt: skip
+        for m, ps in pairs.items():
+            if ps:
+                gaps = [p["own"] - p["fresh"] for p in ps]
+                rows[m]["own_adversary_gap"] = mean_se(gaps)
+                lines.append(
+                    f"| {METHODS[m][0]} | {len(ps)} | {np.mean([p['own'] for p in ps]):.1f} | "
+                    f"{np.mean([p['fresh'] for p in ps]):.1f} | {fmt(*mean_se(gaps))} "
+                    f"({min(gaps):+.1f}, {max(gaps):+.1f}) |"
+                )
         extra_tables.append("\n".join(lines))
     longs = {m: per_run[f"{m}/seed{args.seeds[0]}"].get("long_attack") for m in args.methods}
     if any(longs.values()):

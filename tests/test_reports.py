@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from adv_wrappers.train import read_record
+from adv_wrappers.train.jobs import logged_scalars
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "baselines" / "robustness_report.py"
@@ -113,7 +114,7 @@ def test_full_protocol_attacks_at_every_k_checks_and_resumes_from_committed_resu
         "--train-timesteps",
         "200",
         "--attack-timesteps",
-        "100",
+        "500",  # 5 rollouts: the plateau check's two windows hold one each
         "--eval-episodes",
         "2",
         "--long-attack-timesteps",
@@ -128,8 +129,8 @@ def test_full_protocol_attacks_at_every_k_checks_and_resumes_from_committed_resu
         '{"max_cycles": 10}',
     ]  # fmt: skip  (the paper preset's fast path: batched, attackers stacked)
     out = run(REPORT, "--workdir", str(tmp_path / "a"), *flags, cwd=tmp_path)
-    # 2 defenders x (200 + (6 + 3) x 100) + 2 long attacks x 200 + 5 % of 200 for ART
-    assert "estimate: 2,610 environment steps" in out
+    # 2 defenders x (200 + (6 + 3) x 500) + 2 long attacks x 200 + 5 % of 200 for ART
+    assert "estimate: 9,810 environment steps" in out
     assert "| paper: 1 adversary | paper: 2 adversaries |" in out
     assert "| under attack (worst victim, k=2) |" in out
     assert "-480.8 ± 16.1" in out and "-242.0 ± 33.4" in out  # Table 1's 2-adversary column
@@ -148,6 +149,21 @@ def test_full_protocol_attacks_at_every_k_checks_and_resumes_from_committed_resu
     assert check["victim"] == "agent_0" and check["steps"] == 100 and check["warmup_steps"] == 200
     assert check["gain"][0] == pytest.approx(check["after"][0] - check["before"][0])
     assert "convergence" not in json.loads((results / "naive_seed1.json").read_text())["summary"]
+    # ART's own adversaries beside the fresh attackers, on the scenarios it trained against:
+    # k = 1 only (omega ranges over single agents), the victim's return under each as logged
+    summary = json.loads((results / "art_k1_seed1.json").read_text())["summary"]
+    own = summary["own_adversaries"]
+    assert own and set(own) <= set(summary["scenarios_k1"]), own
+    (art_run,) = (tmp_path / "a").glob("art_k1/seed1/runs/*/checkpoints/final.safetensors")
+    for scenario, pair in own.items():
+        assert pair["fresh"] == -summary["plateau_k1"][scenario]["last"]
+        victim, attacked = (part.split("=")[1] for part in scenario.split(","))
+        steps, values = logged_scalars(
+            art_run.parent.parent, f"adversary/victim_return/{victim}/{attacked}"
+        )
+        assert pair["own"] == pytest.approx(values[steps > 0.8 * steps[-1]].mean())
+    assert "own_adversaries" not in json.loads((results / "naive_seed1.json").read_text())["summary"]
+    assert "| ART(k=1) | " + str(len(own)) + " | " in out  # the own-adversaries table
     assert "| ART(k=1) | " in out and "| ≈ 0 |" in out  # the Fig. 5 table
     defender = next((tmp_path / "a").glob("naive/seed1/runs/*/checkpoints/final.safetensors"))
     assert read_record(defender)["env_kwargs"] == {"max_cycles": 10}
@@ -160,7 +176,7 @@ def test_full_protocol_attacks_at_every_k_checks_and_resumes_from_committed_resu
     assert table.count("\n|") >= 10 and "skipped: naive seed 1" in again
     # a different set-up is refused rather than mixed in
     env = {**os.environ, "WANDB_MODE": "offline"}
-    other = [f if f != "100" else "300" for f in flags]  # another attack budget
+    other = [f if f != "500" else "300" for f in flags]  # another attack budget
     result = subprocess.run(
         [sys.executable, str(REPORT), "--workdir", str(tmp_path / "c"), *other], cwd=tmp_path,
         env=env, capture_output=True, text=True, timeout=120,
