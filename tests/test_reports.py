@@ -162,7 +162,9 @@ def test_full_protocol_attacks_at_every_k_checks_and_resumes_from_committed_resu
             art_run.parent.parent, f"adversary/victim_return/{victim}/{attacked}"
         )
         assert pair["own"] == pytest.approx(values[steps > 0.8 * steps[-1]].mean())
-    assert "own_adversaries" not in json.loads((results / "naive_seed1.json").read_text())["summary"]
+    assert (
+        "own_adversaries" not in json.loads((results / "naive_seed1.json").read_text())["summary"]
+    )
     assert "| ART(k=1) | " + str(len(own)) + " | " in out  # the own-adversaries table
     assert "| ART(k=1) | " in out and "| ≈ 0 |" in out  # the Fig. 5 table
     defender = next((tmp_path / "a").glob("naive/seed1/runs/*/checkpoints/final.safetensors"))
