@@ -641,7 +641,7 @@ if __name__ == "__main__":
                 rows[m]["own_adversary_gap"] = mean_se(gaps)
                 lines.append(
                     f"| {METHODS[m][0]} | {len(ps)} | {np.mean([p['own'] for p in ps]):.1f} | "
-                    f"{np.mean([p['fresh'] for p in ps]):.1f} | {fmt(*mean_se(gaps))} "
+                    f"{np.mean([p['fresh'] for p in ps]):.1f} | {fmt(*rows[m]['own_adversary_gap'])} "
                     f"({min(gaps):+.1f}, {max(gaps):+.1f}) |"
                 )
         extra_tables.append("\n".join(lines))
