@@ -366,6 +366,14 @@ def train_and_attack(args, method, seed, stage, agents):
     return summary
 
 
+def window(steps, values, back=0):
+    """The values logged in a run's ``back``-th ``PLATEAU_WINDOW`` of steps, counted from its
+    end (0: the last)."""
+    end = steps[-1]
+    low, high = end * (1 - (back + 1) * PLATEAU_WINDOW), end * (1 - back * PLATEAU_WINDOW)
+    return values[(steps > low) & (steps <= high)]
+
+
 def plateau(result):
     """The plateau check of one attacker from its training curve: the mean return of its
     adversaries over the last ``PLATEAU_WINDOW`` of its run and over the window before, the
@@ -382,11 +390,7 @@ def plateau(result):
     if not curves:
         return None
     steps, values = curves[0][0], np.mean([v for _, v in curves], axis=0)
-    end = steps[-1]
-    last = values[steps > end * (1 - PLATEAU_WINDOW)]
-    before = values[
-        (steps > end * (1 - 2 * PLATEAU_WINDOW)) & (steps <= end * (1 - PLATEAU_WINDOW))
-    ]
+    last, before = window(steps, values), window(steps, values, back=1)
     if not len(last) or not len(before):
         return None
     gain = (last.mean() - before.mean()) / max(abs(before.mean()), 1e-9)
@@ -414,8 +418,7 @@ def own_adversaries(defender, summary, ks):
             steps, values = logged_scalars(run_dir, tag)
             if not len(values):
                 continue
-            last = values[steps > steps[-1] * (1 - PLATEAU_WINDOW)]
-            own[scenario] = {"own": float(last.mean()), "fresh": -check["last"]}
+            own[scenario] = {"own": float(window(steps, values).mean()), "fresh": -check["last"]}
     return own
 
 
